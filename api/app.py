@@ -1,0 +1,51 @@
+"""The FastAPI application: wires settings, the database, the error shape and the routers.
+
+Routers are added here and nowhere else; each module (OGC API, tiles, land, planning, pipeline,
+emergency, the web map) contributes one router and does its work in its layer package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import layers  # noqa: F401  (declares every layer in the registry)
+from api import errors
+from api.routes import health
+from gis.db import database_url, make_engine, read_url
+from gis.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Pools are created in the lifespan, not at import time."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(database_url(settings), pool_size=settings.database.pool_size)
+        app.state.read_engine = (
+            make_engine(read_url(settings), pool_size=settings.database.pool_size)
+            if settings.database.read_database_url else app.state.engine
+        )
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+            if app.state.read_engine is not app.state.engine:
+                app.state.read_engine.dispose()
+
+    app = FastAPI(
+        title="govgis",
+        description="城市政府地理信息服务 — cadastre, land use, pipelines and emergency resources",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url=None,  # Swagger UI would load from a CDN; the API definition is served at /api
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(health.router)
+    return app

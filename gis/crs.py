@@ -1,0 +1,121 @@
+"""Coordinate reference systems: parse what clients send, map it to a PostGIS SRID, transform.
+
+China first: CGCS2000 (EPSG:4490) and its Gauss-Krüger zones (EPSG:4513–4554) are ordinary EPSG
+codes here, and a city's local grid (PROJ or WKT text) is registered in ``spatial_ref_sys`` under a
+custom SRID at database creation. GeoJSON output defaults to CRS84 (lon/lat, RFC 7946).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pyproj
+from pyproj.exceptions import CRSError
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gis.errors import UnknownCRS
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
+_EPSG_URI_RE = re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/[^/]+/(\d+)$", re.I)
+_EPSG_URN_RE = re.compile(r"^urn:ogc:def:crs:EPSG:[^:]*:(\d+)$", re.I)
+_CRS84_FORMS = {
+    CRS84_URI.lower(),
+    "https://www.opengis.net/def/crs/ogc/1.3/crs84",
+    "urn:ogc:def:crs:ogc:1.3:crs84",
+    "crs84",
+    "ogc:crs84",
+}
+
+
+def is_crs84(value: str) -> bool:
+    return value.strip().lower() in _CRS84_FORMS
+
+
+@lru_cache(maxsize=256)
+def parse_crs(value: str) -> pyproj.CRS:
+    """A pyproj CRS from an EPSG code, OGC URI/URN, CRS84, PROJ string or WKT.
+
+    Raises UnknownCRS with a hint when pyproj cannot make sense of it.
+    """
+    text_value = value.strip()
+    if not text_value:
+        raise UnknownCRS("empty CRS: give an EPSG code such as EPSG:4490 or an OGC CRS URI")
+    if is_crs84(text_value):
+        return pyproj.CRS.from_user_input("OGC:CRS84")
+    for pattern in (_EPSG_URI_RE, _EPSG_URN_RE):
+        match = pattern.match(text_value)
+        if match:
+            text_value = f"EPSG:{match.group(1)}"
+    if text_value.isdigit():
+        text_value = f"EPSG:{text_value}"
+    try:
+        return pyproj.CRS.from_user_input(text_value)
+    except CRSError:
+        raise UnknownCRS(
+            f"unknown CRS {value!r}: use an EPSG code (EPSG:4490 CGCS2000, EPSG:4548 CGCS2000 GK CM 117°E, "
+            f"EPSG:4326 WGS84), an OGC URI ({CRS84_URI}), or PROJ/WKT text"
+        ) from None
+
+
+def crs_uri(srid: int) -> str:
+    """The OGC URI for an SRID, as used in collection metadata and Content-Crs."""
+    return EPSG_URI.format(code=srid)
+
+
+def srid_of(value: str, storage_crs: str, storage_srid: int) -> int:
+    """The PostGIS SRID that stands for a client-given CRS.
+
+    CRS84 maps to 4326: PostGIS always keeps lon/lat order, so the two differ only in the axis order a
+    client expects, which the API handles when it writes coordinates out. The storage CRS (which may be
+    a local grid known to PostGIS only by its custom SRID) maps to the storage SRID.
+    """
+    if is_crs84(value):
+        return 4326
+    crs = parse_crs(value)
+    if value.strip() == storage_crs.strip() or crs == parse_crs(storage_crs):
+        return storage_srid
+    epsg = crs.to_epsg(min_confidence=90)
+    if epsg is None:
+        raise UnknownCRS(
+            f"CRS {value!r} has no EPSG code and is not this city's storage CRS; "
+            "send coordinates in an EPSG CRS or in the storage CRS"
+        )
+    return epsg
+
+
+def lonlat_first(srid: int) -> bool:
+    """False when the CRS's authority axis order is north first (EPSG:4326, 4490, CGCS2000 GK zones).
+
+    OGC API Features Part 2 says coordinates in a `crs` other than CRS84 follow the authority's axis
+    order, so a CGCS2000 GK zone is written northing first, as Chinese surveyors expect.
+    """
+    try:
+        axes = pyproj.CRS.from_epsg(srid).axis_info
+    except CRSError:
+        return True
+    return not (axes and axes[0].direction.lower() in ("north", "south"))
+
+
+@lru_cache(maxsize=64)
+def transformer(source: str, target: str) -> pyproj.Transformer:
+    """A cached always-x/y (lon/lat, easting/northing) transformer between two CRS strings."""
+    return pyproj.Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+
+
+def register_custom_crs(conn: Connection, srid: int, crs_text: str) -> None:
+    """Put a local grid into spatial_ref_sys so PostGIS can store and reproject it.
+
+    Idempotent; called when the database is created. EPSG SRIDs are already in PostGIS.
+    """
+    crs = parse_crs(crs_text)
+    conn.execute(
+        text(
+            "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
+            "VALUES (:srid, 'GOVGIS', :srid, :wkt, :proj) "
+            "ON CONFLICT (srid) DO UPDATE SET srtext = EXCLUDED.srtext, proj4text = EXCLUDED.proj4text"
+        ),
+        {"srid": srid, "wkt": crs.to_wkt("WKT1_GDAL"), "proj": crs.to_proj4()},
+    )

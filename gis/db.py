@@ -1,0 +1,98 @@
+"""Database connections: which URL, engines, and creating a PostGIS database.
+
+Engines are made by whoever owns a process's lifetime (the API lifespan, the CLI, the test session);
+nothing connects at import time. A unit of work is one transaction: ``with engine.begin() as conn``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import URL, Engine
+
+from gis.crs import register_custom_crs
+from gis.settings import PROJECT_ROOT, Settings
+
+PGDATA = Path(os.environ.get("GOVGIS_PGDATA", PROJECT_ROOT / ".pgdata"))
+SOCKET_DIR = PGDATA / "run"
+EMBEDDED_PORT = 5432  # names the socket file only: the embedded cluster does not listen on TCP
+EMBEDDED_USER = "govgis"
+EMBEDDED_DB = "govgis"
+
+
+def embedded_url(database: str = EMBEDDED_DB) -> URL:
+    """URL of the project-local cluster's Unix socket."""
+    return URL.create(
+        "postgresql+psycopg2",
+        username=EMBEDDED_USER,
+        database=database,
+        query={"host": str(SOCKET_DIR), "port": str(EMBEDDED_PORT)},
+    )
+
+
+def database_url(settings: Settings) -> URL:
+    """The primary database: GOVGIS_DATABASE_URL if set, else the embedded cluster."""
+    if settings.database.database_url:
+        url = make_url(settings.database.database_url)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg2")
+        return url
+    return embedded_url()
+
+
+def read_url(settings: Settings) -> URL:
+    """Where read-only queries go: a replica if configured, else the primary."""
+    if settings.database.read_database_url:
+        return make_url(settings.database.read_database_url).set(drivername="postgresql+psycopg2")
+    return database_url(settings)
+
+
+def make_engine(url: URL, *, pool_size: int = 8, application_name: str = "govgis") -> Engine:
+    """An engine with a pool, pre-ping and a session timezone of UTC."""
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"application_name": application_name, "options": "-c timezone=UTC"},
+    )
+
+
+def ensure_database(url: URL, settings: Settings) -> bool:
+    """Create the database with PostGIS and pgRouting if it does not exist. True when created.
+
+    Also registers a custom storage CRS (a city's local grid) in spatial_ref_sys.
+    """
+    admin = make_engine(url.set(database="postgres"), pool_size=1, application_name="govgis-admin")
+    created = False
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database})
+            if exists.scalar() is None:
+                # identifiers cannot be bound; the name comes from our own settings, quoted anyway
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+                created = True
+    finally:
+        admin.dispose()
+    engine = make_engine(url, pool_size=1, application_name="govgis-admin")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgrouting"))
+            if settings.spatial.storage_crs.strip().upper() != f"EPSG:{settings.storage_srid}":
+                register_custom_crs(conn, settings.storage_srid, settings.spatial.storage_crs)
+    finally:
+        engine.dispose()
+    return created
+
+
+def drop_database(url: URL) -> None:
+    """Drop a (throw-away) database, ending its other sessions first."""
+    admin = make_engine(url.set(database="postgres"), pool_size=1, application_name="govgis-admin")
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

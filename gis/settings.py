@@ -1,0 +1,155 @@
+"""Settings for every govgis process, read once from the environment (prefix ``GOVGIS_``).
+
+Each concern has its own small class; ``get_settings()`` validates them all at start-up so a bad
+value stops the service with a message a person can act on, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gis.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# First SRID of the range PostGIS leaves to users; a city's local grid is registered under it.
+CUSTOM_SRID_DEFAULT = 990001
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the PostGIS database is. Empty URL means the project's own embedded cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of an existing PostGIS; empty = the embedded cluster under .pgdata/",
+    )
+    read_database_url: str = Field(
+        default="", description="Optional read-only replica URL; reads go there, writes to the primary."
+    )
+    pool_size: int = Field(default=8, ge=1, le=200)
+
+    @field_validator("database_url", "read_database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+            raise ValueError(
+                "must be a PostgreSQL URL such as postgresql://user@host:5432/govgis "
+                "(govgis needs PostGIS; other databases are not supported)"
+            )
+        return value.replace("postgres://", "postgresql://", 1)
+
+
+class SpatialSettings(BaseSettings):
+    """The city's coordinate system and extent."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    storage_crs: str = Field(
+        default="EPSG:4548",
+        description="CRS geometries are stored in: an EPSG code, or PROJ/WKT text for a local grid.",
+    )
+    storage_srid: int | None = Field(
+        default=None,
+        description="SRID to register a custom (PROJ/WKT) storage CRS under; derived for EPSG codes.",
+    )
+    # lon/lat (CGCS2000 ≈ WGS84 for this purpose) box every stored geometry must fall inside.
+    city_bounds: tuple[float, float, float, float] = (117.85, 24.20, 118.55, 24.95)
+    city_name: str = "厦门市"
+
+    @field_validator("city_bounds", mode="before")
+    @classmethod
+    def _parse_bounds(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in value.replace(" ", "").split(",") if p]
+            if len(parts) != 4:
+                raise ValueError("give four numbers: min_lon,min_lat,max_lon,max_lat")
+            return tuple(float(p) for p in parts)
+        return value
+
+    @field_validator("city_bounds")
+    @classmethod
+    def _sane_bounds(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        min_lon, min_lat, max_lon, max_lat = value
+        if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
+            raise ValueError(
+                f"{value} is not a lon/lat box: need -180 ≤ min_lon < max_lon ≤ 180 and "
+                "-90 ≤ min_lat < max_lat ≤ 90, e.g. 117.85,24.20,118.55,24.95"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_srid(self) -> SpatialSettings:
+        from gis.crs import parse_crs  # local: crs imports settings lazily too
+
+        crs = parse_crs(self.storage_crs)
+        epsg = crs.to_epsg(min_confidence=100)
+        if epsg is not None and self.storage_crs.strip().upper().startswith(("EPSG:", "URN:", "HTTP")):
+            if self.storage_srid not in (None, epsg):
+                raise ValueError(f"storage_srid {self.storage_srid} contradicts storage_crs EPSG:{epsg}")
+            self.storage_srid = epsg
+        elif self.storage_srid is None:
+            self.storage_srid = CUSTOM_SRID_DEFAULT
+        if not crs.is_projected:
+            raise ValueError(
+                f"storage_crs {self.storage_crs!r} is geographic; govgis stores geometries in a projected "
+                "CRS so lengths and areas are metres (for Xiamen use EPSG:4548, CGCS2000 GK CM 117°E)"
+            )
+        return self
+
+
+class ServiceSettings(BaseSettings):
+    """The HTTP service and the limits it enforces on clients."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_items: int = Field(default=10_000, ge=1, description="Largest page an items request returns.")
+    default_items: int = Field(default=100, ge=1)
+    max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_upload_features: int = Field(default=2_000_000, ge=1)
+    max_query_vertices: int = Field(default=100_000, ge=4, description="Vertices in a posted geometry.")
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per key per minute.")
+    external_basemap_url: str = Field(
+        default="", description="Optional external raster tile URL (e.g. 天地图 with key). Off by default."
+    )
+    language: str = Field(default="zh", pattern="^(zh|en)$")
+
+    @model_validator(mode="after")
+    def _pages(self) -> ServiceSettings:
+        if self.default_items > self.max_items:
+            raise ValueError(f"default_items ({self.default_items}) exceeds max_items ({self.max_items})")
+        return self
+
+
+class Settings:
+    """All settings, validated together."""
+
+    def __init__(self) -> None:
+        self.database = DatabaseSettings()
+        self.spatial = SpatialSettings()
+        self.service = ServiceSettings()
+
+    @property
+    def storage_srid(self) -> int:
+        assert self.spatial.storage_srid is not None  # resolved by the validator
+        return self.spatial.storage_srid
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The validated settings; raises ConfigError naming the variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "GOVGIS_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "GOVGIS_*"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid settings — " + "; ".join(problems)) from None

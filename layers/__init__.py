@@ -1,0 +1,14 @@
+"""The four layer families. Importing this package declares every layer in gis.registry.REGISTRY.
+
+Each family is a package with the same files: ``models.py`` (tables), ``layers.py`` (registry
+declarations) and, as its module grows, ``repository.py`` (its SQL), ``service.py`` (its analyses)
+and ``schemas.py`` (its request/response shapes). A family never imports another family's internals.
+"""
+
+from gis.registry import REGISTRY
+from layers.cadastre import layers as _cadastre  # noqa: F401
+from layers.emergency import layers as _emergency  # noqa: F401
+from layers.landuse import layers as _landuse  # noqa: F401
+from layers.pipeline import layers as _pipeline  # noqa: F401
+
+__all__ = ["REGISTRY"]

@@ -1,0 +1,1 @@
+"""cadastre layer family."""

@@ -1,0 +1,1 @@
+"""landuse layer family."""

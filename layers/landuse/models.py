@@ -1,0 +1,87 @@
+"""Land-use tables: survey patches (图斑), planning zones, control lines, base land-price zones.
+
+A code is always stored with its classification system (GB/T 21010-2017, the third national land
+survey's working classification, or the 2023 用地用海分类指南): the same digits mean different
+things in different systems.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+
+SYSTEMS = ("GB/T 21010-2017", "三调工作分类", "用地用海分类指南(2023)")
+CONTROL_LINE_KINDS = ("permanent_basic_farmland", "ecological_red_line", "urban_development_boundary")
+
+survey_patches = sa.Table(
+    "landuse_survey_patches",
+    METADATA,
+    *feature_columns(),
+    sa.Column("patch_no", sa.Text, nullable=False, comment="图斑编号"),
+    sa.Column("survey_year", sa.SmallInteger, nullable=False, comment="调查年度"),
+    sa.Column("class_system", sa.Text, nullable=False, server_default="三调工作分类", comment="分类体系"),
+    sa.Column("class_code", sa.String(6), nullable=False, comment="地类编码"),
+    sa.Column("class_name", sa.Text, comment="地类名称"),
+    sa.Column("settlement_code", sa.String(3), comment="城镇村属性码 201–205"),
+    sa.Column("ownership", sa.Text, comment="权属性质"),
+    sa.Column("district", sa.String(6), nullable=False, comment="行政区代码"),
+    sa.Column("ellipsoidal_area", sa.Float, nullable=False, comment="椭球面积 m²"),
+    sa.Column("plane_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="平面面积 m²"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("class_system IN (" + ",".join(f"'{s}'" for s in SYSTEMS) + ")", name="system_known"),
+    sa.CheckConstraint("class_code ~ '^[0-9]{2}([0-9A-Z]{2})?$'", name="class_code_format"),
+    sa.CheckConstraint("settlement_code IS NULL OR settlement_code IN ('201','202','203','204','205')",
+                       name="settlement_known"),
+    sa.CheckConstraint("survey_year BETWEEN 1980 AND 2100", name="year_sane"),
+    sa.CheckConstraint("ellipsoidal_area > 0", name="area_positive"),
+    valid_geometry_check("landuse_survey_patches"),
+)
+sa.Index("ix_landuse_survey_year_code", survey_patches.c.survey_year, survey_patches.c.class_code)
+sa.Index("uq_landuse_survey_patch", survey_patches.c.survey_year, survey_patches.c.patch_no, unique=True)
+
+planning_zones = sa.Table(
+    "landuse_planning_zones",
+    METADATA,
+    *feature_columns(),
+    sa.Column("plan_name", sa.Text, nullable=False, comment="规划名称"),
+    sa.Column("plan_year", sa.SmallInteger, nullable=False, comment="规划目标年"),
+    sa.Column("class_system", sa.Text, nullable=False, server_default="用地用海分类指南(2023)"),
+    sa.Column("class_code", sa.String(6), nullable=False, comment="规划用地代码"),
+    sa.Column("class_name", sa.Text),
+    sa.Column("district", sa.String(6), nullable=False),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("class_system IN (" + ",".join(f"'{s}'" for s in SYSTEMS) + ")", name="system_known"),
+    valid_geometry_check("landuse_planning_zones"),
+)
+
+control_lines = sa.Table(
+    "landuse_control_lines",
+    METADATA,
+    *feature_columns(),
+    sa.Column("kind", sa.Text, nullable=False, comment="控制线类型"),
+    sa.Column("zone_type", sa.Text, comment="分区 (生态保护红线: core/general)"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("approved_on", sa.Date, comment="批准日期"),
+    sa.Column("approval_no", sa.Text, comment="批准文号"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("kind IN (" + ",".join(f"'{k}'" for k in CONTROL_LINE_KINDS) + ")", name="kind_known"),
+    sa.CheckConstraint("zone_type IS NULL OR zone_type IN ('core','general')", name="zone_type_known"),
+    valid_geometry_check("landuse_control_lines"),
+)
+
+price_zones = sa.Table(
+    "landuse_price_zones",
+    METADATA,
+    *feature_columns(),
+    sa.Column("land_class", sa.Text, nullable=False, comment="用途 commercial/residential/industrial/public"),
+    sa.Column("grade", sa.SmallInteger, nullable=False, comment="级别"),
+    sa.Column("price_per_m2", sa.Numeric(12, 2), nullable=False, comment="基准地价 元/m²"),
+    sa.Column("base_date", sa.Date, nullable=False, comment="估价期日"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("land_class IN ('commercial','residential','industrial','public')", name="class_known"),
+    sa.CheckConstraint("price_per_m2 > 0", name="price_positive"),
+    valid_geometry_check("landuse_price_zones"),
+)
+
+TABLES = (survey_patches, planning_zones, control_lines, price_zones)

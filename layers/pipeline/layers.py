@@ -1,0 +1,34 @@
+"""Pipeline layers in the registry."""
+
+from gis.registry import REGISTRY, Access, Layer
+from layers.pipeline.models import customers, nodes, pipes
+
+DEPARTMENT = "市政公用事业局"
+# CJJ 61 survey colours per utility (domain.md says verify: kept here as data the map reads)
+UTILITY_COLORS = {"water": "#00a0e9", "drainage": "#8b5a2b", "storm": "#8b5a2b", "sewer": "#8b5a2b",
+                  "gas": "#ff69b4", "heat": "#ff8c00", "power": "#e60012", "telecom": "#00a651",
+                  "industrial": "#000000"}
+
+PIPES = REGISTRY.add(Layer(
+    id="pipeline_pipes", title_zh="地下管线", title_en="Pipes",
+    table=pipes, family="pipeline", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("code", "material"), map_fields=("code", "network_id", "diameter_mm", "material"),
+    read_only=("id", "version", "created_at", "updated_at", "length_m"),
+    required=("network_id", "code"),
+    style={"kind": "line", "by": "utility", "colors": UTILITY_COLORS, "min_zoom": 13},
+))
+NODES = REGISTRY.add(Layer(
+    id="pipeline_nodes", title_zh="管线节点与阀门", title_en="Pipe nodes and valves",
+    table=nodes, family="pipeline", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("code", "kind"), map_fields=("code", "kind", "valve_state", "network_id"),
+    required=("network_id", "code", "kind"),
+    style={"kind": "point", "by": "kind", "min_zoom": 15},
+))
+CUSTOMERS = REGISTRY.add(Layer(
+    id="pipeline_customers", title_zh="管网用户", title_en="Customers",
+    table=customers, family="pipeline", department=DEPARTMENT, access=Access.RESTRICTED,
+    searchable=("account_no", "name", "address"), personal=("contact_name", "contact_phone"),
+    map_fields=("account_no", "category", "network_id"),
+    required=("network_id", "account_no", "name"),
+    style={"kind": "point", "by": "category", "cluster": True, "min_zoom": 15},
+))

@@ -1,0 +1,123 @@
+"""Underground pipeline tables: networks, nodes, pipes, customers, repair records.
+
+Pipes and nodes form a topological network per utility (pipe.from_node → pipe.to_node). Isolation
+valves are nodes of kind ``isolation_valve`` with a state; control valves (PRV, check valves) are a
+different kind because they are not isolation barriers. Sources and tanks feed the network.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+
+UTILITIES = ("water", "drainage", "storm", "sewer", "gas", "heat", "power", "telecom", "industrial")
+NODE_KINDS = ("junction", "isolation_valve", "control_valve", "hydrant", "tee", "meter", "source", "tank",
+              "pump", "end")
+VALVE_STATES = ("open", "closed", "inoperable")
+CUSTOMER_CATEGORIES = ("residential", "commercial", "industrial", "hospital", "school", "government",
+                       "fire", "other")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ",".join(f"'{v}'" for v in values) + ")"
+
+
+networks = sa.Table(
+    "pipeline_networks",
+    METADATA,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("utility", sa.Text, nullable=False, comment="管线类别"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("operator", sa.Text, comment="权属单位"),
+    sa.Column("snap_tolerance_m", sa.Float, nullable=False, server_default="0.05"),
+    sa.CheckConstraint(_in("utility", UTILITIES), name="utility_known"),
+    sa.UniqueConstraint("name"),
+)
+
+nodes = sa.Table(
+    "pipeline_nodes",
+    METADATA,
+    *feature_columns(),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("code", sa.Text, nullable=False, comment="编号"),
+    sa.Column("kind", sa.Text, nullable=False, comment="节点类型"),
+    sa.Column("valve_state", sa.Text, comment="阀门状态 open/closed/inoperable"),
+    sa.Column("control_type", sa.Text, comment="控制阀类型 PRV/PSV/FCV/TCV/check"),
+    sa.Column("diameter_mm", sa.Integer, comment="口径 mm"),
+    sa.Column("last_exercised", sa.Date, comment="最近启闭检查"),
+    sa.Column("access_note", sa.Text, comment="位置说明"),
+    sa.Column("ground_elevation_m", sa.Float, comment="地面高程 m"),
+    sa.Column("install_year", sa.SmallInteger),
+    geometry_column("Point"),
+    sa.CheckConstraint(_in("kind", NODE_KINDS), name="kind_known"),
+    sa.CheckConstraint("(kind = 'isolation_valve') = (valve_state IS NOT NULL)", name="valve_state_iff_valve"),
+    sa.CheckConstraint("valve_state IS NULL OR " + _in("valve_state", VALVE_STATES), name="valve_state_known"),
+    sa.UniqueConstraint("network_id", "code"),
+)
+sa.Index("ix_pipeline_nodes_network_kind", nodes.c.network_id, nodes.c.kind)
+
+pipes = sa.Table(
+    "pipeline_pipes",
+    METADATA,
+    *feature_columns(),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("code", sa.Text, nullable=False, comment="编号"),
+    sa.Column("from_node", sa.BigInteger, sa.ForeignKey("pipeline_nodes.id"), comment="起点"),
+    sa.Column("to_node", sa.BigInteger, sa.ForeignKey("pipeline_nodes.id"), comment="终点"),
+    sa.Column("material", sa.Text, comment="材质"),
+    sa.Column("diameter_mm", sa.Integer, comment="管径 mm"),
+    sa.Column("install_year", sa.SmallInteger, comment="敷设年代"),
+    sa.Column("burial_depth_m", sa.Float, comment="埋深 m (管顶)"),
+    sa.Column("pressure_class", sa.Text, comment="压力级别"),
+    sa.Column("status", sa.Text, nullable=False, server_default="in_service"),
+    sa.Column("length_m", sa.Float, sa.Computed("ST_Length(geom)", persisted=True), comment="长度 m"),
+    geometry_column("LineString"),
+    sa.CheckConstraint("status IN ('in_service','abandoned','planned')", name="status_known"),
+    sa.CheckConstraint("diameter_mm IS NULL OR diameter_mm > 0", name="diameter_positive"),
+    sa.CheckConstraint("burial_depth_m IS NULL OR burial_depth_m >= 0", name="depth_positive"),
+    valid_geometry_check("pipeline_pipes"),
+    sa.UniqueConstraint("network_id", "code"),
+)
+sa.Index("ix_pipeline_pipes_from", pipes.c.from_node)
+sa.Index("ix_pipeline_pipes_to", pipes.c.to_node)
+sa.Index("ix_pipeline_pipes_network", pipes.c.network_id)
+
+customers = sa.Table(
+    "pipeline_customers",
+    METADATA,
+    *feature_columns(),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("account_no", sa.Text, nullable=False, comment="用户编号"),
+    sa.Column("name", sa.Text, nullable=False, comment="用户名称"),
+    sa.Column("category", sa.Text, nullable=False, server_default="residential", comment="用户类别"),
+    sa.Column("node_id", sa.BigInteger, sa.ForeignKey("pipeline_nodes.id"), comment="接入点"),
+    sa.Column("address", sa.Text, comment="地址"),
+    sa.Column("contact_name", sa.Text, comment="联系人"),
+    sa.Column("contact_phone", sa.Text, comment="联系电话"),
+    sa.Column("households", sa.Integer, nullable=False, server_default="1", comment="户数"),
+    sa.Column("parcel_code", sa.String(19), comment="所在宗地"),
+    geometry_column("Point"),
+    sa.CheckConstraint(_in("category", CUSTOMER_CATEGORIES), name="category_known"),
+    sa.UniqueConstraint("network_id", "account_no"),
+)
+sa.Index("ix_pipeline_customers_node", customers.c.node_id)
+
+repairs = sa.Table(
+    "pipeline_repairs",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("pipe_id", sa.BigInteger, sa.ForeignKey("pipeline_pipes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("repaired_on", sa.Date, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="burst/leak/corrosion/replacement/other"),
+    sa.Column("description", sa.Text),
+    sa.Column("crew", sa.Text),
+    sa.Column("cost_yuan", sa.Numeric(12, 2)),
+    sa.CheckConstraint("kind IN ('burst','leak','corrosion','replacement','other')", name="kind_known"),
+)
+sa.Index("ix_pipeline_repairs_pipe", repairs.c.pipe_id)
+
+TABLES = (networks, nodes, pipes, customers, repairs)

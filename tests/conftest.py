@@ -1,0 +1,91 @@
+"""Test fixtures: a throw-away PostGIS database on the embedded cluster (or GOVGIS_DATABASE_URL's
+server), migrated to head, with the demo city loaded once per session.
+
+No test may be skipped: a skipped database test would hide a broken set-up, so the run fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from gis import migrate
+from gis.db import database_url, drop_database, ensure_database, make_engine
+from gis.settings import get_settings
+
+# The demo city the tests share: small enough to load in seconds, big enough for every module.
+TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    base = database_url(get_settings())
+    name = f"govgis_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = base.set(database=name)
+    config._govgis_test_url = url  # type: ignore[attr-defined]
+    os.environ["GOVGIS_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    get_settings.cache_clear()
+    ensure_database(url, get_settings())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    url = getattr(config, "_govgis_test_url", None)
+    if url is not None and not os.environ.get("GOVGIS_KEEP_TEST_DB"):
+        drop_database(url)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped:
+        terminalreporter.write_line(
+            f"FAILED: {len(skipped)} test(s) were skipped; in govgis a skipped test is a failure "
+            "(a missing database, browser or tool must be installed, not skipped)", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.stats.get("skipped") and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """An engine on the migrated throw-away database."""
+    eng = make_engine(database_url(get_settings()), pool_size=4)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_city(engine: Engine) -> Engine:
+    """The engine, with the demo city loaded (once per session)."""
+    from sqlalchemy import text
+
+    from data import democity
+
+    with engine.connect() as conn:
+        loaded = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar()
+    if not loaded:
+        democity.load(engine, size=TEST_DEMO_SIZE, seed=20261122, progress=False)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def app(demo_city: Engine):
+    from api.app import create_app
+
+    return create_app(get_settings())
+
+
+@pytest.fixture(scope="session")
+def client(app) -> Iterator:
+    """A TestClient over the whole app (lifespan run once for the session)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
