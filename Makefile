@@ -10,10 +10,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_ENV := DEBIAN_FRONTEND=noninteractive
 # Debian packages the service needs, and the ones only the tests and the map's assets need
 SERVER_PKGS := postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting
-TEST_PKGS := gdal-bin chromium fonts-noto-cjk nodejs npm
+TEST_PKGS := gdal-bin chromium fonts-noto-cjk
 STAMP := .venv/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help run test stop deps test-deps db assets lint bench-import
+.PHONY: help run test stop deps test-deps node db assets lint
 
 help:
 	@echo "make run    — set up everything and serve http://127.0.0.1:8000 (map at /map)"
@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[test]' || { echo "[govgis] ERROR: pip install failed (see above)"; exit 1; }
 	@rm -f .venv/.installed-*; touch $(STAMP)
 
-test-deps: deps
+test-deps: deps node
 	@missing=""; for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "[govgis] installing Debian packages for the tests:$$missing"; \
@@ -45,7 +45,15 @@ test-deps: deps
 	    || { echo "[govgis] ERROR: apt-get failed for$$missing"; exit 1; }; \
 	fi
 
-assets: deps
+# Node.js/npm install the map's front-end packages; any node ≥ 18 on PATH will do, else Debian's.
+node:
+	@if ! command -v npm >/dev/null; then \
+	  echo "[govgis] installing Node.js and npm from Debian (for the map's front-end packages)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) $(APT_ENV) apt-get install -y -qq nodejs npm >/dev/null \
+	    || { echo "[govgis] ERROR: could not install nodejs/npm: install Node.js 18+ by hand"; exit 1; }; \
+	fi
+
+assets: deps node
 	@if [ -f webmap/assets.py ]; then $(PY) -m webmap.assets; fi
 
 # --- database ---------------------------------------------------------------------------------
