@@ -1,0 +1,182 @@
+"""All SQL of the cadastre family: parcel versions, registrations, lineage, history queries.
+
+Every function works on the caller's connection and never commits. Geometries go in and out as
+shapely objects in the storage CRS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.engine import Connection
+
+from gis.schema import storage_srid
+from layers.cadastre.models import lineage, parcels, registrations
+
+# attributes a version carries over from its predecessor (the rest is keys, times and computed)
+CARRIED = ("parcel_code", "unit_code", "right_holder", "holder_kind", "holder_id_number", "holder_phone",
+           "right_type", "landuse_system", "landuse_code", "address", "district", "registered_area", "status")
+CURRENT = sa.and_(parcels.c.valid_to.is_(None), parcels.c.recorded_to.is_(None))
+
+
+def _columns() -> list[Any]:
+    return [c for c in parcels.columns if c.name != "geom"] + [sa.func.ST_AsBinary(parcels.c.geom).label("wkb")]
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    row = dict(mapping)
+    wkb = row.pop("wkb", None)
+    row["geometry"] = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
+    return row
+
+
+def now(conn: Connection) -> dt.datetime:
+    """The transaction's time: every row a registration records carries the same record time."""
+    return conn.execute(sa.select(sa.func.now())).scalar_one()
+
+
+def current_parcels(conn: Connection, codes: list[str], *, lock: bool) -> dict[str, dict[str, Any]]:
+    """The live versions of some parcels by code (locked for update when ``lock``)."""
+    query = sa.select(*_columns()).where(CURRENT, parcels.c.parcel_code.in_(codes)).order_by(parcels.c.parcel_code)
+    if lock:
+        query = query.with_for_update(of=parcels)
+    return {r["parcel_code"]: _row(r) for r in conn.execute(query).mappings()}
+
+
+def ever_recorded(conn: Connection, code: str) -> bool:
+    return conn.execute(sa.select(sa.exists().where(parcels.c.parcel_code == code))).scalar_one()
+
+
+def close_version(conn: Connection, row: dict[str, Any], when: dt.datetime) -> None:
+    """End a live version at legal time ``when``, keeping what the register said until now.
+
+    The live row's record period closes now; a copy saying "valid until ``when``" is recorded from
+    now. So the register as recorded at any earlier time still answers as it did.
+    """
+    conn.execute(parcels.update().where(parcels.c.id == row["id"]).values(recorded_to=sa.func.now()))
+    copy = {name: row[name] for name in CARRIED}
+    copy.update(version=row["version"], valid_from=row["valid_from"], valid_to=when,
+                recorded_from=sa.func.now(), geom=from_shape(row["geometry"], srid=storage_srid()),
+                created_at=row["created_at"])
+    conn.execute(parcels.insert().values(copy))
+
+
+def insert_version(conn: Connection, values: dict[str, Any], geometry: BaseGeometry, when: dt.datetime,
+                   version: int) -> dict[str, Any]:
+    """Record a new live version valid from ``when``; returns it as read back."""
+    row = {name: values.get(name) for name in CARRIED if name in values}
+    row.update(valid_from=when, version=version, geom=from_shape(geometry, srid=storage_srid()))
+    new_id = conn.execute(parcels.insert().values(row).returning(parcels.c.id)).scalar_one()
+    return _row(conn.execute(sa.select(*_columns()).where(parcels.c.id == new_id)).mappings().one())
+
+
+def overlapping_live(conn: Connection, geometry: BaseGeometry, exclude: list[str],
+                     tolerance_m2: float) -> list[tuple[str, float]]:
+    """Live parcels (other than ``exclude``) that a geometry overlaps by more than the tolerance."""
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+    area = sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g))
+    query = (sa.select(parcels.c.parcel_code, area.label("area"))
+             .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g)))
+    if exclude:
+        query = query.where(parcels.c.parcel_code.not_in(exclude))
+    return [(r.parcel_code, float(r.area)) for r in conn.execute(query) if r.area > tolerance_m2]
+
+
+def insert_registration(conn: Connection, *, kind: str, codes: list[str], effective_at: dt.datetime,
+                        actor: str, certificate_no: str | None, note: str | None,
+                        detail: dict[str, Any]) -> int:
+    return conn.execute(registrations.insert().values(
+        kind=kind, parcel_codes=codes, effective_at=effective_at, actor=actor, certificate_no=certificate_no,
+        note=note, detail=detail).returning(registrations.c.id)).scalar_one()
+
+
+def insert_lineage(conn: Connection, edges: list[tuple[str, str]], kind: str, registration_id: int) -> None:
+    if edges:
+        conn.execute(lineage.insert(), [{"parent_code": p, "child_code": c, "kind": kind,
+                                         "registration_id": registration_id} for p, c in edges])
+
+
+# --- history queries -------------------------------------------------------------------------------
+
+def versions_of(conn: Connection, code: str) -> list[dict[str, Any]]:
+    """Every recorded row of a parcel, in legal then record order."""
+    query = (sa.select(*_columns()).where(parcels.c.parcel_code == code)
+             .order_by(parcels.c.valid_from, parcels.c.recorded_from, parcels.c.id))
+    return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def registrations_of(conn: Connection, code: str) -> list[dict[str, Any]]:
+    query = (sa.select(registrations).where(registrations.c.parcel_codes.any(code))
+             .order_by(registrations.c.effective_at, registrations.c.id))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+_LINEAGE_SQL = {
+    "ancestors": """
+        WITH RECURSIVE walk(parent_code, child_code, kind, registration_id, depth) AS (
+          SELECT parent_code, child_code, kind, registration_id, 1 FROM cadastre_lineage
+           WHERE child_code = :code AND parent_code <> child_code
+          UNION
+          SELECT l.parent_code, l.child_code, l.kind, l.registration_id, w.depth + 1
+            FROM cadastre_lineage l JOIN walk w ON l.child_code = w.parent_code
+           WHERE l.parent_code <> l.child_code AND w.depth < :max_depth)
+        SELECT parent_code, child_code, kind, registration_id, min(depth) AS depth FROM walk
+         GROUP BY 1, 2, 3, 4 ORDER BY depth, parent_code, child_code""",
+    "descendants": """
+        WITH RECURSIVE walk(parent_code, child_code, kind, registration_id, depth) AS (
+          SELECT parent_code, child_code, kind, registration_id, 1 FROM cadastre_lineage
+           WHERE parent_code = :code AND parent_code <> child_code
+          UNION
+          SELECT l.parent_code, l.child_code, l.kind, l.registration_id, w.depth + 1
+            FROM cadastre_lineage l JOIN walk w ON l.parent_code = w.child_code
+           WHERE l.parent_code <> l.child_code AND w.depth < :max_depth)
+        SELECT parent_code, child_code, kind, registration_id, min(depth) AS depth FROM walk
+         GROUP BY 1, 2, 3, 4 ORDER BY depth, parent_code, child_code""",
+}
+
+
+def lineage_edges(conn: Connection, code: str, direction: str, max_depth: int = 1000) -> list[dict[str, Any]]:
+    """Split/merge edges reachable from a parcel upwards (ancestors) or downwards (descendants)."""
+    rows = conn.execute(sa.text(_LINEAGE_SQL[direction]), {"code": code, "max_depth": max_depth}).mappings()
+    return [dict(r) for r in rows]
+
+
+def _area_filter(geometry: BaseGeometry | None, district: str | None) -> list[Any]:
+    clauses: list[Any] = []
+    if geometry is not None:
+        g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+        clauses += [parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g)]
+    if district is not None:
+        clauses.append(parcels.c.district == district)
+    return clauses
+
+
+def as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetime | None, *,
+          geometry: BaseGeometry | None = None, district: str | None = None, limit: int | None = None,
+          with_geometry: bool = True) -> list[dict[str, Any]]:
+    """Parcel versions valid at ``valid_at`` as the register stood at ``recorded_at`` (None: now)."""
+    from layers.cadastre.layers import PARCELS
+
+    columns = _columns() if with_geometry else [c for c in parcels.columns if c.name != "geom"]
+    query = (sa.select(*columns).where(PARCELS.as_of_clause(valid_at, recorded_at),
+                                       *_area_filter(geometry, district))
+             .order_by(parcels.c.parcel_code))
+    if limit is not None:
+        query = query.limit(limit)
+    rows = conn.execute(query).mappings()
+    return [_row(r) for r in rows] if with_geometry else [dict(r) for r in rows]
+
+
+def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetime | None, *,
+                geometry: BaseGeometry | None = None, district: str | None = None) -> tuple[int, float]:
+    from layers.cadastre.layers import PARCELS
+
+    query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(parcels.c.plane_area), 0.0)).where(
+        PARCELS.as_of_clause(valid_at, recorded_at), *_area_filter(geometry, district))
+    count, area = conn.execute(query).one()
+    return int(count), float(area)

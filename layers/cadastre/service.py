@@ -1,0 +1,446 @@
+"""Parcel registrations (城镇地籍管理) and history queries.
+
+Each registration kind is one function that runs inside the caller's transaction (never commits):
+it checks the rules, closes the old versions at the legal effective time, records the new ones,
+writes lineage and one registration row, and audits every parcel it touches. Any rule broken raises
+before the transaction commits, so a refused registration leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.engine import Connection
+
+from gis.access import Caller, mask_text, require_read, require_write, sees_personal_data
+from gis.errors import Conflict, InvalidGeometry, InvalidParameter, NotFound
+from gis.geometry import geometry_problem, promote
+from gis.writes import audit
+from layers.cadastre import codes
+from layers.cadastre import repository as repo
+from layers.cadastre.layers import PARCELS
+
+# Default tolerance for "exactly covers" and "does not overlap": survey coordinates are kept to the
+# centimetre, so slivers below a tenth of a square metre are rounding, not land.
+AREA_TOLERANCE_M2 = 0.1
+# A merge needs a shared boundary, not a touching corner: at least this long (metres).
+MIN_SHARED_BOUNDARY_M = 0.01
+
+ATTRIBUTE_FIELDS = ("right_type", "landuse_system", "landuse_code", "address", "district", "registered_area",
+                    "unit_code")
+HOLDER_FIELDS = ("right_holder", "holder_kind", "holder_id_number", "holder_phone")
+
+
+def _multipolygon(geometry: BaseGeometry, what: str) -> BaseGeometry:
+    problem = geometry_problem(geometry, "MultiPolygon")
+    if problem:
+        raise InvalidGeometry(f"{what}: {problem}")
+    return promote(geometry, "MultiPolygon")
+
+
+def _when(conn: Connection, effective_at: dt.datetime | None) -> dt.datetime:
+    when = effective_at or repo.now(conn)
+    if when.tzinfo is None:
+        raise InvalidParameter("effective_at needs a time zone (e.g. 2026-01-01T00:00:00+08:00)")
+    return when
+
+
+def _live(conn: Connection, parcel_codes: list[str]) -> dict[str, dict[str, Any]]:
+    for code in parcel_codes:
+        codes.parse_parcel_code(code)
+    if len(set(parcel_codes)) != len(parcel_codes):
+        raise InvalidParameter("a parcel code is listed twice")
+    rows = repo.current_parcels(conn, parcel_codes, lock=True)
+    missing = [c for c in parcel_codes if c not in rows]
+    if missing:
+        raise NotFound(f"no live parcel {', '.join(missing)}: it was never registered or has been retired")
+    return rows
+
+
+def _check_effective(rows: list[dict[str, Any]], when: dt.datetime) -> None:
+    for row in rows:
+        if when < row["valid_from"]:
+            raise InvalidParameter(
+                f"effective_at {when.isoformat()} is before parcel {row['parcel_code']}'s current version "
+                f"took effect ({row['valid_from'].isoformat()}): registrations apply in legal order")
+
+
+def _check_no_overlap(conn: Connection, geometry: BaseGeometry, exclude: list[str], tolerance: float,
+                      what: str) -> None:
+    clashes = repo.overlapping_live(conn, geometry, exclude, tolerance)
+    if clashes:
+        listed = ", ".join(f"{code} ({area:.2f} m²)" for code, area in clashes[:10])
+        raise Conflict(f"{what} overlaps live parcel(s) {listed} by more than {tolerance} m²: correct the "
+                       "boundary, or register a boundary adjustment of the neighbour first",
+                       overlaps=[{"parcel_code": c, "area_m2": round(a, 3)} for c, a in clashes])
+
+
+def _result(registration_id: int, kind: str, when: dt.datetime, created: list[dict[str, Any]],
+            retired: list[str], changed: list[str]) -> dict[str, Any]:
+    return {"registration_id": registration_id, "kind": kind, "effective_at": when.isoformat(),
+            "created": [r["parcel_code"] for r in created], "retired": retired, "changed": changed,
+            "parcels": [{"parcel_code": r["parcel_code"], "unit_code": r["unit_code"], "version": r["version"],
+                         "plane_area": r["plane_area"]} for r in created]}
+
+
+def _audit(conn: Connection, caller: Caller, code: str, before: dict[str, Any] | None,
+           after: dict[str, Any] | None, registration_id: int, kind: str) -> None:
+    def snap(row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        out = {k: v for k, v in row.items() if k != "geometry"}
+        out["geom"] = row["geometry"].wkt if row.get("geometry") is not None else None
+        return out
+
+    audit(conn, caller, PARCELS.id, code, "registration", snap(before), snap(after),
+          {"registration_id": registration_id, "kind": kind})
+
+
+def register_initial(conn: Connection, caller: Caller, *, sub_district: str, ownership: str,
+                     parcel_type: str, attributes: dict[str, Any], geometry: BaseGeometry,
+                     effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                     note: str | None = None, tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
+    """首次登记: a new parcel with a newly issued code; must not overlap any live parcel."""
+    require_write(caller, PARCELS)
+    when = _when(conn, effective_at)
+    geometry = _multipolygon(geometry, "the parcel boundary")
+    _check_no_overlap(conn, geometry, [], tolerance_m2, "the new parcel")
+    [code] = codes.next_parcel_codes(conn, sub_district, ownership, parcel_type)
+    values = _attributes(attributes, required=True)
+    values["parcel_code"] = code
+    values["unit_code"] = codes.unit_code(code)
+    reg = repo.insert_registration(conn, kind="initial", codes=[code], effective_at=when, actor=caller.name,
+                                   certificate_no=certificate_no, note=note, detail={})
+    row = repo.insert_version(conn, values, geometry, when, version=1)
+    _audit(conn, caller, code, None, row, reg, "initial")
+    return _result(reg, "initial", when, [row], [], [])
+
+
+def _attributes(attributes: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    allowed = set(ATTRIBUTE_FIELDS) | set(HOLDER_FIELDS)
+    unknown = sorted(set(attributes) - allowed)
+    if unknown:
+        raise InvalidParameter(f"unknown parcel attribute(s) {', '.join(unknown)}; allowed: "
+                               f"{', '.join(sorted(allowed))}")
+    values = {k: v for k, v in attributes.items() if k != "unit_code"}
+    if required:
+        missing = [k for k in ("right_holder", "right_type", "landuse_code", "district") if not values.get(k)]
+        if missing:
+            raise InvalidParameter(f"a new parcel needs {', '.join(missing)}")
+    if values.get("holder_kind") not in (None, "person", "organisation"):
+        raise InvalidParameter("holder_kind is 'person' or 'organisation'")
+    return values
+
+
+def _carry(row: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    values = {k: row[k] for k in repo.CARRIED}
+    values.update(changes)
+    return values
+
+
+def _supersede_one(conn: Connection, caller: Caller, kind: str, parcel_code: str, changes: dict[str, Any],
+                   geometry: BaseGeometry | None, effective_at: dt.datetime | None,
+                   certificate_no: str | None, note: str | None, tolerance_m2: float) -> dict[str, Any]:
+    require_write(caller, PARCELS)
+    when = _when(conn, effective_at)
+    before = _live(conn, [parcel_code])[parcel_code]
+    _check_effective([before], when)
+    reg = repo.insert_registration(conn, kind=kind, codes=[parcel_code], effective_at=when, actor=caller.name,
+                                   certificate_no=certificate_no, note=note,
+                                   detail={"changed": sorted(changes)})
+    repo.close_version(conn, before, when)
+    after = repo.insert_version(conn, _carry(before, changes), geometry or before["geometry"], when,
+                                version=before["version"] + 1)
+    _audit(conn, caller, parcel_code, before, after, reg, kind)
+    return _result(reg, kind, when, [after], [], [parcel_code])
+
+
+def register_change(conn: Connection, caller: Caller, *, parcel_code: str, changes: dict[str, Any],
+                    effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                    note: str | None = None) -> dict[str, Any]:
+    """变更登记: attributes change (use, right type, address…); code and boundary stay."""
+    values = _attributes(changes, required=False)
+    holder = sorted(set(values) & set(HOLDER_FIELDS))
+    if holder:
+        raise InvalidParameter(f"{', '.join(holder)} change by a transfer registration, not a change")
+    if not values:
+        raise InvalidParameter(f"say what changes: any of {', '.join(ATTRIBUTE_FIELDS[:-1])}")
+    return _supersede_one(conn, caller, "change", parcel_code, values, None, effective_at, certificate_no,
+                          note, AREA_TOLERANCE_M2)
+
+
+def register_transfer(conn: Connection, caller: Caller, *, parcel_code: str, holder: dict[str, Any],
+                      effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                      note: str | None = None) -> dict[str, Any]:
+    """转移登记: a new right holder; code and boundary stay."""
+    values = _attributes(holder, required=False)
+    other = sorted(set(values) - set(HOLDER_FIELDS))
+    if other or not values.get("right_holder"):
+        raise InvalidParameter("a transfer gives the new right_holder (and holder_kind, holder_id_number, "
+                               f"holder_phone) only{'; not ' + ', '.join(other) if other else ''}")
+    values.setdefault("holder_id_number", None)
+    values.setdefault("holder_phone", None)
+    return _supersede_one(conn, caller, "transfer", parcel_code, values, None, effective_at, certificate_no,
+                          note, AREA_TOLERANCE_M2)
+
+
+def register_split(conn: Connection, caller: Caller, *, parcel_code: str, children: list[dict[str, Any]],
+                   effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                   note: str | None = None, tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
+    """分割登记: a parcel becomes two or more, each with a new code; together they cover it exactly.
+
+    ``children``: [{"geometry": shapely, "attributes": {...overrides}}]. Refused when the children
+    leave a gap, overlap each other, or reach outside the parent by more than ``tolerance_m2``.
+    """
+    require_write(caller, PARCELS)
+    if len(children) < 2:
+        raise InvalidParameter("a split needs at least two child parcels")
+    when = _when(conn, effective_at)
+    parent = _live(conn, [parcel_code])[parcel_code]
+    _check_effective([parent], when)
+    geoms = [_multipolygon(c["geometry"], f"child {i + 1}") for i, c in enumerate(children)]
+    union = shapely.union_all(geoms)
+    overlap = sum(g.area for g in geoms) - union.area
+    if overlap > tolerance_m2:
+        raise Conflict(f"the child parcels overlap each other by {overlap:.3f} m² (tolerance {tolerance_m2} m²): "
+                       "children of a split must not overlap")
+    gap = parent["geometry"].difference(union).area
+    if gap > tolerance_m2:
+        raise Conflict(f"the child parcels leave {gap:.3f} m² of the parent uncovered (tolerance "
+                       f"{tolerance_m2} m²): children of a split must cover the parent exactly")
+    outside = union.difference(parent["geometry"]).area
+    if outside > tolerance_m2:
+        raise Conflict(f"the child parcels reach {outside:.3f} m² outside the parent (tolerance {tolerance_m2} m²)")
+    for i, g in enumerate(geoms):
+        _check_no_overlap(conn, g, [parcel_code], tolerance_m2, f"child {i + 1}")
+    parsed = codes.parse_parcel_code(parcel_code)
+    new_codes = codes.next_parcel_codes(conn, parsed.prefix, parsed.ownership, parsed.parcel_type, len(geoms))
+    reg = repo.insert_registration(conn, kind="split", codes=[parcel_code, *new_codes], effective_at=when,
+                                   actor=caller.name, certificate_no=certificate_no, note=note,
+                                   detail={"parent": parcel_code, "children": new_codes,
+                                           "uncovered_m2": round(gap, 4), "overlap_m2": round(overlap, 4)})
+    repo.close_version(conn, parent, when)
+    created = []
+    for code, child, g in zip(new_codes, children, geoms, strict=True):
+        overrides = _attributes(child.get("attributes") or {}, required=False)
+        values = _carry(parent, {**overrides, "parcel_code": code, "unit_code": codes.unit_code(code),
+                                 "registered_area": overrides.get("registered_area")})
+        row = repo.insert_version(conn, values, g, when, version=1)
+        created.append(row)
+        _audit(conn, caller, code, None, row, reg, "split")
+    repo.insert_lineage(conn, [(parcel_code, c) for c in new_codes], "split", reg)
+    _audit(conn, caller, parcel_code, parent, None, reg, "split")
+    return _result(reg, "split", when, created, [parcel_code], [])
+
+
+def _adjacency_problem(rows: list[dict[str, Any]], tolerance_m2: float) -> str | None:
+    """None when the parcels form one connected group through shared boundary lines."""
+    n = len(rows)
+    linked: dict[int, set[int]] = {i: set() for i in range(n)}
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = rows[i]["geometry"], rows[j]["geometry"]
+            if a.intersection(b).area > tolerance_m2:
+                return f"parcels {rows[i]['parcel_code']} and {rows[j]['parcel_code']} overlap"
+            if a.boundary.intersection(b.boundary).length >= MIN_SHARED_BOUNDARY_M:
+                linked[i].add(j)
+                linked[j].add(i)
+    seen, stack = {0}, [0]
+    while stack:
+        for k in linked[stack.pop()] - seen:
+            seen.add(k)
+            stack.append(k)
+    if len(seen) < n:
+        apart = [rows[k]["parcel_code"] for k in range(n) if k not in seen]
+        return (f"parcel(s) {', '.join(apart)} share no boundary with the others (touching at a corner is "
+                "not enough): only adjacent parcels can be merged")
+    return None
+
+
+def register_merge(conn: Connection, caller: Caller, *, parcel_codes: list[str],
+                   attributes: dict[str, Any] | None = None, effective_at: dt.datetime | None = None,
+                   certificate_no: str | None = None, note: str | None = None,
+                   tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
+    """合并登记: adjacent parcels become one with a new code (same sub-district and right holder)."""
+    require_write(caller, PARCELS)
+    if len(parcel_codes) < 2:
+        raise InvalidParameter("a merge needs at least two parcel codes")
+    when = _when(conn, effective_at)
+    live = _live(conn, parcel_codes)
+    rows = [live[c] for c in parcel_codes]
+    _check_effective(rows, when)
+    prefixes = {codes.parse_parcel_code(c).prefix for c in parcel_codes}
+    if len(prefixes) > 1:
+        raise Conflict(f"the parcels lie in different cadastral sub-districts ({', '.join(sorted(prefixes))}); "
+                       "merge only within one 地籍子区")
+    holders = {r["right_holder"] for r in rows}
+    if len(holders) > 1:
+        raise Conflict("the parcels have different right holders: transfer them to one holder before merging")
+    problem = _adjacency_problem(rows, tolerance_m2)
+    if problem:
+        raise Conflict(problem)
+    merged = shapely.union_all([r["geometry"] for r in rows])
+    merged = promote(merged, "MultiPolygon") if merged.geom_type == "Polygon" else merged
+    first = codes.parse_parcel_code(parcel_codes[0])
+    [code] = codes.next_parcel_codes(conn, first.prefix, first.ownership, first.parcel_type)
+    reg = repo.insert_registration(conn, kind="merge", codes=[*parcel_codes, code], effective_at=when,
+                                   actor=caller.name, certificate_no=certificate_no, note=note,
+                                   detail={"parents": parcel_codes, "child": code})
+    for row in rows:
+        repo.close_version(conn, row, when)
+        _audit(conn, caller, row["parcel_code"], row, None, reg, "merge")
+    overrides = _attributes(attributes or {}, required=False)
+    values = _carry(rows[0], {**overrides, "parcel_code": code, "unit_code": codes.unit_code(code),
+                              "registered_area": overrides.get("registered_area")})
+    child = repo.insert_version(conn, values, merged, when, version=1)
+    _audit(conn, caller, code, None, child, reg, "merge")
+    repo.insert_lineage(conn, [(p, code) for p in parcel_codes], "merge", reg)
+    return _result(reg, "merge", when, [child], list(parcel_codes), [])
+
+
+def register_boundary_adjustment(conn: Connection, caller: Caller, *, boundaries: dict[str, BaseGeometry],
+                                 effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                                 note: str | None = None,
+                                 tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
+    """界址调整: new boundaries for one or more parcels, codes kept.
+
+    Between neighbours the land only moves: the union of the new boundaries must equal the union of
+    the old ones within ``tolerance_m2``; no new boundary may overlap another live parcel.
+    """
+    require_write(caller, PARCELS)
+    if not boundaries:
+        raise InvalidParameter("give the new boundary of at least one parcel")
+    when = _when(conn, effective_at)
+    parcel_codes = list(boundaries)
+    live = _live(conn, parcel_codes)
+    rows = [live[c] for c in parcel_codes]
+    _check_effective(rows, when)
+    geoms = {c: _multipolygon(g, f"new boundary of {c}") for c, g in boundaries.items()}
+    if len(geoms) > 1:
+        new_union = shapely.union_all(list(geoms.values()))
+        overlap = sum(g.area for g in geoms.values()) - new_union.area
+        if overlap > tolerance_m2:
+            raise Conflict(f"the new boundaries overlap each other by {overlap:.3f} m²")
+        moved = shapely.union_all([r["geometry"] for r in rows]).symmetric_difference(new_union).area
+        if moved > tolerance_m2:
+            raise Conflict(f"the adjusted parcels together gain or lose {moved:.3f} m² (tolerance {tolerance_m2} "
+                           "m²): a boundary adjustment between neighbours moves land, it does not add any")
+    for code, g in geoms.items():
+        _check_no_overlap(conn, g, parcel_codes, tolerance_m2, f"the new boundary of {code}")
+    reg = repo.insert_registration(conn, kind="boundary_adjustment", codes=parcel_codes, effective_at=when,
+                                   actor=caller.name, certificate_no=certificate_no, note=note,
+                                   detail={"area_before": {r["parcel_code"]: r["plane_area"] for r in rows}})
+    created = []
+    for row in rows:
+        code = row["parcel_code"]
+        repo.close_version(conn, row, when)
+        after = repo.insert_version(conn, _carry(row, {"registered_area": None}), geoms[code], when,
+                                    version=row["version"] + 1)
+        created.append(after)
+        _audit(conn, caller, code, row, after, reg, "boundary_adjustment")
+    repo.insert_lineage(conn, [(c, c) for c in parcel_codes], "boundary_adjustment", reg)
+    return _result(reg, "boundary_adjustment", when, created, [], parcel_codes)
+
+
+def register_cancellation(conn: Connection, caller: Caller, *, parcel_code: str,
+                          effective_at: dt.datetime | None = None, certificate_no: str | None = None,
+                          note: str | None = None) -> dict[str, Any]:
+    """注销登记: the parcel ends (land lost, expropriated…); its history and code stay, never reused."""
+    require_write(caller, PARCELS)
+    when = _when(conn, effective_at)
+    row = _live(conn, [parcel_code])[parcel_code]
+    _check_effective([row], when)
+    reg = repo.insert_registration(conn, kind="cancellation", codes=[parcel_code], effective_at=when,
+                                   actor=caller.name, certificate_no=certificate_no, note=note, detail={})
+    repo.close_version(conn, row, when)
+    _audit(conn, caller, parcel_code, row, None, reg, "cancellation")
+    return _result(reg, "cancellation", when, [], [parcel_code], [])
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+def public_parcel(caller: Caller, row: dict[str, Any], *, geometry: bool = False) -> dict[str, Any]:
+    """A parcel version as a client may see it: personal data masked without the personal scope.
+
+    A natural person's name is personal data too (organisations' names are public record).
+    """
+    out = {k: v for k, v in row.items() if k not in ("geometry", "wkb")}
+    for key, value in out.items():
+        if isinstance(value, dt.datetime):
+            out[key] = value.isoformat()
+        elif hasattr(value, "as_tuple"):  # Decimal
+            out[key] = float(value)
+    if not sees_personal_data(caller):
+        for name in PARCELS.personal:
+            out[name] = mask_text(out.get(name))
+        if out.get("holder_kind") == "person":
+            out["right_holder"] = mask_text(out.get("right_holder"))
+    if geometry and row.get("geometry") is not None:
+        out["geometry"] = shapely.geometry.mapping(row["geometry"])
+    return out
+
+
+def parcel_timeline(conn: Connection, caller: Caller, parcel_code: str) -> dict[str, Any]:
+    """Every version of a parcel (legal periods, and what was recorded when) and its registrations."""
+    require_read(caller, PARCELS)
+    codes.parse_parcel_code(parcel_code)
+    versions = repo.versions_of(conn, parcel_code)
+    if not versions:
+        raise NotFound(f"parcel {parcel_code} was never registered")
+    return {
+        "parcel_code": parcel_code,
+        "live": any(v["valid_to"] is None and v["recorded_to"] is None for v in versions),
+        "versions": [public_parcel(caller, v) for v in versions],
+        "registrations": [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+                          for r in repo.registrations_of(conn, parcel_code)],
+    }
+
+
+def parcel_lineage(conn: Connection, caller: Caller, parcel_code: str, *, max_depth: int = 1000) -> dict[str, Any]:
+    """Ancestors and descendants of a parcel through splits and merges, any depth."""
+    require_read(caller, PARCELS)
+    codes.parse_parcel_code(parcel_code)
+    if not repo.ever_recorded(conn, parcel_code):
+        raise NotFound(f"parcel {parcel_code} was never registered")
+    ancestors = repo.lineage_edges(conn, parcel_code, "ancestors", max_depth)
+    descendants = repo.lineage_edges(conn, parcel_code, "descendants", max_depth)
+    return {"parcel_code": parcel_code,
+            "ancestors": sorted({e["parent_code"] for e in ancestors}),
+            "descendants": sorted({e["child_code"] for e in descendants}),
+            "edges": ancestors + descendants}
+
+
+def register_as_of(conn: Connection, caller: Caller, valid_at: dt.datetime, recorded_at: dt.datetime | None = None,
+                   *, geometry: BaseGeometry | None = None, district: str | None = None,
+                   limit: int = 10000) -> dict[str, Any]:
+    """The register for an area or district: parcels valid at ``valid_at`` as recorded at ``recorded_at``."""
+    require_read(caller, PARCELS)
+    if geometry is None and district is None:
+        raise InvalidParameter("give an area (GeoJSON polygon) or a district code")
+    count, area = repo.count_as_of(conn, valid_at, recorded_at, geometry=geometry, district=district)
+    rows = repo.as_of(conn, valid_at, recorded_at, geometry=geometry, district=district, limit=limit,
+                      with_geometry=False)
+    return {"valid_at": valid_at.isoformat(), "recorded_at": recorded_at.isoformat() if recorded_at else None,
+            "count": count, "plane_area_m2": area, "truncated": count > len(rows),
+            "parcels": [public_parcel(caller, r) for r in rows]}
+
+
+def register_diff(conn: Connection, caller: Caller, since: dt.datetime, until: dt.datetime, *,
+                  geometry: BaseGeometry | None = None, district: str | None = None) -> dict[str, Any]:
+    """What changed in the register between two legal dates (as recorded now): created, changed, retired."""
+    require_read(caller, PARCELS)
+    if geometry is None and district is None:
+        raise InvalidParameter("give an area (GeoJSON polygon) or a district code")
+    if until < since:
+        raise InvalidParameter("the second date must not be before the first")
+    before = {r["parcel_code"]: r for r in repo.as_of(conn, since, None, geometry=geometry, district=district,
+                                                       with_geometry=False)}
+    after = {r["parcel_code"]: r for r in repo.as_of(conn, until, None, geometry=geometry, district=district,
+                                                      with_geometry=False)}
+    changed = sorted(c for c in before.keys() & after.keys() if before[c]["version"] != after[c]["version"])
+    return {"since": since.isoformat(), "until": until.isoformat(),
+            "created": sorted(after.keys() - before.keys()), "retired": sorted(before.keys() - after.keys()),
+            "changed": changed, "unchanged": len(before.keys() & after.keys()) - len(changed)}
