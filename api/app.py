@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 import layers  # noqa: F401  (declares every layer in the registry)
 from api import errors
-from api.routes import health
+from api.routes import health, webmap
 from gis.db import database_url, make_engine, read_url
 from gis.settings import Settings, get_settings
 
@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(webmap.router)
     return app

@@ -1,0 +1,110 @@
+"""The web map: the page at /map, its static files, and /map/layers.json (what the caller may see).
+
+The page itself talks to the API over HTTP only (tiles, items, identify, module endpoints); this
+router just serves it and describes the layers from the registry, filtered by the caller's rights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from api.deps import AppSettings, CurrentCaller, DbRead
+from gis.access import can_read
+from gis.crs import parse_crs
+from gis.errors import NotFound
+from gis.registry import REGISTRY, Layer
+from webmap import legends
+from webmap.page import PageConfig, build_page
+from webmap.tools import available_tools
+
+router = APIRouter(tags=["web map"])
+STATIC_DIR = (Path(__file__).resolve().parents[2] / "webmap" / "static").resolve()
+# The basemap drawn from the city's own data; other layers start switched off.
+BASEMAP_LAYERS = ("landuse_survey", "emergency_roads")
+DEFAULT_ON = (*BASEMAP_LAYERS, "cadastre_parcels")
+_MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
+          ".json": "application/json", ".map": "application/json"}
+
+
+def _asset_version() -> str:
+    stamp = STATIC_DIR / "vendor" / ".stamp"
+    newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*.js")), default=0)
+    return (stamp.read_text().strip()[:8] if stamp.exists() else "dev") + f"{newest % 100000:05d}"
+
+
+@router.get("/map", response_class=HTMLResponse, summary="The offline web map")
+def map_page(request: Request, settings: AppSettings) -> HTMLResponse:
+    page = getattr(request.app.state, "webmap_page", None)
+    if page is None:
+        if not (STATIC_DIR / "vendor" / ".stamp").exists():
+            raise NotFound("the map's front-end packages are not installed: run `make assets` "
+                           "(python -m webmap.assets) and reload")
+        lon0, lat0, lon1, lat1 = _view_bounds(settings)
+        with warnings.catch_warnings():  # PROJ strings drop datum detail; proj4js needs one anyway
+            warnings.simplefilter("ignore")
+            storage_proj4 = parse_crs(settings.spatial.storage_crs).to_proj4()
+        config = PageConfig(
+            center=((lat0 + lat1) / 2, (lon0 + lon1) / 2), zoom=13, bounds=(lon0, lat0, lon1, lat1),
+            city_name=settings.spatial.city_name, storage_crs=settings.spatial.storage_crs,
+            storage_proj4=storage_proj4, language=settings.service.language,
+            external_basemap_url=settings.service.external_basemap_url,
+            tools=available_tools(getattr(r, "path", "") for r in request.app.routes),
+            version=_asset_version(),
+        )
+        page = request.app.state.webmap_page = build_page(config)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+def _view_bounds(settings: Any) -> tuple[float, float, float, float]:
+    return tuple(settings.spatial.city_bounds)  # type: ignore[return-value]
+
+
+@router.get("/map/static/{asset_path:path}", include_in_schema=False)
+def map_static(asset_path: str) -> FileResponse:
+    target = (STATIC_DIR / asset_path).resolve()
+    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        raise NotFound(f"no map asset {asset_path!r} (run `make assets` if a vendor file is missing)")
+    return FileResponse(target, media_type=_MEDIA.get(target.suffix),
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/map/layers.json", summary="Layers the caller may see, with titles, style and legend")
+def map_layers(caller: CurrentCaller, conn: DbRead) -> JSONResponse:
+    out = [_describe(layer, conn) for layer in REGISTRY.spatial() if can_read(caller, layer)]
+    return JSONResponse({"layers": out, "caller": {"name": caller.name, "anonymous": caller.anonymous,
+                                                   "department": caller.department}},
+                        headers={"Cache-Control": "no-store"})
+
+
+def _describe(layer: Layer, conn: sa.Connection) -> dict[str, Any]:
+    style = dict(layer.style)
+    geometry_type = layer.geometry_type or "Geometry"
+    point = geometry_type in ("Point", "MultiPoint")
+    entry: dict[str, Any] = {
+        "id": layer.id, "title": {"zh": layer.title_zh, "en": layer.title_en}, "family": layer.family,
+        "geometry_type": geometry_type, "style": style, "legend": legends.legend_items(style),
+        "min_zoom": int(style.get("min_zoom", 10)), "basemap": layer.id in BASEMAP_LAYERS,
+        "visible": layer.id in DEFAULT_ON, "cluster": point,
+        "key": layer.key, "searchable": list(layer.searchable), "map_fields": list(layer.map_fields),
+        "has_history": layer.has_history,
+        "fields": {f.name: {"zh": f.title_zh, "en": f.title_en} for f in layer.fields()},
+        "tiles": f"/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={layer.id}",
+        "items": f"/collections/{layer.id}/items",
+    }
+    if style.get("by") == "utility" and "network_id" in layer.map_fields:
+        entry["lookup"] = {"field": "network_id", "values": _network_utilities(conn)}
+    return entry
+
+
+def _network_utilities(conn: sa.Connection) -> dict[str, str]:
+    """network id → utility, so pipes (whose tiles carry network_id) are coloured by utility."""
+    from layers.pipeline.models import networks
+
+    rows = conn.execute(sa.select(networks.c.id, networks.c.utility))
+    return {str(row.id): row.utility for row in rows}

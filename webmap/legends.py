@@ -1,0 +1,83 @@
+"""Legend colours the map draws classified layers with (data, not code: a city may correct them).
+
+Land-use survey classes (GB/T 21010-2017 first level, plus 00 湿地 of the third national land
+survey): colours after the third national land survey's cartographic table (TD/T 1055-2019 附录,
+approximate RGB — verify against the city's own standard). Planning classes (用地用海分类指南 2023, first
+level): colours after the national spatial-planning colour scheme (approximate — verify).
+A layer's ``style`` names the legend (``"legend": "landuse_classes"``); a feature is coloured by the
+first two characters of its class code.
+"""
+
+from __future__ import annotations
+
+# code → (zh, en, colour)
+LEGENDS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "landuse_classes": {
+        "00": ("湿地", "Wetland", "#7fd1c8"),
+        "01": ("耕地", "Cropland", "#ffff64"),
+        "02": ("园地", "Orchard", "#e6c84b"),
+        "03": ("林地", "Forest", "#3ca03c"),
+        "04": ("草地", "Grassland", "#a0dc64"),
+        "05": ("商服用地", "Commercial", "#f08c8c"),
+        "06": ("工矿仓储用地", "Industrial & storage", "#c8a0c8"),
+        "07": ("住宅用地", "Residential", "#ffb46e"),
+        "08": ("公共管理与公共服务用地", "Public administration & services", "#f064a0"),
+        "09": ("特殊用地", "Special", "#82a0a0"),
+        "10": ("交通运输用地", "Transport", "#b4b4b4"),
+        "11": ("水域及水利设施用地", "Water & water facilities", "#8cc8f0"),
+        "12": ("其他土地", "Other land", "#e1e1c8"),
+    },
+    "planning_classes": {
+        "01": ("耕地", "Cropland", "#f5f8dc"),
+        "02": ("园地", "Orchard", "#bfe9aa"),
+        "03": ("林地", "Forest", "#68b167"),
+        "04": ("草地", "Grassland", "#cddc93"),
+        "05": ("湿地", "Wetland", "#65cdaa"),
+        "06": ("农业设施建设用地", "Agricultural facilities", "#d7e6a0"),
+        "07": ("居住用地", "Residential", "#ffff2d"),
+        "08": ("公共管理与公共服务用地", "Public administration & services", "#ff00ff"),
+        "09": ("商业服务业用地", "Commercial & business", "#ff0000"),
+        "10": ("工矿用地", "Industrial & mining", "#bb9674"),
+        "11": ("仓储用地", "Storage", "#8761d3"),
+        "12": ("交通运输用地", "Transport", "#b4b4b4"),
+        "13": ("公用设施用地", "Public utilities", "#00a5bf"),
+        "14": ("绿地与开敞空间用地", "Green & open space", "#00ff00"),
+        "15": ("特殊用地", "Special", "#336633"),
+        "16": ("留白用地", "Reserved", "#ffffff"),
+        "17": ("陆地水域", "Inland water", "#4bb5e6"),
+        "23": ("其他土地", "Other land", "#e1e1c8"),
+    },
+}
+
+UTILITY_TITLES: dict[str, tuple[str, str]] = {
+    "water": ("给水", "Water supply"), "drainage": ("排水", "Drainage"), "storm": ("雨水", "Storm water"),
+    "sewer": ("污水", "Sewer"), "gas": ("燃气", "Gas"), "heat": ("热力", "Heating"),
+    "power": ("电力", "Power"), "telecom": ("通信", "Telecom"), "industrial": ("工业", "Industrial"),
+}
+
+CONTROL_LINE_TITLES: dict[str, tuple[str, str]] = {
+    "permanent_basic_farmland": ("永久基本农田", "Permanent basic farmland"),
+    "ecological_red_line": ("生态保护红线", "Ecological red line"),
+    "urban_development_boundary": ("城镇开发边界", "Urban development boundary"),
+}
+
+
+def legend_items(style: dict[str, object]) -> list[dict[str, object]]:
+    """Legend rows [{code, zh, en, color}] for a layer style, or [] for a single-colour layer."""
+    name = style.get("legend")
+    if isinstance(name, str) and name in LEGENDS:
+        return [{"code": code, "zh": zh, "en": en, "color": color}
+                for code, (zh, en, color) in LEGENDS[name].items()]
+    colors = style.get("colors")
+    if isinstance(colors, dict):
+        titles = {**UTILITY_TITLES, **CONTROL_LINE_TITLES}
+        seen: set[tuple[str, str]] = set()
+        rows = []
+        for code, color in colors.items():
+            zh, en = titles.get(code, (code, code))
+            if (zh, color) in seen:  # storm/sewer share drainage's colour: one row is enough
+                continue
+            seen.add((zh, color))
+            rows.append({"code": code, "zh": zh, "en": en, "color": color})
+        return rows
+    return []
