@@ -8,6 +8,7 @@ different kind because they are not isolation barriers. Sources and tanks feed t
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
 
@@ -120,4 +121,62 @@ repairs = sa.Table(
 )
 sa.Index("ix_pipeline_repairs_pipe", repairs.c.pipe_id)
 
-TABLES = (networks, nodes, pipes, customers, repairs)
+# One row per isolation computed for a burst, kept for the record: a failed-valve recompute is a new
+# row pointing at the run it revises (parent_id), so every version the crews saw stays available.
+isolations = sa.Table(
+    "pipeline_isolations",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("pipe_id", sa.BigInteger, sa.ForeignKey("pipeline_pipes.id", ondelete="SET NULL"),
+              comment="爆管管段"),
+    sa.Column("parent_id", sa.BigInteger, sa.ForeignKey("pipeline_isolations.id"), comment="上一版本"),
+    sa.Column("failed_valves", JSONB, nullable=False, server_default="[]", comment="无法关闭的阀门"),
+    sa.Column("snap_distance_m", sa.Float),
+    sa.Column("summary", JSONB, nullable=False, comment="valves, pipes, customers (ids) and counts"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_by", sa.Text, nullable=False),
+    geometry_column("Point", name="burst_geom", nullable=True, comment="爆管位置"),
+)
+sa.Index("ix_pipeline_isolations_network", isolations.c.network_id)
+
+ORDER_STATUSES = ("planned", "valves_closed", "repaired", "restored", "cancelled")
+
+repair_orders = sa.Table(
+    "pipeline_repair_orders",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("code", sa.Text, nullable=False, comment="抢修单号"),
+    sa.Column("isolation_id", sa.BigInteger, sa.ForeignKey("pipeline_isolations.id"), nullable=False),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="planned"),
+    sa.Column("incident_at", sa.DateTime(timezone=True), nullable=False, comment="事故时间"),
+    sa.Column("place", sa.Text, comment="事故地点"),
+    sa.Column("planned_restore_at", sa.DateTime(timezone=True), nullable=False, comment="计划恢复供应时间"),
+    sa.Column("valve_ids", JSONB, nullable=False, comment="需关闭阀门"),
+    sa.Column("notice_text", sa.Text, nullable=False, comment="停水/停气通知"),
+    sa.Column("checklist", JSONB, nullable=False, comment="抢修检查清单"),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(_in("status", ORDER_STATUSES), name="status_known"),
+    sa.UniqueConstraint("code"),
+)
+
+order_events = sa.Table(
+    "pipeline_order_events",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("order_id", sa.BigInteger, sa.ForeignKey("pipeline_repair_orders.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("from_status", sa.Text),
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+)
+sa.Index("ix_pipeline_order_events_order", order_events.c.order_id)
+
+TABLES = (networks, nodes, pipes, customers, repairs, isolations, repair_orders, order_events)

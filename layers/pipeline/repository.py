@@ -4,12 +4,15 @@ repair orders, clearance and maintenance. Services call these; nothing here comm
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
+from gis.errors import Conflict, NotFound
 from gis.schema import layer_versions, storage_srid
 from layers.pipeline.models import customers, networks, nodes, pipes
 
@@ -36,3 +39,100 @@ def table_versions(conn: Connection) -> tuple[int, ...]:
     rows = dict(conn.execute(sa.select(layer_versions.c.table_name, layer_versions.c.version)
                              .where(layer_versions.c.table_name.in_(names))).all())
     return tuple(int(rows.get(n, 0)) for n in names)
+
+
+def network(conn: Connection, network_id: int) -> dict[str, Any]:
+    row = conn.execute(sa.select(networks).where(networks.c.id == network_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no pipeline network {network_id}: list them at /pipeline/networks")
+    return dict(row)
+
+
+def list_networks(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(sa.select(networks).order_by(networks.c.id)).mappings()]
+
+
+def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
+    query = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state,
+                       sa.func.ST_X(nodes.c.geom), sa.func.ST_Y(nodes.c.geom))
+             .where(nodes.c.network_id == network_id).order_by(nodes.c.id))
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def graph_pipes(conn: Connection, network_id: int) -> list[tuple]:
+    mid = sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5)
+    query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node, pipes.c.length_m,
+                       pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid))
+             .where(pipes.c.network_id == network_id, pipes.c.status == "in_service").order_by(pipes.c.id))
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def graph_customers(conn: Connection, network_id: int) -> list[tuple]:
+    query = (sa.select(customers.c.id, customers.c.node_id, customers.c.category, customers.c.households)
+             .where(customers.c.network_id == network_id).order_by(customers.c.id))
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def create_network(conn: Connection, *, utility: str, name: str, operator: str | None = None) -> int:
+    if conn.execute(sa.select(networks.c.id).where(networks.c.name == name)).first() is not None:
+        raise Conflict(f"a pipeline network named {name!r} exists already: choose another name")
+    return int(conn.execute(networks.insert().values(utility=utility, name=name, operator=operator)
+                            .returning(networks.c.id)).scalar_one())
+
+
+_NODE_FIELDS = ("kind", "valve_state", "control_type", "diameter_mm", "last_exercised", "access_note",
+                "ground_elevation_m", "install_year")
+
+
+def insert_nodes(conn: Connection, network_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Bulk insert nodes (``code``, ``geom`` shapely Point in storage CRS, optional attributes).
+    Returns code → id."""
+    srid = storage_srid()
+    params = [{"network_id": network_id, "code": r["code"], "geom": from_shape(r["geom"], srid=srid),
+               **{f: r.get(f) for f in _NODE_FIELDS}} for r in rows]
+    out: dict[str, int] = {}
+    for chunk in _chunks(params):
+        result = conn.execute(nodes.insert().returning(nodes.c.id, nodes.c.code, sort_by_parameter_order=True),
+                              chunk)
+        out.update({code: int(i) for i, code in result})
+    return out
+
+
+_PIPE_FIELDS = ("material", "diameter_mm", "install_year", "burial_depth_m", "pressure_class")
+
+
+def insert_pipes(conn: Connection, network_id: int, rows: list[dict[str, Any]],
+                 node_ids: dict[str, int]) -> dict[str, int]:
+    """Bulk insert pipes (``code``, ``from``/``to`` node codes, ``geom`` LineString). Returns code → id."""
+    srid = storage_srid()
+    params = [{"network_id": network_id, "code": r["code"], "from_node": node_ids.get(r["from"]),
+               "to_node": node_ids.get(r["to"]), "geom": from_shape(r["geom"], srid=srid),
+               **{f: r.get(f) for f in _PIPE_FIELDS}} for r in rows]
+    out: dict[str, int] = {}
+    for chunk in _chunks(params):
+        result = conn.execute(pipes.insert().returning(pipes.c.id, pipes.c.code, sort_by_parameter_order=True),
+                              chunk)
+        out.update({code: int(i) for i, code in result})
+    return out
+
+
+_CUSTOMER_FIELDS = ("category", "address", "contact_name", "contact_phone", "households", "parcel_code")
+
+
+def insert_customers(conn: Connection, network_id: int, rows: list[dict[str, Any]],
+                     node_ids: dict[str, int]) -> int:
+    srid = storage_srid()
+    params = [{"network_id": network_id, "account_no": r["account_no"], "name": r["name"],
+               "node_id": node_ids.get(r["node"]) if r.get("node") is not None else None,
+               "geom": from_shape(r["geom"], srid=srid),
+               **{f: r.get(f) for f in _CUSTOMER_FIELDS},
+               "category": r.get("category") or "residential", "households": r.get("households") or 1}
+              for r in rows]
+    for chunk in _chunks(params):
+        conn.execute(customers.insert(), chunk)
+    return len(params)
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]

@@ -1,0 +1,149 @@
+"""Burst isolation on the in-memory graph: segment, boundary valves, collateral outage, failed valves.
+
+Pure array work on a ``NetworkGraph`` (index space, no database): the service turns the indices into
+ids, places and people. Rules:
+
+* The isolated segment of a pipe is its valve segment (topology.py). A valve that fails to close
+  (``failed``) joins the segments on both its sides; this repeats until no failed valve is on the
+  boundary, so several failed valves grow the ring as far as needed.
+* Boundary valves are barrier valves with at least one pipe inside and at least one outside (or a
+  dead-end valve with one pipe). Already-closed ones need no action; an open one whose far side has
+  no path to a feeder once the ring is closed need not be closed.
+* Customers cut off: those whose node lies in the segment, plus those (collateral) whose segment had
+  a path to a source or tank before and has none once the segment is removed and its boundary valves
+  are closed. Customers without supply before the burst are reported apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from layers.pipeline.topology import CLOSED, NetworkGraph
+
+
+@dataclass
+class Isolation:
+    """Result of one isolation, as indices into the graph's arrays."""
+
+    pipe: int
+    failed: np.ndarray
+    segments: np.ndarray
+    pipes: np.ndarray
+    nodes: np.ndarray
+    boundary: np.ndarray
+    to_close: np.ndarray
+    already_closed: np.ndarray
+    not_needed: np.ndarray
+    customers_inside: np.ndarray
+    customers_collateral: np.ndarray
+    customers_already_unfed: np.ndarray
+    fed: np.ndarray
+
+
+def merged_segments(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> np.ndarray:
+    """The segment labels the isolation of ``pipe`` spans when the ``failed`` valves cannot close."""
+    failed_set = {int(v) for v in failed}
+    segs = {int(graph.pipe_seg[pipe])}
+    used: set[int] = set()
+    while True:
+        pipes = graph.pipes_in(np.fromiter(segs, dtype=np.int64))
+        ends = np.concatenate([graph.pipe_from[pipes], graph.pipe_to[pipes]])
+        ends = np.unique(ends[ends >= 0])
+        grow = [int(v) for v in ends[graph.barrier[ends]] if int(v) in failed_set and int(v) not in used]
+        if not grow:
+            return np.array(sorted(segs), dtype=np.int64)
+        for v in grow:
+            used.add(v)
+            segs.update(int(s) for s in graph.pipe_seg[graph.pipes_of(v)])
+
+
+def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isolation:
+    """Isolate a burst on pipe index ``pipe``; ``failed`` are valve node indices that cannot close."""
+    failed_arr = np.array(sorted({int(v) for v in failed}), dtype=np.int64)
+    segs = merged_segments(graph, pipe, failed_arr)
+    inside = np.zeros(graph.n_segments, dtype=bool)
+    inside[segs] = True
+    pipes = graph.pipes_in(segs)
+    ends = np.concatenate([graph.pipe_from[pipes], graph.pipe_to[pipes]])
+    ends = np.unique(ends[ends >= 0])
+    valves = ends[graph.barrier[ends] & ~np.isin(ends, failed_arr)]
+    boundary, far_sides = [], []
+    for v in valves:
+        sides = graph.pipe_seg[graph.pipes_of(v)]
+        flags = inside[sides]
+        if flags.any() and (not flags.all() or len(sides) == 1):
+            boundary.append(int(v))
+            far_sides.append(np.unique(sides[~flags]))
+    boundary_arr = np.array(boundary, dtype=np.int64)
+    fed = graph.fed_segments(segs, boundary_arr)
+    to_close, already, not_needed = [], [], []
+    for v, far in zip(boundary, far_sides, strict=True):
+        if graph.node_state[v] == CLOSED:
+            already.append(v)
+        elif len(far) and fed[far].any():
+            to_close.append(v)
+        else:
+            not_needed.append(v)
+    nodes = np.concatenate([graph.nodes_in(segs), failed_arr[np.isin(failed_arr, ends)]])
+    cseg = graph.customer_seg
+    valid = cseg >= 0
+    c_inside = valid & inside[np.where(valid, cseg, 0)]
+    before = valid & graph.baseline_fed[np.where(valid, cseg, 0)]
+    after = valid & fed[np.where(valid, cseg, 0)]
+    return Isolation(
+        pipe=pipe, failed=failed_arr, segments=segs, pipes=pipes, nodes=nodes, boundary=boundary_arr,
+        to_close=np.array(to_close, dtype=np.int64), already_closed=np.array(already, dtype=np.int64),
+        not_needed=np.array(not_needed, dtype=np.int64),
+        customers_inside=np.flatnonzero(c_inside),
+        customers_collateral=np.flatnonzero(before & ~after & ~c_inside),
+        customers_already_unfed=np.flatnonzero(valid & ~before & ~c_inside),
+        fed=fed,
+    )
+
+
+def network_distances(graph: NetworkGraph, iso: Isolation, fraction: float = 0.5) -> dict[int, float]:
+    """Distance in metres along the segment's pipes from the burst point to each node of the segment
+    and its boundary valves (for ordering the valves the crew closes)."""
+    pipes = iso.pipes
+    a, b = graph.pipe_from[pipes], graph.pipe_to[pipes]
+    ok = (a >= 0) & (b >= 0)
+    local, inverse = np.unique(np.concatenate([a[ok], b[ok]]), return_inverse=True)
+    n = len(local)
+    if n == 0:
+        return {}
+    ia, ib = inverse[: ok.sum()], inverse[ok.sum():]
+    w = np.maximum(graph.pipe_length[pipes][ok], 1e-6)
+    matrix = coo_matrix((np.concatenate([w, w]), (np.concatenate([ia, ib]), np.concatenate([ib, ia]))),
+                        shape=(n, n)).tocsr()
+    burst_len = float(graph.pipe_length[iso.pipe])
+    starts, offsets = [], []
+    for end, off in ((graph.pipe_from[iso.pipe], fraction * burst_len),
+                     (graph.pipe_to[iso.pipe], (1 - fraction) * burst_len)):
+        if end >= 0:
+            starts.append(int(np.searchsorted(local, end)))
+            offsets.append(off)
+    dist = dijkstra(matrix, directed=False, indices=starts)
+    best = np.min(np.atleast_2d(dist) + np.array(offsets)[:, None], axis=0)
+    return {int(node): float(d) for node, d in zip(local, best, strict=True)}
+
+
+def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:
+    """For each valve to close: what happens if it cannot be closed (the fallback valves and the
+    extra customers), prepared before the crew leaves."""
+    out = []
+    base_valves = set(int(v) for v in iso.to_close)
+    base_customers = len(iso.customers_inside) + len(iso.customers_collateral)
+    for v in iso.to_close:
+        alt = isolate(graph, iso.pipe, [*iso.failed, int(v)])
+        out.append({
+            "valve": int(v),
+            "fallback_valves": [int(x) for x in alt.to_close if int(x) not in base_valves],
+            "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
+            "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral) - base_customers),
+        })
+    return out

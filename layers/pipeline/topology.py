@@ -1,0 +1,260 @@
+"""The in-memory network graph of one pipeline network, its valve segments and supply reachability.
+
+How valves are modelled (and why it matches WNTR's ``valve_segments``):
+
+* A pipe is an edge between two nodes. An isolation valve is a *node* on the pipe line (kind
+  ``isolation_valve``) joining the pipes either side of it. A valve whose state is ``open`` or
+  ``closed`` is a **barrier**: segments are the connected pieces of the network once every barrier
+  node is taken out. A valve that is ``inoperable`` (or, for one query, "could not be closed") is an
+  ordinary node that lets the segment pass through.
+* Segment labelling is one ``connected_components`` call on a bipartite graph whose vertices are all
+  pipes and all nodes, with an edge pipe—node for every pipe end whose node is not a barrier. A pipe's
+  label is its segment; a non-barrier node shares the label of its pipes.
+* Sources and tanks are feeders: a segment containing one is fed. Control valves (PRV, check) and
+  pumps are ordinary nodes here — they are not isolation barriers.
+* Supply reachability runs on the much smaller *segment graph*: vertices are segments, and each open
+  barrier valve joins the segments of its pipes (a closed valve joins nothing). Collateral outage is
+  then a component search on that graph without the burst segment(s) and without the valves closed
+  to isolate them.
+
+The graph is built once per network and cached, keyed by the layer versions of the pipeline tables
+(an edit anywhere bumps them, so the next query rebuilds).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy.engine import Connection
+
+from layers.pipeline import repository
+from layers.pipeline.models import CUSTOMER_CATEGORIES, NODE_KINDS, VALVE_STATES
+
+KIND_CODE = {k: i for i, k in enumerate(NODE_KINDS)}
+STATE_CODE = {s: i for i, s in enumerate(VALVE_STATES)}
+VALVE = KIND_CODE["isolation_valve"]
+OPEN, CLOSED, INOPERABLE = (STATE_CODE[s] for s in ("open", "closed", "inoperable"))
+FEEDER_KINDS = np.array([KIND_CODE["source"], KIND_CODE["tank"]])
+CATEGORY_CODE = {c: i for i, c in enumerate(CUSTOMER_CATEGORIES)}
+
+
+def _csr_groups(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, order): members of group g are order[indptr[g]:indptr[g+1]]."""
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=n_groups)
+    indptr = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, order
+
+
+@dataclass
+class NetworkGraph:
+    """Arrays describing one network. Index space: pipes 0..P-1, nodes 0..N-1 (not database ids)."""
+
+    network_id: int
+    utility: str
+    name: str
+    pipe_ids: np.ndarray
+    pipe_codes: list[str]
+    pipe_from: np.ndarray  # node index, -1 when the pipe has no start node
+    pipe_to: np.ndarray
+    pipe_length: np.ndarray
+    pipe_diameter: np.ndarray  # mm, 0 when unknown
+    pipe_mid: np.ndarray  # (P, 2) midpoint, storage CRS
+    node_ids: np.ndarray
+    node_codes: list[str]
+    node_kind: np.ndarray
+    node_state: np.ndarray  # -1 for non-valves
+    node_xy: np.ndarray
+    customer_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    customer_node: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    customer_category: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    customer_households: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    version_key: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.pipe_index = {int(v): i for i, v in enumerate(self.pipe_ids)}
+        self.node_index = {int(v): i for i, v in enumerate(self.node_ids)}
+        n_nodes, n_pipes = len(self.node_ids), len(self.pipe_ids)
+        # node → incident pipes (CSR)
+        ends = np.concatenate([self.pipe_from, self.pipe_to])
+        owners = np.concatenate([np.arange(n_pipes), np.arange(n_pipes)])
+        keep = ends >= 0
+        self.node_pipe_ptr, order = _csr_groups(ends[keep], n_nodes)
+        self.node_pipes = owners[keep][order]
+        self.is_valve = self.node_kind == VALVE
+        self.is_feeder = np.isin(self.node_kind, FEEDER_KINDS)
+        self.segment()
+
+    # --- segmentation -------------------------------------------------------------------------
+    def segment(self) -> None:
+        """Label valve segments and the segment graph (see module docstring)."""
+        n_pipes, n_nodes = len(self.pipe_ids), len(self.node_ids)
+        self.barrier = self.is_valve & (self.node_state != INOPERABLE)
+        rows, cols = [], []
+        for end in (self.pipe_from, self.pipe_to):
+            ok = end >= 0
+            ok[ok] = ~self.barrier[end[ok]]
+            rows.append(np.flatnonzero(ok))
+            cols.append(n_pipes + end[ok])
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        size = n_pipes + n_nodes
+        matrix = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(size, size)).tocsr()
+        _, labels = connected_components(matrix, directed=False)
+        # compact labels: segments are the components that hold a pipe or a non-barrier node
+        member = np.concatenate([np.ones(n_pipes, bool), ~self.barrier])
+        used, compact = np.unique(labels[member], return_inverse=True)
+        full = np.full(size, -1, dtype=np.int64)
+        full[member] = compact
+        self.n_segments = len(used)
+        self.pipe_seg = full[:n_pipes]
+        self.node_seg = full[n_pipes:]
+        self.seg_pipe_ptr, self.seg_pipes = _csr_groups(self.pipe_seg, self.n_segments)
+        seg_of_nodes = np.where(self.node_seg >= 0, self.node_seg, self.n_segments)
+        ptr, order = _csr_groups(seg_of_nodes, self.n_segments + 1)
+        self.seg_node_ptr, self.seg_nodes = ptr[: self.n_segments + 1], order
+        # valve sides: for each barrier valve, the segments of its pipes
+        self.valve_nodes = np.flatnonzero(self.barrier)
+        edges_a, edges_b, edge_valve = [], [], []
+        for v in self.valve_nodes:
+            segs = np.unique(self.pipe_seg[self.pipes_of(v)])
+            if self.node_state[v] == OPEN and len(segs) > 1:
+                for s in segs[1:]:
+                    edges_a.append(segs[0])
+                    edges_b.append(s)
+                    edge_valve.append(v)
+        self.edge_a = np.asarray(edges_a, dtype=np.int64)
+        self.edge_b = np.asarray(edges_b, dtype=np.int64)
+        self.edge_valve = np.asarray(edge_valve, dtype=np.int64)
+        self.feeder_seg = np.zeros(self.n_segments, dtype=bool)
+        feeders = np.flatnonzero(self.is_feeder & (self.node_seg >= 0))
+        self.feeder_seg[self.node_seg[feeders]] = True
+        # customers on a barrier valve node take the segment of its first pipe
+        cseg = self.node_seg[self.customer_node] if len(self.customer_node) else np.zeros(0, np.int64)
+        for i in np.flatnonzero(cseg < 0):
+            pipes = self.pipes_of(int(self.customer_node[i]))
+            cseg[i] = self.pipe_seg[pipes[0]] if len(pipes) else -1
+        self.customer_seg = cseg
+        self.baseline_fed = self.fed_segments(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def pipes_of(self, node: int) -> np.ndarray:
+        return self.node_pipes[self.node_pipe_ptr[node]:self.node_pipe_ptr[node + 1]]
+
+    def pipes_in(self, segs: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.seg_pipes[self.seg_pipe_ptr[s]:self.seg_pipe_ptr[s + 1]] for s in segs])
+
+    def nodes_in(self, segs: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.seg_nodes[self.seg_node_ptr[s]:self.seg_node_ptr[s + 1]] for s in segs])
+
+    def fed_segments(self, removed_segs: np.ndarray, closed_valves: np.ndarray) -> np.ndarray:
+        """Boolean per segment: still connected to a feeder with ``removed_segs`` gone and
+        ``closed_valves`` (node indices) shut."""
+        keep = np.ones(len(self.edge_a), dtype=bool)
+        gone = np.zeros(self.n_segments, dtype=bool)
+        gone[removed_segs] = True
+        if len(keep):
+            keep &= ~(gone[self.edge_a] | gone[self.edge_b])
+            if len(closed_valves):
+                keep &= ~np.isin(self.edge_valve, closed_valves)
+        n = self.n_segments
+        matrix = coo_matrix((np.ones(int(keep.sum()), np.int8), (self.edge_a[keep], self.edge_b[keep])),
+                            shape=(n, n)).tocsr()
+        _, labels = connected_components(matrix, directed=False)
+        feeding = self.feeder_seg & ~gone
+        fed_labels = np.zeros(labels.max() + 1 if n else 0, dtype=bool)
+        fed_labels[labels[feeding]] = True
+        return fed_labels[labels] & ~gone
+
+    # --- connectivity queries -----------------------------------------------------------------
+    def connected(self, a: int, b: int) -> bool:
+        """Are nodes a and b (indices) connected under the current valve states?"""
+        fed_a = self._reach_from(a)
+        return bool(fed_a[self._seg_of_node(b)])
+
+    def feeders_of(self, node: int) -> list[int]:
+        """Indices of the sources/tanks whose water can reach ``node`` under current valve states."""
+        reach = self._reach_from(node)
+        feeders = np.flatnonzero(self.is_feeder & (self.node_seg >= 0))
+        return [int(f) for f in feeders if reach[self.node_seg[f]]]
+
+    def _seg_of_node(self, node: int) -> int:
+        seg = int(self.node_seg[node])
+        if seg < 0:  # a barrier valve: take the segment of one of its pipes
+            pipes = self.pipes_of(node)
+            seg = int(self.pipe_seg[pipes[0]]) if len(pipes) else -1
+        return seg
+
+    def _reach_from(self, node: int) -> np.ndarray:
+        n = self.n_segments
+        matrix = coo_matrix((np.ones(len(self.edge_a), np.int8), (self.edge_a, self.edge_b)),
+                            shape=(n, n)).tocsr()
+        _, labels = connected_components(matrix, directed=False)
+        seg = self._seg_of_node(node)
+        if seg < 0:
+            return np.zeros(n, dtype=bool)
+        return labels == labels[seg]
+
+
+# --- cache -----------------------------------------------------------------------------------
+_CACHE: dict[int, NetworkGraph] = {}
+_LOCK = threading.Lock()
+
+
+def network_graph(conn: Connection, network_id: int) -> NetworkGraph:
+    """The graph of a network, rebuilt only when a pipeline table changed since it was cached."""
+    key = repository.table_versions(conn)
+    graph = _CACHE.get(network_id)
+    if graph is not None and graph.version_key == key:
+        return graph
+    with _LOCK:
+        graph = _CACHE.get(network_id)
+        if graph is None or graph.version_key != key:
+            graph = load_graph(conn, network_id, key)
+            _CACHE[network_id] = graph
+    return graph
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> NetworkGraph:
+    """Read a network's pipes, nodes and customers into a NetworkGraph."""
+    net = repository.network(conn, network_id)
+    node_rows = repository.graph_nodes(conn, network_id)
+    node_ids = np.array([r[0] for r in node_rows], dtype=np.int64)
+    index = {int(v): i for i, v in enumerate(node_ids)}
+    pipe_rows = repository.graph_pipes(conn, network_id)
+    cust_rows = repository.graph_customers(conn, network_id)
+
+    def idx(value: Any) -> int:
+        return index.get(int(value), -1) if value is not None else -1
+
+    cust_rows = [r for r in cust_rows if r[1] is not None and int(r[1]) in index]
+    return NetworkGraph(
+        network_id=network_id,
+        utility=net["utility"],
+        name=net["name"],
+        pipe_ids=np.array([r[0] for r in pipe_rows], dtype=np.int64),
+        pipe_codes=[r[1] for r in pipe_rows],
+        pipe_from=np.array([idx(r[2]) for r in pipe_rows], dtype=np.int64),
+        pipe_to=np.array([idx(r[3]) for r in pipe_rows], dtype=np.int64),
+        pipe_length=np.array([r[4] or 0.0 for r in pipe_rows], dtype=float),
+        pipe_diameter=np.array([r[5] or 0 for r in pipe_rows], dtype=float),
+        pipe_mid=np.array([(r[6], r[7]) for r in pipe_rows], dtype=float).reshape(-1, 2),
+        node_ids=node_ids,
+        node_codes=[r[1] for r in node_rows],
+        node_kind=np.array([KIND_CODE[r[2]] for r in node_rows], dtype=np.int8),
+        node_state=np.array([STATE_CODE.get(r[3], -1) if r[3] else -1 for r in node_rows], dtype=np.int8),
+        node_xy=np.array([(r[4], r[5]) for r in node_rows], dtype=float).reshape(-1, 2),
+        customer_ids=np.array([r[0] for r in cust_rows], dtype=np.int64),
+        customer_node=np.array([index[int(r[1])] for r in cust_rows], dtype=np.int64),
+        customer_category=np.array([CATEGORY_CODE[r[2]] for r in cust_rows], dtype=np.int8),
+        customer_households=np.array([r[3] for r in cust_rows], dtype=np.int64),
+        version_key=key,
+    )
