@@ -1,0 +1,163 @@
+"""Vector tiles for every layer: OGC API – Tiles (WebMercatorQuad), plain {z}/{x}/{y}.mvt, TileJSON.
+
+Tiles are cached by layer version (gis/tiles.py) and answered with an ETag; a matching
+If-None-Match gets 304 without touching the database beyond the (TTL-cached) version read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import CurrentCaller
+from api.routes.ogc import base_url, check_params, json_response, link, readable_layer, visible_layers
+from gis import tiles
+from gis.access import Caller
+from gis.errors import InvalidParameter, NotFound
+from gis.registry import Layer
+
+router = APIRouter(tags=["Vector tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+TMS_ID = "WebMercatorQuad"
+
+
+def tile_cache(request: Request) -> tiles.TileCache:
+    cache = getattr(request.app.state, "tile_cache", None)
+    if cache is None:
+        cache = request.app.state.tile_cache = tiles.TileCache()
+    return cache
+
+
+def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int, y: int) -> Response:
+    tiles.check_tile(z, x, y)
+    cache = tile_cache(request)
+    engine = request.app.state.read_engine
+    versions = cache.versions(engine.connect)
+    key = cache.key(layers, versions, z, x, y)
+    etag = cache.etag(key)
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    data = cache.get(key)
+    if data is None:
+        with engine.connect() as conn:
+            data = tiles.render_tile(conn, layers, z, x, y, request.app.state.settings.storage_srid)
+        cache.put(key, data)
+    return Response(data, media_type=MVT, headers=headers)
+
+
+def _layers_param(request: Request, caller: Caller) -> tuple[Layer, ...]:
+    raw = request.query_params.get("layers")
+    if raw is None:
+        return tuple(visible_layers(caller))
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise InvalidParameter("layers= is empty: name one or more layer ids, or leave it out for all")
+    return tuple(readable_layer(n, caller) for n in dict.fromkeys(names))
+
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets")
+def tile_matrix_sets(request: Request) -> Response:
+    check_params(request, frozenset({"f"}))
+    base = base_url(request)
+    return json_response({"tileMatrixSets": [{
+        "id": TMS_ID, "title": "Google Maps Compatible for the World", "uri": tiles.TMS_URI,
+        "links": [link(f"{base}/tileMatrixSets/{TMS_ID}", "self", "application/json")]}]})
+
+
+@router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set")
+def tile_matrix_set(request: Request, tms_id: str) -> Response:
+    check_params(request, frozenset({"f"}))
+    if tms_id != TMS_ID:
+        raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
+    return json_response(tiles.web_mercator_quad())
+
+
+def _tileset(request: Request, layer: Layer) -> dict[str, Any]:
+    base = base_url(request)
+    href = f"{base}/collections/{layer.id}/tiles/{TMS_ID}"
+    return {
+        "title": f"{layer.title_zh} {layer.title_en}",
+        "dataType": "vector",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "tileMatrixSetURI": tiles.TMS_URI,
+        "links": [
+            link(href, "self", "application/json"),
+            link(f"{base}/tileMatrixSets/{TMS_ID}", "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                 "application/json"),
+            {"href": href + "/{tileMatrix}/{tileRow}/{tileCol}", "rel": "item", "type": MVT, "templated": True},
+        ],
+        "layers": [{"id": layer.id, "dataType": "vector", "geometryType": _geometry_dim(layer),
+                    "propertiesSchema": {"type": "object", "properties": _fields(layer)}}],
+    }
+
+
+def _geometry_dim(layer: Layer) -> str:
+    kind = (layer.geometry_type or "").lower().removeprefix("multi")
+    return {"point": "points", "linestring": "lines", "polygon": "polygons"}.get(kind, "geometries")
+
+
+def _fields(layer: Layer) -> dict[str, Any]:
+    types = {info.name: info.json_type for info in layer.fields()}
+    return {name: {"type": types.get(name, "string")} for name in tiles.tile_fields(layer)}
+
+
+@router.get("/collections/{collection_id}/tiles", summary="Tilesets of a collection")
+def collection_tilesets(request: Request, collection_id: str, caller: CurrentCaller) -> Response:
+    check_params(request, frozenset({"f"}))
+    layer = readable_layer(collection_id, caller)
+    return json_response({"tilesets": [_tileset(request, layer)],
+                          "links": [link(f"{base_url(request)}/collections/{layer.id}/tiles", "self",
+                                         "application/json")]})
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="Tileset metadata")
+def collection_tileset(request: Request, collection_id: str, tms_id: str, caller: CurrentCaller) -> Response:
+    check_params(request, frozenset({"f"}))
+    layer = readable_layer(collection_id, caller)
+    if tms_id != TMS_ID:
+        raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
+    return json_response(_tileset(request, layer))
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A vector tile (OGC order)",
+            response_class=Response)
+def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, y: int, x: int,
+                    caller: CurrentCaller) -> Response:
+    check_params(request, frozenset({"f"}))
+    layer = readable_layer(collection_id, caller)
+    if tms_id != TMS_ID:
+        raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
+    return serve_tile(request, (layer,), z, x, y)
+
+
+@router.get("/tiles/tilejson.json", summary="TileJSON 3.0 for a multi-layer tile source")
+def tilejson(request: Request, caller: CurrentCaller) -> Response:
+    check_params(request, frozenset({"layers"}))
+    layers = _layers_param(request, caller)
+    base = base_url(request)
+    names = ",".join(layer.id for layer in layers)
+    settings = request.app.state.settings
+    lon0, lat0, lon1, lat1 = settings.spatial.city_bounds
+    return json_response({
+        "tilejson": "3.0.0",
+        "name": "govgis",
+        "scheme": "xyz",
+        "tiles": [f"{base}/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={names}"],
+        "minzoom": 0,
+        "maxzoom": 22,
+        "bounds": [lon0, lat0, lon1, lat1],
+        "center": [(lon0 + lon1) / 2, (lat0 + lat1) / 2, 12],
+        "vector_layers": [{"id": layer.id, "description": layer.title_zh, "fields": {
+            name: spec["type"].capitalize() if spec["type"] != "integer" else "Number"
+            for name, spec in _fields(layer).items()}, "minzoom": int(layer.style.get("min_zoom", 0)), "maxzoom": 22}
+            for layer in layers],
+    })
+
+
+@router.get("/tiles/{z}/{x}/{y}.mvt", summary="Multi-layer vector tile (XYZ order)", response_class=Response)
+def xyz_tile(request: Request, z: int, x: int, y: int, caller: CurrentCaller) -> Response:
+    check_params(request, frozenset({"layers"}))
+    return serve_tile(request, _layers_param(request, caller), z, x, y)

@@ -1,0 +1,287 @@
+"""GeoJSON features built inside PostGIS: items pages, single features, output CRS, paging.
+
+The database assembles every Feature with ``json_build_object`` + ``ST_AsGeoJSON`` and aggregates
+the page with ``json_agg``; Python only wraps the resulting text in the FeatureCollection envelope.
+Reprojection (``crs``, ``bbox-crs``, ``filter-crs``) is ``ST_Transform`` in the same statement.
+Axis order follows OGC API Features Part 2: CRS84 is lon/lat; an EPSG CRS whose authority order is
+north first (EPSG:4326, 4490, the CGCS2000 GK zones) is written northing/latitude first.
+
+``numberMatched`` policy: exact when the page is the last one (offset + returned) or when a count
+capped at ``COUNT_CAP`` + 1 rows stays under the cap; otherwise omitted (never estimated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.access import Caller, sees_personal_data
+from gis.crs import CRS84_URI, crs_uri, is_crs84, lonlat_first, parse_crs
+from gis.errors import InvalidParameter, NotFound, UnknownCRS
+from gis.registry import Layer
+
+COUNT_CAP = 10_000
+DEGREE_DIGITS = 8  # 1e-8° ≈ 1 mm: CRS round trips stay well inside 1 cm
+METRE_DIGITS = 3
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS a client may ask for: its SRID in PostGIS, its URI, and whether axes are swapped."""
+
+    srid: int
+    uri: str
+    flip: bool  # write y (north / latitude) first
+
+    @property
+    def digits(self) -> int:
+        return DEGREE_DIGITS if self.srid in (4326, 4490) else METRE_DIGITS
+
+
+CRS84 = OutputCrs(4326, CRS84_URI, False)
+
+
+@lru_cache(maxsize=8)
+def supported_crs(storage_srid: int) -> tuple[str, ...]:
+    """The CRS URIs every collection offers (Part 2 `crs` list): CRS84, 4326, 4490, 3857, storage."""
+    uris = [CRS84_URI] + [crs_uri(s) for s in (4326, 4490, 3857)]
+    if crs_uri(storage_srid) not in uris:
+        uris.append(crs_uri(storage_srid))
+    return tuple(uris)
+
+
+@lru_cache(maxsize=64)
+def resolve_crs(value: str | None, storage_srid: int) -> OutputCrs:
+    """The OutputCrs for a `crs`/`bbox-crs`/`filter-crs` value; UnknownCRS unless it is offered."""
+    if value is None or is_crs84(value):
+        return CRS84
+    for srid in (4326, 4490, 3857, storage_srid):
+        uri = crs_uri(srid)
+        candidates = {uri.lower(), f"epsg:{srid}", f"urn:ogc:def:crs:epsg::{srid}", str(srid),
+                      uri.lower().replace("http://", "https://")}
+        if value.strip().lower() in candidates:
+            return OutputCrs(srid, uri, not lonlat_first(srid))
+    parse_crs(value)  # a clear message when the value is not a CRS at all
+    raise UnknownCRS(f"CRS {value!r} is not offered; use one of: {', '.join(supported_crs(storage_srid))}")
+
+
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """Four (or six, with heights) comma-separated numbers; InvalidParameter otherwise."""
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidParameter(f"bbox {value!r} must be 4 numbers: minx,miny,maxx,maxy (lon/lat by default)")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise InvalidParameter(f"bbox {value!r} has a non-number: give minx,miny,maxx,maxy") from None
+    if not all(abs(n) < 1e12 for n in numbers):
+        raise InvalidParameter("bbox numbers must be finite")
+    x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 else numbers
+    if x0 > x1 or y0 > y1:
+        raise InvalidParameter(f"bbox {value!r}: the minimum corner must come first (minx,miny,maxx,maxy)")
+    return x0, y0, x1, y1
+
+
+def bbox_clause(layer: Layer, bbox: tuple[float, float, float, float], bbox_crs: OutputCrs,
+                storage_srid: int) -> sa.ColumnElement[bool]:
+    """Features whose geometry intersects the box (given in ``bbox_crs``, axis order of that CRS)."""
+    x0, y0, x1, y1 = bbox
+    if bbox_crs.flip:
+        x0, y0, x1, y1 = y0, x0, y1, x1
+    env = sa.func.ST_MakeEnvelope(x0, y0, x1, y1, bbox_crs.srid)
+    if bbox_crs.srid != storage_srid:
+        # densify the edges so the reprojected box keeps its curved sides
+        env = sa.func.ST_Transform(sa.func.ST_Segmentize(env, max(x1 - x0, y1 - y0) / 8 or 1), storage_srid)
+    return sa.func.ST_Intersects(layer.table.c[layer.geometry_column], env)
+
+
+def parse_datetime(value: str) -> tuple[dt.datetime | None, dt.datetime | None, bool]:
+    """(start, end, is_instant) from an RFC 3339 instant or interval ('a/b', '../b', 'a/..')."""
+
+    def one(text: str) -> dt.datetime | None:
+        if text in ("..", ""):
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise InvalidParameter(f"datetime {text!r} is not RFC 3339 (e.g. 2024-05-01T00:00:00Z, or an "
+                                   "interval 2024-01-01T00:00:00Z/..)") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+    if "/" in value:
+        start_text, _, end_text = value.partition("/")
+        start, end = one(start_text), one(end_text)
+        if start and end and start > end:
+            raise InvalidParameter("datetime interval ends before it starts")
+        return start, end, False
+    instant = one(value)
+    if instant is None:
+        raise InvalidParameter("datetime must be an instant or an interval")
+    return instant, instant, True
+
+
+def time_clause(layer: Layer, datetime_value: str | None) -> sa.ColumnElement[bool]:
+    """What `datetime` means for a layer: "as of" for history layers, a filter on its datetime column."""
+    if datetime_value is None:
+        return layer.current_clause()
+    start, end, instant = parse_datetime(datetime_value)
+    if layer.has_history:
+        if instant:
+            return layer.as_of_clause(start)
+        vf, vt = (layer.table.c[n] for n in layer.valid_time)  # type: ignore[union-attr]
+        clause = sa.and_(sa.true() if end is None else vf <= end, sa.true() if start is None else
+                         sa.or_(vt.is_(None), vt > start))
+        if layer.record_time:
+            clause = sa.and_(clause, layer.table.c[layer.record_time[1]].is_(None))
+        return clause
+    if layer.datetime_column:
+        column = layer.table.c[layer.datetime_column]
+        if instant:
+            return column == start
+        return sa.and_(sa.true() if start is None else column >= start, sa.true() if end is None else column <= end)
+    return layer.current_clause()
+
+
+def parse_sortby(layer: Layer, value: str) -> list[sa.ColumnElement[Any]]:
+    """`sortby=+a,-b` → ORDER BY items; every name checked against the layer."""
+    out = []
+    for raw in (p.strip() for p in value.split(",")):
+        if not raw:
+            continue
+        descending = raw.startswith("-")
+        name = raw.lstrip("+-").strip()
+        try:
+            column = layer.column(name)
+        except NotFound as exc:
+            raise InvalidParameter(f"sortby: {exc.detail}") from None
+        out.append(column.desc() if descending else column.asc())
+    return out
+
+
+def parse_properties(layer: Layer, value: str) -> list[str]:
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    for name in names:
+        try:
+            layer.column(name)
+        except NotFound as exc:
+            raise InvalidParameter(f"properties: {exc.detail}") from None
+    return names
+
+
+@dataclass
+class ItemsQuery:
+    """Everything that selects and shapes one page of features."""
+
+    layer: Layer
+    caller: Caller
+    storage_srid: int
+    out: OutputCrs = CRS84
+    where: list[sa.ColumnElement[bool]] = field(default_factory=list)
+    order: list[sa.ColumnElement[Any]] = field(default_factory=list)
+    properties: list[str] | None = None
+    skip_geometry: bool = False
+    limit: int = 100
+    offset: int = 0
+
+
+def property_object(layer: Layer, names: list[str] | None, caller: Caller) -> sa.ColumnElement[Any]:
+    """json_build_object of the chosen attributes, personal ones masked in SQL unless allowed."""
+    show_personal = sees_personal_data(caller)
+    chosen = names if names is not None else layer.field_names()
+    args: list[Any] = []
+    for name in chosen:
+        column = layer.table.c[name]
+        value: Any = column
+        if name in layer.personal and not show_personal:
+            value = sa.func.govgis_mask(sa.cast(column, sa.Text))
+        args.extend([sa.literal_column(f"'{name}'"), value])  # names come from the registry, not clients
+    if len(args) > 100:
+        # json_build_object takes at most 100 arguments: join halves as jsonb
+        half = (len(args) // 4) * 2
+        return sa.cast(sa.cast(sa.func.json_build_object(*args[:half]), sa.dialects.postgresql.JSONB).op("||")(
+            sa.cast(sa.func.json_build_object(*args[half:]), sa.dialects.postgresql.JSONB)), sa.JSON)
+    return sa.func.json_build_object(*args)
+
+
+def geometry_json(layer: Layer, out: OutputCrs, storage_srid: int) -> sa.ColumnElement[Any]:
+    geom: Any = layer.table.c[layer.geometry_column]
+    if out.srid != storage_srid:
+        geom = sa.func.ST_Transform(geom, out.srid)
+    if out.flip:
+        geom = sa.func.ST_FlipCoordinates(geom)
+    return sa.cast(sa.func.ST_AsGeoJSON(geom, out.digits), sa.JSON)
+
+
+def feature_object(q: ItemsQuery) -> sa.ColumnElement[Any]:
+    layer = q.layer
+    geometry = sa.null() if q.skip_geometry else geometry_json(layer, q.out, q.storage_srid)
+    return sa.func.json_build_object(
+        sa.literal_column("'type'"), sa.literal_column("'Feature'"),
+        sa.literal_column("'id'"), layer.table.c[layer.key],
+        sa.literal_column("'geometry'"), geometry,
+        sa.literal_column("'properties'"), property_object(layer, q.properties, q.caller),
+    )
+
+
+@dataclass
+class Page:
+    features_json: str  # a JSON array of Features, as PostGIS wrote it
+    returned: int
+    matched: int | None
+
+
+def fetch_page(conn: Connection, q: ItemsQuery) -> Page:
+    """One page of features as a JSON array text, with numberReturned and (when cheap) numberMatched."""
+    table = q.layer.table
+    inner = (
+        sa.select(feature_object(q).label("f"))
+        .where(*q.where)
+        .order_by(*q.order, table.c[q.layer.key])
+        .limit(q.limit)
+        .offset(q.offset)
+        .subquery()
+    )
+    stmt = sa.select(
+        sa.cast(sa.func.coalesce(sa.func.json_agg(inner.c.f), sa.literal_column("'[]'::json")), sa.Text),
+        sa.func.count(),
+    ).select_from(inner)
+    features_json, returned = conn.execute(stmt).one()
+    matched: int | None
+    if returned < q.limit and (returned > 0 or q.offset == 0):
+        matched = q.offset + returned
+    else:
+        capped = sa.select(sa.literal(1)).select_from(table).where(*q.where).limit(COUNT_CAP + 1).subquery()
+        count = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
+        matched = count if count <= COUNT_CAP else None
+    return Page(features_json, int(returned), matched)
+
+
+def fetch_feature(conn: Connection, q: ItemsQuery, feature_id: object) -> tuple[str, int]:
+    """One Feature as JSON text and its row version; NotFound when absent."""
+    table = q.layer.table
+    row = conn.execute(
+        sa.select(sa.cast(feature_object(q), sa.Text), table.c.version if "version" in table.c else sa.literal(1))
+        .where(table.c[q.layer.key] == feature_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"{q.layer.id} has no feature {feature_id}; list them at /collections/{q.layer.id}/items")
+    return row[0], int(row[1])
+
+
+def layer_extent(conn: Connection, layer: Layer) -> tuple[float, float, float, float] | None:
+    """The layer's lon/lat extent: the planner's estimate when statistics exist, else computed."""
+    table, column = layer.table.name, layer.geometry_column
+    srid = layer.table.c[column].type.srid
+    # identifiers come from the registry, never from a client
+    row = conn.execute(sa.text(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Transform(ST_SetSRID("
+        f"COALESCE(ST_EstimatedExtent('{table}', '{column}'), (SELECT ST_Extent({column}) FROM {table}))"
+        f"::geometry, {srid}), 4326) AS e) s")).first()
+    if row is None or row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

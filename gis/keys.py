@@ -1,0 +1,139 @@
+"""Department API keys: issue, resolve, revoke, and the access log.
+
+A key is shown once when it is created (``gg_<prefix>_<secret>``); the database keeps only its
+prefix (to find it and to show in listings) and a salted SHA-256 of the whole key. Keys are 240-bit
+random secrets, so a fast hash is enough: there is nothing to brute-force that a slow hash would
+protect. The access log records the key's id, never the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.access import ALL, Caller
+from gis.errors import InvalidParameter, NotFound
+from gis.registry import REGISTRY
+from gis.schema import METADATA
+
+KEY_PREFIX = "gg_"
+
+api_keys = sa.Table(
+    "api_keys",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("prefix", sa.String(12), nullable=False, unique=True, comment="shown in listings"),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, comment="sha256(salt || key), hex"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("department", sa.Text, nullable=False, comment="部门"),
+    sa.Column("read_scopes", sa.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("write_scopes", sa.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("personal_data", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+access_log = sa.Table(
+    "access_log",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("key_id", sa.BigInteger, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("route", sa.Text, nullable=False),
+    sa.Column("layer", sa.Text),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+)
+sa.Index("ix_access_log_key_at", access_log.c.key_id, access_log.c.at)
+
+TABLES = (api_keys, access_log)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: int
+    prefix: str
+    secret: str  # the full key: shown once, never stored
+
+
+def _digest(salt: str, key: str) -> str:
+    return hashlib.sha256((salt + key).encode()).hexdigest()
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    """Scope names are layer ids, family names or '*'; anything else is refused with the choices."""
+    families = {layer.family for layer in REGISTRY}
+    out = []
+    for raw in scopes:
+        name = raw.strip()
+        if not name:
+            continue
+        if name != ALL and name not in REGISTRY and name not in families:
+            raise InvalidParameter(
+                f"unknown scope {name!r}: use a layer id ({', '.join(layer.id for layer in REGISTRY)}), "
+                f"a family ({', '.join(sorted(families))}) or '*'"
+            )
+        out.append(name)
+    return out
+
+
+def create_key(conn: Connection, *, department: str, read: Iterable[str] = (), write: Iterable[str] = (),
+               personal_data: bool = False, name: str | None = None) -> IssuedKey:
+    """Issue a key for a department; returns the clear key once."""
+    if not department.strip():
+        raise InvalidParameter("a key needs the department it is issued to (--department 规划局)")
+    read_scopes, write_scopes = check_scopes(read), check_scopes(write)
+    prefix = secrets.token_hex(4)
+    secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(30)}"
+    salt = secrets.token_hex(16)
+    key_id = conn.execute(api_keys.insert().values(
+        prefix=prefix, salt=salt, key_hash=_digest(salt, secret), name=name or department,
+        department=department, read_scopes=read_scopes, write_scopes=write_scopes,
+        personal_data=personal_data,
+    ).returning(api_keys.c.id)).scalar_one()
+    return IssuedKey(int(key_id), prefix, secret)
+
+
+def resolve_key(conn: Connection, key: str) -> Caller | None:
+    """The Caller a key stands for, or None when it is unknown, malformed or revoked."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    prefix = key[len(KEY_PREFIX):].split("_", 1)[0]
+    row = conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if not hmac.compare_digest(row["key_hash"], _digest(row["salt"], key)):
+        return None
+    return Caller(name=row["name"], department=row["department"], read=frozenset(row["read_scopes"]),
+                  write=frozenset(row["write_scopes"]), personal_data=bool(row["personal_data"]),
+                  key_id=int(row["id"]))
+
+
+def list_keys(conn: Connection) -> list[dict[str, object]]:
+    """Every key without its secret: id, prefix, department, scopes, flags, times."""
+    columns = [c for c in api_keys.columns if c.name not in ("salt", "key_hash")]
+    return [dict(r) for r in conn.execute(sa.select(*columns).order_by(api_keys.c.id)).mappings()]
+
+
+def revoke_key(conn: Connection, key_id_or_prefix: str) -> int:
+    """Revoke by id or prefix; returns the id. Revoking twice is harmless."""
+    where = (api_keys.c.id == int(key_id_or_prefix)) if key_id_or_prefix.isdigit() else (
+        api_keys.c.prefix == key_id_or_prefix.removeprefix(KEY_PREFIX).split("_", 1)[0])
+    found = conn.execute(sa.update(api_keys).where(where).values(
+        revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.func.now())).returning(api_keys.c.id)).scalar()
+    if found is None:
+        raise NotFound(f"no key {key_id_or_prefix!r}: see `govgis keys list`")
+    return int(found)
+
+
+def log_access(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Append access-log rows (key_id, method, route, layer, status)."""
+    if rows:
+        conn.execute(access_log.insert(), rows)

@@ -1,0 +1,182 @@
+"""Vector tiles: WebMercatorQuad, ST_AsMVT SQL per layer, and a tile cache keyed by layer version.
+
+A tile is made in one statement: each layer's rows whose geometry meets the tile (plus a 64/4096
+buffer) are simplified in the storage CRS by half a pixel of that zoom, moved to Web Mercator, clipped
+by ``ST_AsMVTGeom`` and encoded by ``ST_AsMVT``; several layers are concatenated in the same
+statement (MVT layers concatenate). The MVT layer name is the layer id, the feature id its key, and
+the attributes are the layer's ``map_fields`` only — personal fields never go into a tile.
+
+The cache is keyed by (layers, their ``layer_versions`` numbers, z, x, y). ``layer_versions`` is
+bumped by a trigger on every write, so a write invalidates exactly the layers it touched. The
+versions themselves are re-read at most every ``versions_ttl`` seconds (writes through this process
+reset it at once); the ETag is derived from the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import InvalidParameter
+from gis.registry import REGISTRY, Layer
+
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 24
+WEB_MERCATOR_HALF = 20037508.3427892
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """InvalidParameter unless (z, x, y) names a WebMercatorQuad tile."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidParameter(f"zoom {z} is outside 0–{MAX_ZOOM}")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise InvalidParameter(f"tile {z}/{x}/{y} does not exist: at zoom {z} column and row run 0–{n - 1}")
+
+
+def pixel_metres(z: int) -> float:
+    """Size of one tile pixel (of 4096) at zoom z, in Web Mercator metres."""
+    return 2 * WEB_MERCATOR_HALF / (1 << z) / EXTENT
+
+
+def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    size = 2 * WEB_MERCATOR_HALF / (1 << z)
+    minx = -WEB_MERCATOR_HALF + x * size
+    maxy = WEB_MERCATOR_HALF - y * size
+    return minx, maxy - size, minx + size, maxy
+
+
+def tile_fields(layer: Layer) -> list[str]:
+    """The attributes a layer's tiles carry: its map fields, never personal ones."""
+    return [name for name in layer.map_fields if name not in layer.personal and name != layer.key]
+
+
+def _current_sql(layer: Layer) -> str:
+    ends = [end for end in ((layer.valid_time or (None, None))[1], (layer.record_time or (None, None))[1]) if end]
+    return "".join(f" AND {end} IS NULL" for end in ends)
+
+
+def layer_tile_sql(layer: Layer, storage_srid: int) -> str:
+    """The SELECT yielding one layer's MVT bytes for :z/:x/:y (identifiers from the registry only)."""
+    geom = layer.geometry_column
+    fields = "".join(f", {name}" for name in tile_fields(layer))
+    simplify = geom if layer.geometry_type in ("Point", "MultiPoint") else f"ST_Simplify({geom}, :tol, true)"
+    return (
+        f"(SELECT ST_AsMVT(t, '{layer.id}', {EXTENT}, 'geom', '{layer.key}') FROM ("
+        f"SELECT {layer.key}{fields}, ST_AsMVTGeom(ST_Transform({simplify}, 3857), "
+        f"ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true) AS geom "
+        f"FROM {layer.table.name} WHERE {geom} && ST_Transform(ST_TileEnvelope(:z, :x, :y, "
+        f"margin => {BUFFER / EXTENT}), {storage_srid}){_current_sql(layer)}"
+        f") AS t WHERE geom IS NOT NULL)"
+    )
+
+
+@lru_cache(maxsize=256)
+def tile_statement(layer_ids: tuple[str, ...], storage_srid: int) -> sa.TextClause:
+    """One statement for a multi-layer tile: the layers' MVTs concatenated (built once per layer set)."""
+    parts = [f"COALESCE({layer_tile_sql(REGISTRY.get(i), storage_srid)}, ''::bytea)" for i in layer_ids]
+    return sa.text("SELECT " + " || ".join(parts))
+
+
+def render_tile(conn: Connection, layers: tuple[Layer, ...], z: int, x: int, y: int, storage_srid: int) -> bytes:
+    """The MVT bytes of a tile for the given layers, straight from PostGIS."""
+    check_tile(z, x, y)
+    # simplify by half a pixel: invisible at this zoom, and it keeps narrow parcels from collapsing
+    tolerance = pixel_metres(z) / 2
+    data = conn.execute(tile_statement(tuple(la.id for la in layers), storage_srid), {"z": z, "x": x, "y": y, "tol": tolerance}).scalar()
+    return bytes(data or b"")
+
+
+def read_versions(conn: Connection) -> dict[str, int]:
+    return {name: int(v) for name, v in conn.execute(sa.text("SELECT table_name, version FROM layer_versions"))}
+
+
+class TileCache:
+    """An in-process LRU of tiles (bounded in bytes) with layer versions re-read every ``versions_ttl`` s."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024, versions_ttl: float = 0.5) -> None:
+        self.max_bytes = max_bytes
+        self.versions_ttl = versions_ttl
+        self._tiles: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = 0
+        self._versions: dict[str, int] = {}
+        self._versions_at = 0.0
+        self._lock = threading.Lock()
+
+    def versions(self, conn_factory) -> dict[str, int]:  # noqa: ANN001 — a callable giving a Connection context
+        now = time.monotonic()
+        if now - self._versions_at > self.versions_ttl:
+            with conn_factory() as conn:
+                self._versions = read_versions(conn)
+            self._versions_at = now
+        return self._versions
+
+    def forget_versions(self) -> None:
+        """Re-read layer versions on the next request (called after writes through this process)."""
+        self._versions_at = 0.0
+
+    @staticmethod
+    def key(layers: tuple[Layer, ...], versions: dict[str, int], z: int, x: int, y: int) -> tuple:
+        return (tuple(layer.id for layer in layers), tuple(versions.get(layer.table.name, 0) for layer in layers),
+                z, x, y)
+
+    @staticmethod
+    def etag(key: tuple) -> str:
+        return '"' + hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest() + '"'
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._tiles.get(key)
+            if data is not None:
+                self._tiles.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self._lock:
+            if key in self._tiles:
+                return
+            self._tiles[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes and self._tiles:
+                _, old = self._tiles.popitem(last=False)
+                self._size -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._size = 0
+
+
+def web_mercator_quad() -> dict[str, object]:
+    """The WebMercatorQuad tile matrix set (OGC 17-083r4), zoom 0–24."""
+    matrices = []
+    for z in range(MAX_ZOOM + 1):
+        n = 1 << z
+        matrices.append({
+            "id": str(z),
+            "scaleDenominator": 559082264.028717 / n,
+            "cellSize": 156543.033928041 / n,
+            "cornerOfOrigin": "topLeft",
+            "pointOfOrigin": [-WEB_MERCATOR_HALF, WEB_MERCATOR_HALF],
+            "tileWidth": 256,
+            "tileHeight": 256,
+            "matrixWidth": n,
+            "matrixHeight": n,
+        })
+    return {
+        "id": "WebMercatorQuad",
+        "title": "Google Maps Compatible for the World",
+        "uri": TMS_URI,
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "orderedAxes": ["X", "Y"],
+        "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "tileMatrices": matrices,
+    }
