@@ -77,8 +77,10 @@ def build_page(config: PageConfig) -> str:
     for tool in config.tools:
         root.header.add_child(JavascriptLink(f"{STATIC}/js/tools/{tool.script}?v={config.version}"))
     root.html.add_child(Element(_SHELL))
+    # folium writes the map's own script at render time, after ours: start once the document is parsed
     root.script.add_child(Element(
-        f"GovGis.start({fmap.get_name()}, {config.as_json()});"))
+        "document.addEventListener('DOMContentLoaded', function () { "
+        f"GovGis.start({fmap.get_name()}, {config.as_json()}); }});"))
     html = root.render()
     if _EXTERNAL.search(html):
         raise OfflinePage("the map page references an external host: " + _EXTERNAL.search(html).group(0))
