@@ -14,7 +14,8 @@ from fastapi import FastAPI
 import layers  # noqa: F401  (declares every layer in the registry)
 from api import errors, openapi
 from api.access import AccessMiddleware
-from api.routes import health, ogc, query, tiles, webmap
+from api.routes import health, land, ogc, planning, query, tiles, webmap
+from api.routes import pipeline as pipeline_routes
 from gis.db import database_url, make_engine, read_url
 from gis.settings import Settings, get_settings
 
@@ -49,9 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(pipeline_routes.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(query.router)
+    app.include_router(land.router)
+    app.include_router(planning.router)
     app.add_middleware(AccessMiddleware, rate_limit_per_minute=settings.service.rate_limit_per_minute)
     openapi.install(app)
     app.include_router(webmap.router)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, NotFound
 from gis.schema import layer_versions, storage_srid
-from layers.pipeline.models import customers, networks, nodes, pipes
+from layers.pipeline.models import customers, isolations, networks, nodes, pipes
 
 
 def pipes_in_area(conn: Connection, area: BaseGeometry) -> list[dict[str, Any]]:
@@ -136,3 +136,70 @@ def insert_customers(conn: Connection, network_id: int, rows: list[dict[str, Any
 def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterable[list[dict[str, Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
+
+
+def _point_param(x: float, y: float) -> sa.ColumnElement[Any]:
+    return sa.func.ST_SetSRID(sa.func.ST_MakePoint(x, y), storage_srid())
+
+
+def nearest_pipe(conn: Connection, network_id: int, x: float, y: float) -> dict[str, Any] | None:
+    """The in-service pipe of a network nearest to a storage-CRS point (KNN on the GiST index)."""
+    pt = _point_param(x, y)
+    query = (sa.select(pipes.c.id, pipes.c.code, sa.func.ST_Distance(pipes.c.geom, pt).label("distance"),
+                       sa.func.ST_LineLocatePoint(pipes.c.geom, pt).label("fraction"))
+             .where(pipes.c.network_id == network_id, pipes.c.status == "in_service")
+             .order_by(pipes.c.geom.op("<->")(pt)).limit(1))
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def _lonlat(geom: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    ll = sa.func.ST_Transform(geom, 4326)
+    return sa.func.ST_X(ll).label("lon"), sa.func.ST_Y(ll).label("lat")
+
+
+def node_details(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    query = sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state, nodes.c.control_type,
+                      nodes.c.diameter_mm, nodes.c.last_exercised, nodes.c.access_note,
+                      *_lonlat(nodes.c.geom)).where(nodes.c.id.in_(ids))
+    return {int(r["id"]): dict(r) for r in conn.execute(query).mappings()}
+
+
+def segment_outline(conn: Connection, pipe_ids: list[int], buffer_m: float) -> str | None:
+    """GeoJSON (lon/lat) of the segment's pipes buffered by ``buffer_m`` metres."""
+    if not pipe_ids:
+        return None
+    outline = sa.func.ST_Transform(sa.func.ST_Buffer(sa.func.ST_Union(pipes.c.geom), buffer_m, 4), 4326)
+    return conn.execute(sa.select(sa.func.ST_AsGeoJSON(outline, 7)).where(pipes.c.id.in_(pipe_ids))).scalar()
+
+
+def segment_lines(conn: Connection, pipe_ids: list[int]) -> str | None:
+    """GeoJSON MultiLineString (lon/lat) of the segment's pipes."""
+    if not pipe_ids:
+        return None
+    lines = sa.func.ST_Transform(sa.func.ST_Collect(pipes.c.geom), 4326)
+    return conn.execute(sa.select(sa.func.ST_AsGeoJSON(lines, 7)).where(pipes.c.id.in_(pipe_ids))).scalar()
+
+
+def customer_details(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    query = sa.select(customers.c.id, customers.c.account_no, customers.c.name, customers.c.category,
+                      customers.c.address, customers.c.contact_name, customers.c.contact_phone,
+                      customers.c.households).where(customers.c.id.in_(ids))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def insert_isolation(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    row = conn.execute(isolations.insert().values(values)
+                       .returning(isolations.c.id, isolations.c.created_at)).mappings().one()
+    return dict(row)
+
+
+def get_isolation(conn: Connection, isolation_id: int) -> dict[str, Any]:
+    row = conn.execute(sa.select(isolations).where(isolations.c.id == isolation_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no isolation {isolation_id}: compute one with POST /pipeline/isolations")
+    return dict(row)

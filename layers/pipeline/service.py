@@ -4,14 +4,26 @@ functions, never the repository or the graph internals.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, require_read
+from gis.access import Caller, can_read, mask_properties, require_read
+from gis.errors import InvalidParameter, NotFound
+from gis.geometry import to_storage
+from gis.schema import storage_srid
+from gis.settings import get_settings
+from gis.writes import audit
 from layers.pipeline import repository
-from layers.pipeline.layers import PIPES
+from layers.pipeline.isolation import isolate, network_distances, second_ring
+from layers.pipeline.layers import CUSTOMERS, PIPES
+from layers.pipeline.models import CUSTOMER_CATEGORIES
+from layers.pipeline.topology import NetworkGraph, network_graph
 
 
 def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> list[dict[str, Any]]:
@@ -24,3 +36,207 @@ def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> li
     require_read(caller, PIPES)
     return [{**row, "length_inside_m": round(float(row["length_inside_m"]), 3)}
             for row in repository.pipes_in_area(conn, area)]
+
+
+CRITICAL_ORDER = ("hospital", "school", "fire", "government", "industrial", "commercial", "residential",
+                  "other")
+CATEGORY_ZH = {"hospital": "医院", "school": "学校", "fire": "消防", "government": "政府机关",
+               "industrial": "工业", "commercial": "商业", "residential": "居民", "other": "其他"}
+CRITICAL = ("hospital", "school", "fire")
+
+
+def _graph_and_pipe(conn: Connection, network_id: int, pipe_id: int | None, point: Point | None,
+                    point_crs: str) -> tuple[NetworkGraph, int, dict[str, Any]]:
+    """The network graph, the burst pipe's index and how it was found (snap distance)."""
+    graph = network_graph(conn, network_id)
+    if pipe_id is not None:
+        if int(pipe_id) not in graph.pipe_index:
+            raise NotFound(f"pipe {pipe_id} is not an in-service pipe of network {network_id}")
+        return graph, graph.pipe_index[int(pipe_id)], {"pipe_id": int(pipe_id), "fraction": 0.5,
+                                                         "snap_distance_m": None}
+    if point is None:
+        raise InvalidParameter("give the burst as pipe_id or as a point (lon/lat or x/y with its crs)")
+    settings = get_settings()
+    storage = to_storage(point, point_crs, storage_crs=settings.spatial.storage_crs,
+                         city_bounds=settings.spatial.city_bounds, expected="Point")
+    hit = repository.nearest_pipe(conn, network_id, storage.x, storage.y)
+    if hit is None:
+        raise NotFound(f"network {network_id} has no in-service pipe to snap the point to")
+    return graph, graph.pipe_index[int(hit["id"])], {
+        "pipe_id": int(hit["id"]), "fraction": float(hit["fraction"]),
+        "snap_distance_m": round(float(hit["distance"]), 2), "point": [storage.x, storage.y]}
+
+
+def _valve_indices(graph: NetworkGraph, valve_ids: list[int]) -> list[int]:
+    out = []
+    for vid in valve_ids:
+        index = graph.node_index.get(int(vid))
+        if index is None or not graph.is_valve[index]:
+            raise InvalidParameter(f"node {vid} is not an isolation valve of network {graph.network_id}: "
+                                   "failed_valves takes ids of isolation valves")
+        out.append(index)
+    return out
+
+
+def _valve_entry(details: dict[int, dict[str, Any]], graph: NetworkGraph, index: int,
+                 distance: dict[int, float]) -> dict[str, Any]:
+    vid = int(graph.node_ids[index])
+    d = details.get(vid, {})
+    return {"id": vid, "code": d.get("code"), "diameter_mm": d.get("diameter_mm"),
+            "state": d.get("valve_state"),
+            "last_exercised": d["last_exercised"].isoformat() if d.get("last_exercised") else None,
+            "access_note": d.get("access_note"), "lon": d.get("lon"), "lat": d.get("lat"),
+            "distance_m": round(distance[index], 1) if index in distance else None}
+
+
+def _customers(conn: Connection, graph: NetworkGraph, inside: np.ndarray, collateral: np.ndarray,
+               caller: Caller, limit: int) -> dict[str, Any]:
+    """Counts by category (critical first) and a list (critical first), masked per the caller."""
+    categories = list(CUSTOMER_CATEGORIES)
+    out: dict[str, Any] = {"total": int(len(inside) + len(collateral)), "inside_segment": int(len(inside)),
+                           "collateral": int(len(collateral))}
+    both = np.concatenate([inside, collateral])
+    out["households"] = int(graph.customer_households[both].sum()) if len(both) else 0
+    counts = np.bincount(graph.customer_category[both], minlength=len(categories)) if len(both) else \
+        np.zeros(len(categories), dtype=int)
+    out["by_category"] = [{"category": c, "name_zh": CATEGORY_ZH[c], "count": int(counts[categories.index(c)])}
+                          for c in CRITICAL_ORDER if counts[categories.index(c)]]
+    out["critical"] = int(sum(counts[categories.index(c)] for c in CRITICAL))
+    if not can_read(caller, CUSTOMERS):
+        out["list"] = None
+        out["note"] = "your key may not read pipeline_customers: counts only"
+        return out
+    rank = np.array([CRITICAL_ORDER.index(c) for c in categories])
+    order = np.lexsort((graph.customer_ids[both], rank[graph.customer_category[both]]))
+    chosen = both[order][:limit]
+    where = {int(graph.customer_ids[i]): ("segment" if k < len(inside) else "collateral")
+             for k, i in enumerate(both)}
+    rows = {r["id"]: r for r in repository.customer_details(conn, [int(graph.customer_ids[i]) for i in chosen])}
+    listing = []
+    for i in chosen:
+        row = rows.get(int(graph.customer_ids[i]))
+        if row is None:
+            continue
+        row = mask_properties(caller, CUSTOMERS, row)
+        row["cause"] = where[int(row["id"])]
+        listing.append(row)
+    out["list"] = listing
+    out["list_truncated"] = bool(len(both) > limit)
+    return out
+
+
+def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id: int | None = None,
+                  point: Point | None = None, point_crs: str = "OGC:CRS84", failed_valves: list[int] = (),
+                  parent_id: int | None = None, customer_limit: int = 200, store: bool = True) -> dict[str, Any]:
+    """What to do about a burst: valves to close (nearest first), the isolated segment, the customers
+    cut off (in the segment and collateral), the fallback ring per valve; stored and audited.
+
+    ``parent_id`` revises an earlier isolation: its burst and failed valves are kept and
+    ``failed_valves`` are added (valves that could not be closed on site).
+    """
+    require_read(caller, PIPES)
+    failed = [int(v) for v in failed_valves]
+    if parent_id is not None:
+        parent = repository.get_isolation(conn, parent_id)
+        if parent["network_id"] != network_id:
+            raise InvalidParameter(f"isolation {parent_id} belongs to network {parent['network_id']}")
+        failed = sorted(set(parent["failed_valves"]) | set(failed))
+        pipe_id = parent["pipe_id"] if pipe_id is None and point is None else pipe_id
+    graph, pipe, located = _graph_and_pipe(conn, network_id, pipe_id, point, point_crs)
+    failed_idx = _valve_indices(graph, failed)
+    iso = isolate(graph, pipe, failed_idx)
+    distance = network_distances(graph, iso, located["fraction"])
+    ring = second_ring(graph, iso)
+    detail_ids = [int(graph.node_ids[i]) for i in
+                  np.concatenate([iso.boundary, [r for x in ring for r in x["fallback_valves"]]]).astype(int)]
+    feeders_inside = [int(n) for n in iso.nodes if graph.is_feeder[n]]
+    details = repository.node_details(conn, detail_ids + [int(graph.node_ids[n]) for n in feeders_inside])
+
+    def entries(indices: np.ndarray) -> list[dict[str, Any]]:
+        ordered = sorted((int(i) for i in indices), key=lambda i: distance.get(i, float("inf")))
+        return [_valve_entry(details, graph, i, distance) for i in ordered]
+
+    pipe_ids = [int(graph.pipe_ids[p]) for p in iso.pipes]
+    lengths = graph.pipe_length[iso.pipes]
+    radius = graph.pipe_diameter[iso.pipes] / 2000.0
+    result: dict[str, Any] = {
+        "network_id": network_id, "utility": graph.utility, "network": graph.name,
+        "burst": {**{k: v for k, v in located.items() if k != "point"},
+                  "pipe_code": graph.pipe_codes[pipe]},
+        "failed_valves": failed,
+        "valves_to_close": entries(iso.to_close),
+        "valves_already_closed": entries(iso.already_closed),
+        "valves_not_needed": entries(iso.not_needed),
+        "second_ring": [{**r, "valve": int(graph.node_ids[r["valve"]]),
+                         "fallback_valves": [_valve_entry(details, graph, v, distance)
+                                             for v in r["fallback_valves"]]} for r in ring],
+        "segment": {
+            "pipe_ids": pipe_ids,
+            "pipe_count": len(pipe_ids),
+            "length_m": round(float(lengths.sum()), 2),
+            "volume_m3": round(float((np.pi * radius ** 2 * lengths).sum()), 3),
+            "diameter_unknown_pipes": int((radius == 0).sum()),
+            "feeders_inside": [{"id": int(graph.node_ids[n]), "code": graph.node_codes[n],
+                                "kind": details.get(int(graph.node_ids[n]), {}).get("kind"),
+                                "note": "水源/水池在隔离段内：须在站内关闭出口 / shut the station outlet"}
+                               for n in feeders_inside],
+        },
+        "customers": _customers(conn, graph, iso.customers_inside, iso.customers_collateral, caller,
+                                customer_limit),
+        "customers_already_without_supply": int(len(iso.customers_already_unfed)),
+    }
+    result["segment"]["outline"] = _json(repository.segment_outline(conn, pipe_ids, 5.0))
+    if store:
+        summary = {
+            "valves_to_close": [v["id"] for v in result["valves_to_close"]],
+            "valves_already_closed": [v["id"] for v in result["valves_already_closed"]],
+            "valves_not_needed": [v["id"] for v in result["valves_not_needed"]],
+            "pipe_ids": pipe_ids, "length_m": result["segment"]["length_m"],
+            "volume_m3": result["segment"]["volume_m3"],
+            "customer_ids": [int(graph.customer_ids[i]) for i in
+                             np.concatenate([iso.customers_inside, iso.customers_collateral])],
+            "customers_total": result["customers"]["total"],
+            "customers_critical": result["customers"]["critical"],
+        }
+        point_geom = None
+        if "point" in located:
+            point_geom = from_shape(Point(located["point"]), srid=storage_srid())
+        row = repository.insert_isolation(conn, {
+            "network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
+            "failed_valves": failed, "snap_distance_m": located["snap_distance_m"], "summary": summary,
+            "created_by": caller.name, "burst_geom": point_geom})
+        audit(conn, caller, "pipeline_isolations", row["id"], "insert", None,
+              {"network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
+               "failed_valves": failed},
+              {"valves_to_close": summary["valves_to_close"], "customers_total": summary["customers_total"]})
+        result["id"] = int(row["id"])
+        result["parent_id"] = parent_id
+        result["created_at"] = row["created_at"].isoformat()
+    return result
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def list_networks(conn: Connection, *, caller: Caller) -> list[dict[str, Any]]:
+    require_read(caller, PIPES)
+    return repository.list_networks(conn)
+
+
+def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> dict[str, Any]:
+    """A stored isolation with the chain of versions it revises (newest first)."""
+    require_read(caller, PIPES)
+    row = repository.get_isolation(conn, isolation_id)
+    chain = []
+    parent = row["parent_id"]
+    while parent is not None:
+        previous = repository.get_isolation(conn, parent)
+        chain.append({"id": previous["id"], "failed_valves": previous["failed_valves"],
+                      "created_at": previous["created_at"].isoformat()})
+        parent = previous["parent_id"]
+    return {"id": row["id"], "network_id": row["network_id"], "pipe_id": row["pipe_id"],
+            "parent_id": row["parent_id"], "failed_valves": row["failed_valves"],
+            "snap_distance_m": row["snap_distance_m"], "summary": row["summary"],
+            "created_at": row["created_at"].isoformat(), "created_by": row["created_by"],
+            "earlier_versions": chain}

@@ -1,0 +1,66 @@
+"""Pipeline accident endpoints under /pipeline: networks, topology report, burst isolation and its
+versions, criticality, repair orders, clearance checks, profiles, maintenance, INP import.
+
+Thin: parse, call layers.pipeline, return. The OGC collections of pipes, nodes and customers come
+from the generic API over the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from fastapi.responses import Response
+from shapely.geometry import Point
+
+from api.deps import CurrentCaller, DbRead, DbWrite
+from gis.errors import InvalidGeometry, InvalidParameter
+from gis.geometry import parse_geojson
+from layers.pipeline import repository, service
+from layers.pipeline.schemas import BurstRequest, FailedValves
+
+router = APIRouter(prefix="/pipeline", tags=["pipeline"])
+
+
+def _json(content: Any) -> Response:
+    # serialised directly with orjson: no response-model validation pass over large results
+    return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
+
+
+def _burst_point(body: BurstRequest) -> Point | None:
+    if body.point is not None:
+        geom = parse_geojson(body.point)
+        if geom.geom_type != "Point":
+            raise InvalidGeometry("point must be a GeoJSON Point")
+        return geom
+    if body.lon is not None and body.lat is not None:
+        return Point(body.lon, body.lat)
+    if (body.lon is None) != (body.lat is None):
+        raise InvalidParameter("give both lon and lat")
+    return None
+
+
+@router.get("/networks", summary="Pipeline networks (管网) with their utility")
+def networks(conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(service.list_networks(conn, caller=caller))
+
+
+@router.post("/isolations", summary="Isolate a burst: valves to close, segment, customers cut off (爆管关阀)")
+def isolate(body: BurstRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(service.isolate_burst(conn, body.network_id, caller=caller, pipe_id=body.pipe_id,
+                                       point=_burst_point(body), point_crs=body.crs,
+                                       failed_valves=body.failed_valves, customer_limit=body.customer_limit))
+
+
+@router.get("/isolations/{isolation_id}", summary="A stored isolation and its versions")
+def isolation(isolation_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(service.isolation_record(conn, isolation_id, caller=caller))
+
+
+@router.post("/isolations/{isolation_id}/failed-valves",
+             summary="Valves could not be closed: recompute the next ring as a new version (阀门失效)")
+def failed_valves(isolation_id: int, body: FailedValves, conn: DbWrite, caller: CurrentCaller) -> Response:
+    parent = repository.get_isolation(conn, isolation_id)
+    return _json(service.isolate_burst(conn, parent["network_id"], caller=caller, failed_valves=body.valves,
+                                       parent_id=isolation_id))
