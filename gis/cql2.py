@@ -91,7 +91,8 @@ def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST n
         return {"op": "not", "args": [out]} if node.not_ else out
     if isinstance(node, ast.Like):
         lhs = _text_tree_to_json(node.lhs)
-        out = {"op": "like", "args": [{"op": "casei", "args": [lhs]} if node.nocase else lhs, node.pattern]}
+        out = {"op": "like", "args": [{"op": "casei", "args": [lhs]} if node.nocase else lhs,
+                                      _text_tree_to_json(node.pattern)]}
         return {"op": "not", "args": [out]} if node.not_ else out
     if isinstance(node, ast.In):
         out = {"op": "in", "args": [_text_tree_to_json(node.lhs), [_text_tree_to_json(v) for v in node.sub_nodes]]}

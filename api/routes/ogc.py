@@ -124,7 +124,7 @@ def wants_html(request: Request) -> bool:
 
 def json_response(body: Any, media_type: str = "application/json", status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    raw = body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     return Response(raw, status_code=status, media_type=media_type, headers=headers)
 
 
