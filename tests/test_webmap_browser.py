@@ -28,8 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# A view on the demo city (Xiamen Island) at a zoom where parcels and land use are drawn.
-VIEW = (24.475, 118.115, 15)
 
 
 def _free_port() -> int:
@@ -39,7 +37,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(engine) -> Iterator[str]:
+def server(demo_city) -> Iterator[str]:
     """uvicorn serving api.app:create_app on a free local port, against the test database."""
     subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
     port = _free_port()
@@ -147,17 +145,24 @@ def open_map(browser, server):
         page.close()
 
 
-def _view_hash(layers: str | None = None, lang: str = "zh") -> str:
-    lat, lon, zoom = VIEW
+@pytest.fixture(scope="session")
+def view(server) -> tuple[float, float, int]:
+    """The centre of the demo city's parcels at zoom 16, where parcels and land use are drawn."""
+    bbox = httpx.get(server + "/collections/cadastre_parcels").json()["extent"]["spatial"]["bbox"][0]
+    return ((bbox[1] + bbox[3]) / 2, (bbox[0] + bbox[2]) / 2, 16)
+
+
+def _view_hash(view, layers: str | None = None, lang: str = "zh") -> str:
+    lat, lon, zoom = view
     out = f"#map={zoom}/{lat}/{lon}&lang={lang}"
     return out + (f"&layers={layers}" if layers is not None else "")
 
 
 # ------------------------------------------------------------------------------------------------
 
-def test_page_is_offline_and_lists_the_callers_layers(open_map, server):
+def test_page_is_offline_and_lists_the_callers_layers(open_map, server, view):
     started = time.monotonic()
-    m = open_map(hash_=_view_hash())
+    m = open_map(hash_=_view_hash(view))
     layers = httpx.get(server + "/map/layers.json").json()["layers"]
     rows = m.page.locator("[data-layer-row]")
     assert rows.count() == len(layers)
@@ -171,9 +176,9 @@ def test_page_is_offline_and_lists_the_callers_layers(open_map, server):
     print(f"\n[webmap] page ready in {time.monotonic() - started:.2f} s")
 
 
-def test_measure_length_and_area_equal_the_plane_figures_of_pyproj_and_shapely(open_map):
-    m = open_map(hash_=_view_hash(layers=""))
-    lat, lon, _ = VIEW
+def test_measure_length_and_area_equal_the_plane_figures_of_pyproj_and_shapely(open_map, view):
+    m = open_map(hash_=_view_hash(view, layers=""))
+    lat, lon, _ = view
     ring = [(lat, lon), (lat + 0.004, lon + 0.001), (lat + 0.003, lon + 0.006), (lat - 0.001, lon + 0.005)]
     to_plane = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
 
@@ -205,10 +210,10 @@ def test_measure_length_and_area_equal_the_plane_figures_of_pyproj_and_shapely(o
     m.shot("measure-area")
 
 
-def test_language_switch_and_url_hash_keep_the_view(open_map, server):
+def test_language_switch_and_url_hash_keep_the_view(open_map, server, view):
     layers = [d["id"] for d in httpx.get(server + "/map/layers.json").json()["layers"]]
     chosen = layers[:2]
-    m = open_map(hash_=_view_hash(layers=",".join(chosen), lang="zh"))
+    m = open_map(hash_=_view_hash(view, layers=",".join(chosen), lang="zh"))
     assert m.page.inner_text("#gg-title") == "城市地图"
     assert sorted(m.js("GovGis.visibleLayers().map(d => d.id)")) == sorted(chosen)
     m.page.click("#gg-lang")
@@ -225,3 +230,112 @@ def test_language_switch_and_url_hash_keep_the_view(open_map, server):
     assert abs(center[0] - 24.48) < 1e-4 and abs(center[1] - 118.12) < 1e-4
     assert sorted(other.js("GovGis.visibleLayers().map(d => d.id)")) == sorted(chosen)
     assert other.page.inner_text("#gg-title") == "City map"
+
+
+def test_basemap_tiles_draw_and_panning_is_measured(open_map, view):
+    started = time.monotonic()
+    m = open_map(hash_=_view_hash(view))
+    m.wait_tiles()
+    first = m.js("GovGis.metrics.firstTilesDrawn")
+    paths = m.js("document.querySelectorAll('.leaflet-tile-container svg path, .leaflet-tile svg path, svg.leaflet-tile path').length")
+    print(f"\n[webmap] first map with tiles drawn {first:.0f} ms after script start; "
+          f"{time.monotonic() - started:.2f} s wall; {paths} vector paths")
+    assert paths > 0
+    m.shot("basemap")
+    # pan half a screen at a time; count tiles of the new view not yet drawn 100 ms after each pan
+    # (a "gap") and how long until every tile is drawn
+    gaps, settle = [], []
+    for dx, dy in ((500, 0), (0, 300), (-500, 0), (0, -300), (400, 250)):
+        result = m.js("""async ([dx, dy]) => {
+            const t0 = performance.now(); GovGis.map.panBy([dx, dy], {animate: false});
+            const pending = () => GovGis.visibleLayers().reduce((n, d) => {
+                const l = GovGis.state.layers[d.id].leaflet;
+                if (!l || !l._tiles || GovGis.map.getZoom() < d.min_zoom) return n;
+                return n + Object.values(l._tiles).filter(t => t.current && !t.loaded).length; }, 0);
+            await new Promise(r => setTimeout(r, 100)); const gap = pending();
+            while (pending() > 0 && performance.now() - t0 < 10000) await new Promise(r => setTimeout(r, 20));
+            return [gap, performance.now() - t0]; }""", [dx, dy])
+        gaps.append(result[0])
+        settle.append(result[1])
+    print(f"[webmap] panning: tiles still blank 100 ms after a pan {gaps}; all drawn after "
+          f"{', '.join(f'{t:.0f}' for t in settle)} ms")
+    m.shot("basemap-panned")
+
+
+def _parcel_near(server: str, view) -> dict:
+    lat, lon, _ = view
+    box = f"{lon - 0.002},{lat - 0.002},{lon + 0.002},{lat + 0.002}"
+    features = httpx.get(server + "/collections/cadastre_parcels/items", params={"bbox": box, "limit": 50}).json()["features"]
+    assert features, "the demo city has parcels around its centre"
+    from shapely.geometry import shape
+    return max(features, key=lambda f: shape(f["geometry"]).area)
+
+
+def test_identify_lists_what_the_api_finds_at_the_clicked_point(open_map, server, view):
+    from shapely.geometry import shape
+
+    parcel = _parcel_near(server, view)
+    point = shape(parcel["geometry"]).representative_point()
+    m = open_map(hash_=_view_hash(view))
+    m.wait_tiles()
+    m.click_at(point.y, point.x)
+    m.page.wait_for_selector("#gg-identify")
+    sent = m.js("GovGis.state.lastIdentifyParams")
+    answer = httpx.get(server + "/query/identify", params=sent).json()["layers"]
+    expected = {lid: len(fc["features"]) for lid, fc in answer.items() if fc["features"]}
+    shown = m.js("""() => { const out = {}; document.querySelectorAll('#gg-identify table[data-layer]').forEach(
+        t => { out[t.dataset.layer] = (out[t.dataset.layer] || 0) + 1; }); return out; }""")
+    assert shown == expected
+    assert "cadastre_parcels" in shown
+    codes = m.page.locator("#gg-identify table[data-layer='cadastre_parcels'] tr[data-field='parcel_code'] td:last-child").all_inner_texts()
+    assert parcel["properties"]["parcel_code"] in codes
+    assert m.js("GovGis.highlightLayer.getLayers()[0].getLayers().length") == sum(expected.values())
+    m.shot("identify")
+
+
+def test_search_finds_a_parcel_by_code_and_right_holder(open_map, server, view):
+    parcel = _parcel_near(server, view)
+    code = parcel["properties"]["parcel_code"]
+    m = open_map(hash_=_view_hash(view))
+    m.page.fill("#gg-search", code)
+    m.page.click("#gg-search-form button")
+    m.page.wait_for_selector("#gg-search-table, #gg-results .gg-empty")
+    rows = m.page.locator("#gg-search-table tbody tr")
+    hit = m.page.locator(f"#gg-search-table tr[data-layer='cadastre_parcels'][data-id='{parcel['id']}']")
+    assert hit.count() == 1
+    # the count equals the API's answer for the same filter on every searchable layer
+    expected = 0
+    for d in httpx.get(server + "/map/layers.json").json()["layers"]:
+        if not d["searchable"]:
+            continue
+        cql = " OR ".join(f"{f} LIKE '%{code}%'" for f in d["searchable"])
+        expected += len(httpx.get(server + d["items"], params={"filter": cql, "filter-lang": "cql2-text",
+                                                               "limit": 10}).json()["features"])
+    assert rows.count() == expected
+    hit.click()
+    m.page.wait_for_function("GovGis.map.getZoom() >= 16")
+    m.shot("search")
+    holder = parcel["properties"]["right_holder"]
+    m.page.fill("#gg-search", holder)
+    m.page.click("#gg-search-form button")
+    m.page.wait_for_function(f"document.querySelector('#gg-results-title').textContent.includes({json.dumps(holder)})")
+    assert m.page.locator(f"#gg-search-table tr[data-layer='cadastre_parcels'][data-id='{parcel['id']}']").count() == 1 or \
+        m.page.locator("#gg-search-table tr[data-layer='cadastre_parcels']").count() == 10
+
+
+def test_export_writes_the_views_features_as_the_api_gives_them(open_map, server, view):
+    m = open_map(hash_=_view_hash(view, layers="cadastre_parcels,landuse_survey"))
+    m.wait_tiles()
+    bbox = m.js("GovGis.viewBbox()")
+    with m.page.expect_download() as info:
+        m.page.click("[data-tool='export']")
+    doc = json.loads(Path(info.value.path()).read_text())
+    assert doc["type"] == "FeatureCollection"
+    for layer_id in ("cadastre_parcels", "landuse_survey"):
+        api = httpx.get(f"{server}/collections/{layer_id}/items", params={"bbox": bbox, "limit": 10000}).json()
+        exported = [f for f in doc["features"] if f["layer"] == layer_id]
+        assert len(exported) == len(api["features"]) > 0
+        assert {f["id"] for f in exported} == {f["id"] for f in api["features"]}
+        row = m.page.locator(f"#gg-export-table tr[data-layer='{layer_id}'] td:last-child")
+        assert int(row.inner_text()) == len(api["features"])
+    m.shot("export")

@@ -54,11 +54,23 @@ def map_page(request: Request, settings: AppSettings) -> HTMLResponse:
             city_name=settings.spatial.city_name, storage_crs=settings.spatial.storage_crs,
             storage_proj4=storage_proj4, language=settings.service.language,
             external_basemap_url=settings.service.external_basemap_url,
-            tools=available_tools(getattr(r, "path", "") for r in request.app.routes),
+            tools=available_tools(_route_paths(request.app.routes)),
             version=_asset_version(),
         )
         page = request.app.state.webmap_page = build_page(config)
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+def _route_paths(routes: Any, prefix: str = "") -> list[str]:
+    """Every path template the app serves, descending into included routers."""
+    paths: list[str] = []
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:  # FastAPI ≥ 0.16x keeps included routers as nodes
+            paths += _route_paths(context.included_router.routes, prefix + (context.prefix or ""))
+        elif getattr(route, "path", None) is not None:
+            paths.append(prefix + route.path)
+    return paths
 
 
 def _view_bounds(settings: Any) -> tuple[float, float, float, float]:

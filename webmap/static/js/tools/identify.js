@@ -11,7 +11,11 @@
   }
   G.identifyAt = function (latlng) {
     G.message(G.t("loading"));
-    var params = { x: latlng.lng.toFixed(7), y: latlng.lat.toFixed(7), crs: "CRS84", zoom: G.map.getZoom() };
+    // a click hits what lies within 4 screen pixels, in metres at this zoom and latitude
+    var metresPerPixel = 40075016.686 * Math.cos(latlng.lat * Math.PI / 180) / Math.pow(2, G.map.getZoom() + 8);
+    var tolerance = Math.min(1000, Math.max(0.5, 4 * metresPerPixel));
+    var params = { x: latlng.lng.toFixed(7), y: latlng.lat.toFixed(7), crs: "CRS84", tolerance: tolerance.toFixed(2) };
+    G.state.lastIdentifyParams = params;
     return G.api("/query/identify?" + G.qs(params)).then(function (body) {
       G.message("");
       var box = G.el("div", { id: "gg-identify" });
