@@ -180,3 +180,13 @@ def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetim
         PARCELS.as_of_clause(valid_at, recorded_at), *_area_filter(geometry, district))
     count, area = conn.execute(query).one()
     return int(count), float(area)
+
+
+def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float) -> list[dict[str, Any]]:
+    """Live parcels an area takes land from, with the area taken (m², plane)."""
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+    inside = sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g)).label("area_inside")
+    query = (sa.select(*[c for c in parcels.columns if c.name != "geom"], inside)
+             .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
+             .order_by(parcels.c.parcel_code))
+    return [dict(r) for r in conn.execute(query).mappings() if r["area_inside"] > min_area_m2]

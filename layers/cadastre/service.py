@@ -444,3 +444,35 @@ def register_diff(conn: Connection, caller: Caller, since: dt.datetime, until: d
     return {"since": since.isoformat(), "until": until.isoformat(),
             "created": sorted(after.keys() - before.keys()), "retired": sorted(before.keys() - after.keys()),
             "changed": changed, "unchanged": len(before.keys() & after.keys()) - len(changed)}
+
+
+def parcels_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller,
+                    min_area_m2: float = 0.01) -> list[dict[str, Any]]:
+    """Public for other families (pre-review, supervision): live parcels an area (storage CRS) takes
+    land from, with ``area_inside`` m², right holders masked per the caller."""
+    require_read(caller, PARCELS)
+    return [public_parcel(caller, r) for r in repo.live_parcels_in(conn, area, min_area_m2)]
+
+
+def parcels_as_of(conn: Connection, area: BaseGeometry, valid_at: dt.datetime, *,
+                  caller: Caller) -> list[dict[str, Any]]:
+    """Public: parcels valid at a date inside an area, with the area inside (m², plane)."""
+    require_read(caller, PARCELS)
+    rows = repo.as_of(conn, valid_at, None, geometry=area)
+    out = []
+    for row in rows:
+        inside = row["geometry"].intersection(area).area
+        item = public_parcel(caller, row)
+        item["area_inside"] = inside
+        out.append(item)
+    return out
+
+
+def parcel_geometry(conn: Connection, parcel_code: str, *, caller: Caller) -> BaseGeometry:
+    """Public: the live boundary of a parcel (storage CRS)."""
+    require_read(caller, PARCELS)
+    codes.parse_parcel_code(parcel_code)
+    rows = repo.current_parcels(conn, [parcel_code], lock=False)
+    if parcel_code not in rows:
+        raise NotFound(f"no live parcel {parcel_code}")
+    return rows[parcel_code]["geometry"]

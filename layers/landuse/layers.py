@@ -1,7 +1,16 @@
 """Land-use layers in the registry."""
 
 from gis.registry import REGISTRY, Access, Layer
-from layers.landuse.models import control_lines, planning_zones, price_zones, survey_patches
+from layers.landuse.models import (
+    change_patches,
+    control_lines,
+    land_approvals,
+    planning_zones,
+    prereview_reports,
+    price_zones,
+    supervision_cases,
+    survey_patches,
+)
 
 DEPARTMENT = "自然资源和规划局"
 
@@ -35,4 +44,36 @@ PRICE_ZONES = REGISTRY.add(Layer(
     searchable=("land_class",), map_fields=("land_class", "grade", "price_per_m2"),
     required=("land_class", "grade", "price_per_m2", "base_date"),
     style={"kind": "fill", "fill": "grade", "opacity": 0.3},
+))
+CHANGES = REGISTRY.add(Layer(
+    id="landuse_change_patches", title_zh="土地利用变更图斑", title_en="Land-use change patches",
+    table=change_patches, family="landuse", department=DEPARTMENT, access=Access.PUBLIC,
+    searchable=("from_code", "to_code"), map_fields=("from_code", "to_code", "to_year"),
+    read_only=("id", "version", "created_at", "updated_at", "plane_area"),
+    required=("from_year", "to_year", "class_system", "from_code", "to_code", "district", "ellipsoidal_area"),
+    style={"kind": "fill", "color": "#e66101", "opacity": 0.5, "min_zoom": 12},
+    description="两个调查年度之间地类发生变化的图斑 (from → to)",
+))
+SUPERVISION = REGISTRY.add(Layer(
+    id="landuse_supervision_cases", title_zh="土地监察案件", title_en="Land supervision cases",
+    table=supervision_cases, family="landuse", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("case_no", "status", "kind"), personal=("party",), map_fields=("case_no", "status", "kind"),
+    required=("case_no", "found_on"),
+    style={"kind": "fill", "color": "#ca0020", "opacity": 0.4},
+))
+APPROVALS = REGISTRY.add(Layer(
+    id="landuse_land_approvals", title_zh="建设用地审批", title_en="Construction-land approvals",
+    table=land_approvals, family="landuse", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("approval_no", "project_name", "land_user"), map_fields=("approval_no", "supply_kind"),
+    read_only=("id", "version", "created_at", "updated_at", "plane_area"),
+    required=("approval_no", "supply_kind", "project_name", "land_user", "landuse_code", "approved_on"),
+    datetime_column="approved_on",
+    style={"kind": "fill", "color": "#4dac26", "opacity": 0.3},
+))
+PREREVIEWS = REGISTRY.add(Layer(
+    id="landuse_prereview_reports", title_zh="用地预审报告", title_en="Site pre-review reports",
+    table=prereview_reports, family="landuse", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("project_name", "verdict"), map_fields=("project_name", "verdict"),
+    read_only=("id", "version", "created_at", "updated_at", "report", "verdict", "total_area"),
+    style={"kind": "line", "color": "#d7191c"},
 ))

@@ -8,6 +8,7 @@ things in different systems.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
 
@@ -84,4 +85,83 @@ price_zones = sa.Table(
     valid_geometry_check("landuse_price_zones"),
 )
 
-TABLES = (survey_patches, planning_zones, control_lines, price_zones)
+
+# 变更调查: where a survey patch changed class between two survey years (computed, never edited)
+change_patches = sa.Table(
+    "landuse_change_patches",
+    METADATA,
+    *feature_columns(),
+    sa.Column("from_year", sa.SmallInteger, nullable=False, comment="基期年度"),
+    sa.Column("to_year", sa.SmallInteger, nullable=False, comment="变更年度"),
+    sa.Column("class_system", sa.Text, nullable=False, comment="分类体系"),
+    sa.Column("from_code", sa.String(6), nullable=False, comment="原地类"),
+    sa.Column("to_code", sa.String(6), nullable=False, comment="现地类"),
+    sa.Column("district", sa.String(6), nullable=False),
+    sa.Column("ellipsoidal_area", sa.Float, nullable=False, comment="椭球面积 m²"),
+    sa.Column("plane_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="平面面积 m²"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("to_year > from_year", name="years_ordered"),
+    valid_geometry_check("landuse_change_patches"),
+)
+sa.Index("ix_landuse_change_years", change_patches.c.from_year, change_patches.c.to_year)
+
+# 土地监察: a violation case with the patch of land concerned
+supervision_cases = sa.Table(
+    "landuse_supervision_cases",
+    METADATA,
+    *feature_columns(),
+    sa.Column("case_no", sa.Text, nullable=False, unique=True, comment="案件编号"),
+    sa.Column("kind", sa.Text, nullable=False, server_default="illegal_occupation",
+              comment="违法类型 illegal_occupation/illegal_construction/unauthorised_change/other"),
+    sa.Column("status", sa.Text, nullable=False, server_default="reported", comment="状态"),
+    sa.Column("found_on", sa.Date, nullable=False, comment="发现日期"),
+    sa.Column("district", sa.String(6), comment="行政区代码"),
+    sa.Column("party", sa.Text, comment="当事人"),
+    sa.Column("description", sa.Text, comment="案情"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("kind IN ('illegal_occupation','illegal_construction','unauthorised_change','other')",
+                       name="kind_known"),
+    sa.CheckConstraint("status IN ('reported','investigating','penalised','rectified','closed')",
+                       name="status_known"),
+    valid_geometry_check("landuse_supervision_cases"),
+)
+
+# 建设用地审批: allocation (划拨) / transfer (出让) / lease (租赁) with its red line and parcels
+land_approvals = sa.Table(
+    "landuse_land_approvals",
+    METADATA,
+    *feature_columns(),
+    sa.Column("approval_no", sa.Text, nullable=False, unique=True, comment="批准文号"),
+    sa.Column("supply_kind", sa.Text, nullable=False, comment="供地方式 allocation/transfer/lease"),
+    sa.Column("project_name", sa.Text, nullable=False, comment="项目名称"),
+    sa.Column("land_user", sa.Text, nullable=False, comment="用地单位"),
+    sa.Column("landuse_code", sa.String(6), nullable=False, comment="批准用途 (GB/T 21010)"),
+    sa.Column("approved_on", sa.Date, nullable=False, comment="批准日期"),
+    sa.Column("term_years", sa.SmallInteger, comment="使用年限"),
+    sa.Column("price_total", sa.Numeric(16, 2), comment="出让/租赁价款 元"),
+    sa.Column("parcel_codes", sa.ARRAY(sa.String(19)), comment="关联宗地"),
+    sa.Column("plane_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="平面面积 m²"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint("supply_kind IN ('allocation','transfer','lease')", name="supply_kind_known"),
+    sa.CheckConstraint("term_years IS NULL OR term_years BETWEEN 1 AND 70", name="term_sane"),
+    valid_geometry_check("landuse_land_approvals"),
+)
+
+# 用地预审与选址: each pre-review report as computed (unmasked; masked again for whoever re-opens it)
+prereview_reports = sa.Table(
+    "landuse_prereview_reports",
+    METADATA,
+    *feature_columns(),
+    sa.Column("project_name", sa.Text, nullable=False, comment="项目名称"),
+    sa.Column("actor", sa.Text, nullable=False, comment="提交人"),
+    sa.Column("input_format", sa.Text, nullable=False, comment="红线格式"),
+    sa.Column("input_crs", sa.Text, nullable=False, comment="红线坐标系"),
+    sa.Column("verdict", sa.Text, nullable=False, comment="结论"),
+    sa.Column("total_area", sa.Float, nullable=False, comment="红线平面面积 m²"),
+    sa.Column("report", JSONB, nullable=False),
+    geometry_column("MultiPolygon"),
+    valid_geometry_check("landuse_prereview_reports"),
+)
+
+TABLES = (survey_patches, planning_zones, control_lines, price_zones, change_patches, supervision_cases,
+          land_approvals, prereview_reports)

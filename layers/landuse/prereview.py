@@ -1,0 +1,330 @@
+"""建设项目用地预审与选址: check a proposed site's red line against land use, the three control
+lines, the plan, the parcels and pipelines it touches, and the base land price.
+
+Every area in the report is a plane area (m²) of the red line's intersection in the storage CRS,
+computed by PostGIS on the stored data; survey classes also carry their prorated ellipsoidal area.
+The report is stored unmasked and masked again for whoever opens it, so a key without the
+personal-data scope never sees a natural person's name or ID number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.engine import Connection
+
+from gis.access import SYSTEM, Caller, mask_text, require_read, sees_personal_data
+from gis.errors import GisError, InvalidParameter, NotFound
+from gis.writes import audit
+from layers.landuse import classes
+from layers.landuse import repository as repo
+from layers.landuse.layers import CONTROL_LINES, PREREVIEWS
+from layers.landuse.redline import RedLine
+
+# below this an overlap is drawing noise, not land taken (0.01 m² = a 10 cm square)
+OVERLAP_TOLERANCE_M2 = 0.01
+SEVERITY = ("pass", "conditional", "approval", "refused")
+
+# The rule behind each verdict (domain.md; 自然资源部 三区三线 rules). Text kept together so a city
+# can read and correct what the software applies.
+RULES = {
+    "permanent_basic_farmland": (
+        "永久基本农田一经划定，任何单位和个人不得擅自占用或改变用途；国家重大项目确实难以避让的，须报国务院批准。"
+        " Permanent basic farmland may not be occupied; unavoidable national key projects need State Council "
+        "approval."),
+    "ecological_red_line_core": (
+        "生态保护红线核心保护区内原则上禁止人为活动。 No human activity in the core area of the ecological "
+        "protection red line."),
+    "ecological_red_line_general": (
+        "生态保护红线一般控制区内仅允许对生态功能不造成破坏的有限人为活动。 Outside the core area only the listed "
+        "limited human activities are allowed."),
+    "urban_development_boundary": (
+        "城镇开发边界内可集中进行城镇开发建设；边界外不得进行城镇集中建设，仅允许必要的线性基础设施、特殊用地等。"
+        " Concentrated urban construction only inside the urban development boundary."),
+    "planning": (
+        "建设项目用地应符合国土空间规划确定的用途。 The site's use must conform to the spatial plan's zones."),
+}
+
+VERDICT_TEXT = {
+    "pass": "通过 Pass: no conflict with the control lines or the plan",
+    "conditional": "有条件通过 Conditional: see the items that need a procedure or a change",
+    "approval": "需报国务院批准 Needs national-level (State Council) approval",
+    "refused": "不予通过 Refused",
+}
+
+
+def _item(domain: str, severity: str, verdict: str, rule: str, **figures: Any) -> dict[str, Any]:
+    return {"domain": domain, "severity": severity, "verdict": verdict, "rule": rule, **figures}
+
+
+def _conforms(zone_code: str, intended: str) -> bool:
+    """A zone conforms when one code is a prefix of the other (用地用海 codes nest 2/4/6 digits)."""
+    return zone_code.startswith(intended) or intended.startswith(zone_code)
+
+
+def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, project_name: str,
+                   intended_use: str | None = None, survey_year: int | None = None,
+                   plan_name: str | None = None, price_class: str | None = None,
+                   store: bool = True) -> dict[str, Any]:
+    """The pre-review report of a red line (storage CRS), stored and returned with its id."""
+    require_read(caller, CONTROL_LINES)
+    if not project_name.strip():
+        raise InvalidParameter("give the project name (project_name)")
+    if price_class is not None and price_class not in ("commercial", "residential", "industrial", "public"):
+        raise InvalidParameter("price_class is commercial, residential, industrial or public")
+    site = red_line.geometry
+    total = site.area
+    year = survey_year or repo.latest_survey_year(conn)
+    if year is None:
+        raise NotFound("no land-use survey is loaded: the pre-review needs the current survey")
+    if survey_year is not None and survey_year not in repo.survey_years(conn):
+        raise NotFound(f"no land-use survey for {survey_year}")
+    items: list[dict[str, Any]] = []
+
+    # land use by class, arable land first
+    landuse = []
+    for row in repo.survey_breakdown(conn, year, site):
+        info = classes.classify(row["class_code"])
+        landuse.append({"class_code": row["class_code"], "class_name": row["class_name"] or info.name,
+                        "class_system": row["class_system"], "legal_group": info.group,
+                        "plane_area": row["plane_area"], "ellipsoidal_area": row["ellipsoidal_area"],
+                        "share": row["plane_area"] / total})
+    landuse.sort(key=lambda r: (not classes.is_arable(r["class_code"]), -r["plane_area"]))
+    arable = sum(r["plane_area"] for r in landuse if classes.is_arable(r["class_code"]))
+
+    # control lines
+    overlaps = {(r["kind"], r["zone_type"]): r for r in repo.control_overlaps(conn, site)}
+    pbf = sum(r["area"] for (k, _), r in overlaps.items() if k == "permanent_basic_farmland")
+    items.append(_item("permanent_basic_farmland", "approval" if pbf > OVERLAP_TOLERANCE_M2 else "pass",
+                       "占用永久基本农田，需报国务院批准 occupies permanent basic farmland: needs State Council approval"
+                       if pbf > OVERLAP_TOLERANCE_M2 else "不占用永久基本农田 no permanent basic farmland taken",
+                       RULES["permanent_basic_farmland"], overlap_area=pbf))
+    core = overlaps.get(("ecological_red_line", "core"), {}).get("area", 0.0)
+    general = sum(r["area"] for (k, z), r in overlaps.items() if k == "ecological_red_line" and z != "core")
+    if core > OVERLAP_TOLERANCE_M2:
+        items.append(_item("ecological_red_line", "refused", "占用生态保护红线核心保护区，不予通过 enters the core area "
+                           "of the ecological red line: refused", RULES["ecological_red_line_core"],
+                           overlap_area=core + general, core_area=core, general_area=general))
+    elif general > OVERLAP_TOLERANCE_M2:
+        items.append(_item("ecological_red_line", "conditional", "占用生态保护红线一般控制区，须论证属于允许的有限人为活动 "
+                           "enters the general area: allowed only for listed limited activities",
+                           RULES["ecological_red_line_general"], overlap_area=general, core_area=core,
+                           general_area=general))
+    else:
+        items.append(_item("ecological_red_line", "pass", "不占用生态保护红线 no ecological red line taken",
+                           RULES["ecological_red_line_core"], overlap_area=core + general, core_area=core,
+                           general_area=general))
+    inside = repo.control_union_area(conn, site, "urban_development_boundary")
+    outside = max(total - inside, 0.0)
+    items.append(_item("urban_development_boundary", "conditional" if outside > OVERLAP_TOLERANCE_M2 else "pass",
+                       "部分位于城镇开发边界外 partly outside the urban development boundary" if outside > OVERLAP_TOLERANCE_M2
+                       else "位于城镇开发边界内 inside the urban development boundary",
+                       RULES["urban_development_boundary"], inside_area=inside, outside_area=outside))
+
+    # planning conformity
+    zones = repo.planning_breakdown(conn, site, plan_name)
+    planned = sum(z["area"] for z in zones)
+    for zone in zones:
+        zone["conforms"] = None if intended_use is None else _conforms(zone["class_code"], intended_use)
+    if intended_use is None:
+        items.append(_item("planning", "pass", "未给出拟建用途，未判定规划符合性 intended use not given: conformity "
+                           "not assessed", RULES["planning"], conforming_area=None, nonconforming_area=None,
+                           unplanned_area=max(total - planned, 0.0)))
+    else:
+        bad = sum(z["area"] for z in zones if not z["conforms"])
+        unplanned = max(total - planned, 0.0)
+        items.append(_item("planning", "conditional" if bad + unplanned > OVERLAP_TOLERANCE_M2 else "pass",
+                           (f"与规划用途不符 {bad:.2f} m² 需调整规划 does not conform: plan change needed"
+                            if bad > OVERLAP_TOLERANCE_M2 else "符合规划用途 conforms to the plan")
+                           + (f"; {unplanned:.2f} m² 无规划分区 not covered by the plan" if unplanned > OVERLAP_TOLERANCE_M2
+                              else ""), RULES["planning"], conforming_area=planned - bad, nonconforming_area=bad,
+                           unplanned_area=unplanned))
+
+    # parcels (stored unmasked; masked when shown) and pipelines
+    from layers.cadastre.service import parcels_in_area
+
+    parcels = parcels_in_area(conn, site, caller=SYSTEM, min_area_m2=OVERLAP_TOLERANCE_M2)
+    pipelines: dict[str, Any]
+    try:
+        from layers.pipeline.service import pipes_in_area
+
+        pipes = pipes_in_area(conn, site, caller=caller)
+        pipelines = {"available": True, "count": len(pipes), "pipes": pipes,
+                     "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
+    except ImportError:
+        pipelines = {"available": False, "note": "管线模块不可用 the pipeline module is not installed"}
+    except GisError as exc:
+        pipelines = {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
+
+    # base land price
+    prices = []
+    for row in repo.price_breakdown(conn, site):
+        prices.append({**row, "price_per_m2": float(row["price_per_m2"]),
+                       "value": float(row["price_per_m2"]) * row["area"]})
+    by_class: dict[str, dict[str, float]] = {}
+    for row in prices:
+        entry = by_class.setdefault(row["land_class"], {"area": 0.0, "value": 0.0})
+        entry["area"] += row["area"]
+        entry["value"] += row["value"]
+    for entry in by_class.values():
+        entry["mean_price_per_m2"] = entry["value"] / entry["area"] if entry["area"] else 0.0
+
+    severity = max((i["severity"] for i in items), key=SEVERITY.index)
+    report = {
+        "project_name": project_name,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "input": red_line.describe(),
+        "area_basis": "平面面积 plane area (m²) in the storage CRS; survey classes also give ellipsoidal area",
+        "total_area": total,
+        "survey_year": year,
+        "intended_use": intended_use,
+        "landuse": landuse,
+        "arable_area": arable,
+        "control_lines": items[:3],
+        "planning": {"plan_name": plan_name, "zones": zones, "item": items[3]},
+        "parcels": parcels,
+        "pipelines": pipelines,
+        "land_price": {"zones": prices, "by_class": by_class, "price_class": price_class,
+                       "value": by_class.get(price_class, {}).get("value") if price_class else None},
+        "items": items,
+        "verdict": severity,
+        "verdict_text": VERDICT_TEXT[severity],
+    }
+    if store:
+        report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
+                                      input_format=red_line.input_format, input_crs=red_line.input_crs,
+                                      verdict=severity, total_area=total, report=report, geometry=site)
+        report["id"] = report_id
+        audit(conn, caller, PREREVIEWS.id, report_id, "insert", None, None,
+              {"project_name": project_name, "verdict": severity, "total_area": total})
+    return for_caller(caller, report)
+
+
+def for_caller(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:
+    """The report as a caller may see it: right holders who are persons, IDs and phones masked."""
+    if sees_personal_data(caller):
+        return report
+    out = dict(report)
+    masked = []
+    for parcel in report.get("parcels", []):
+        p = dict(parcel)
+        for name in ("holder_id_number", "holder_phone"):
+            p[name] = mask_text(p.get(name))
+        if p.get("holder_kind") == "person":
+            p["right_holder"] = mask_text(p.get("right_holder"))
+        masked.append(p)
+    out["parcels"] = masked
+    return out
+
+
+def open_report(conn: Connection, caller: Caller, report_id: int) -> tuple[dict[str, Any], BaseGeometry]:
+    """A stored report, masked for the caller, with its red line."""
+    require_read(caller, PREREVIEWS)
+    stored = repo.load_report(conn, report_id)
+    if stored is None:
+        raise NotFound(f"no pre-review report {report_id}")
+    report = dict(stored["report"])
+    report["id"] = stored["id"]
+    return for_caller(caller, report), stored["geometry"]
+
+
+# --- printable report ------------------------------------------------------------------------------
+
+def _svg_path(geometry: BaseGeometry, fx: Any) -> str:
+    polys = geometry.geoms if hasattr(geometry, "geoms") else [geometry]
+    parts = []
+    for poly in polys:
+        if poly.geom_type != "Polygon":
+            continue
+        for ring in (poly.exterior, *poly.interiors):
+            pts = " L ".join(f"{fx(x, y)[0]:.1f} {fx(x, y)[1]:.1f}" for x, y in ring.coords)
+            parts.append(f"M {pts} Z")
+    return " ".join(parts)
+
+
+def svg_map(site: BaseGeometry, controls: list[dict[str, Any]], width: int = 640) -> str:
+    """An inline SVG map of the red line and the control-line parts inside it (no web assets needed)."""
+    minx, miny, maxx, maxy = site.bounds
+    span = max(maxx - minx, maxy - miny) or 1.0
+    pad = span * 0.08
+    scale = width / (span + 2 * pad)
+    height = int((maxy - miny + 2 * pad) * scale)
+
+    def fx(x: float, y: float) -> tuple[float, float]:
+        return (x - minx + pad) * scale, (maxy - y + pad) * scale
+
+    colours = {"permanent_basic_farmland": "#f2c12e", "ecological_red_line": "#1a9641",
+               "urban_development_boundary": "#7b3294"}
+    layers = []
+    for c in controls:
+        colour = "#d01c8b" if c["kind"] == "ecological_red_line" and c["zone_type"] == "core" else colours[c["kind"]]
+        opacity = 0.15 if c["kind"] == "urban_development_boundary" else 0.55
+        layers.append(f'<path d="{_svg_path(c["geometry"], fx)}" fill="{colour}" fill-opacity="{opacity}" '
+                      f'stroke="{colour}" fill-rule="evenodd"/>')
+    layers.append(f'<path d="{_svg_path(site, fx)}" fill="none" stroke="#e00" stroke-width="2.5" '
+                  'fill-rule="evenodd"/>')
+    bar = 10 ** int(f"{span / 4:e}".split("e")[1])
+    bar_px = bar * scale
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
+            f'viewBox="0 0 {width} {height + 30}" role="img" aria-label="red line map">'
+            f'<rect width="100%" height="100%" fill="#fafafa"/>{"".join(layers)}'
+            f'<line x1="10" y1="{height + 18}" x2="{10 + bar_px:.1f}" y2="{height + 18}" stroke="#000" stroke-width="3"/>'
+            f'<text x="{14 + bar_px:.1f}" y="{height + 22}" font-size="12">{bar:g} m</text>'
+            f'<text x="{width - 20}" y="20" font-size="16">N↑</text></svg>')
+
+
+def report_html(report: dict[str, Any], site: BaseGeometry, controls: list[dict[str, Any]]) -> str:
+    """A printable HTML page: verdict, map (inline SVG), and the tables."""
+    esc = html.escape
+
+    def table(head: list[str], rows: list[list[Any]]) -> str:
+        th = "".join(f"<th>{esc(h)}</th>" for h in head)
+        body = "".join("<tr>" + "".join(
+            f"<td class='n'>{c:,.2f}</td>" if isinstance(c, float) else f"<td>{esc(str(c if c is not None else ''))}</td>"
+            for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    items = table(["事项 item", "结论 verdict", "面积 m²", "依据 rule"],
+                  [[i["domain"], i["verdict"], float(i.get("overlap_area", i.get("outside_area", 0.0)) or 0.0),
+                    i["rule"]] for i in report["items"]])
+    landuse = table(["地类编码", "地类 class", "权属组 group", "平面面积 m²", "椭球面积 m²", "比例 %"],
+                    [[r["class_code"], r["class_name"], r["legal_group"], r["plane_area"], r["ellipsoidal_area"],
+                      100 * r["share"]] for r in report["landuse"]])
+    zones = table(["规划", "用地代码", "用地", "面积 m²", "符合 conforms"],
+                  [[z["plan_name"], z["class_code"], z["class_name"], z["area"], z["conforms"]]
+                   for z in report["planning"]["zones"]])
+    parcels = table(["宗地代码", "权利人 holder", "用途", "宗地面积 m²", "占用面积 m²"],
+                    [[p["parcel_code"], p["right_holder"], p["landuse_code"], float(p["plane_area"]),
+                      float(p["area_inside"])] for p in report["parcels"]])
+    pipes = report["pipelines"]
+    pipe_html = (table(["管线编码", "类型", "管径 mm", "材质", "红线内长度 m"],
+                       [[p.get("code"), p.get("utility"), p.get("diameter_mm"), p.get("material"),
+                         float(p["length_inside_m"])] for p in pipes["pipes"]])
+                 if pipes.get("available") else f"<p>{esc(pipes.get('note', ''))}</p>")
+    prices = table(["用途", "级别", "基准地价 元/m²", "面积 m²", "地价 元"],
+                   [[z["land_class"], z["grade"], z["price_per_m2"], z["area"], z["value"]]
+                    for z in report["land_price"]["zones"]])
+    inp = report["input"]
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>用地预审报告 {esc(report['project_name'])}</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse;
+margin:.5em 0 1.5em}}td,th{{border:1px solid #999;padding:3px 8px;vertical-align:top}}td.n{{text-align:right}}
+.verdict{{font-size:1.3em;font-weight:bold}}.pass{{color:#1a7f37}}.conditional{{color:#b35c00}}
+.approval,.refused{{color:#b00}}@media print{{body{{margin:0}}}}</style></head><body>
+<h1>建设项目用地预审与选址报告<br><small>Site-selection pre-review — {esc(report['project_name'])}</small></h1>
+<p>报告编号 report id: {esc(str(report.get('id', '')))} · 生成 {esc(report['generated_at'])}</p>
+<p class="verdict {esc(report['verdict'])}">{esc(report['verdict_text'])}</p>
+<p>红线面积 total area: <b>{report['total_area']:,.2f} m²</b> ({report['total_area'] / 10000:,.4f} 公顷) ·
+{esc(report['area_basis'])} · 输入 input: {esc(inp['format'])}, {esc(inp['crs'])} ({esc(inp['crs_source'])})</p>
+{svg_map(site, controls)}
+<p>图例: 红线 red outline · 黄 永久基本农田 · 绿 生态保护红线一般控制区 · 紫红 核心保护区 · 淡紫 城镇开发边界</p>
+<h2>审查事项 Items</h2>{items}
+<h2>土地利用现状 Land use ({report['survey_year']})</h2>{landuse}
+<h2>规划符合性 Planning</h2>{zones}
+<h2>涉及宗地 Parcels</h2>{parcels}
+<h2>穿越管线 Pipelines</h2>{pipe_html}
+<h2>基准地价 Base land price</h2>{prices}
+</body></html>"""

@@ -1,0 +1,219 @@
+"""All SQL of the land-use family: survey areas by class, change patches, control-line overlaps,
+planning zones, price zones, stored pre-review reports.
+
+Functions take the caller's connection, never commit, and take/return shapely geometries in the
+storage CRS. A query area clips: a patch wholly inside counts its stored area, a patch across the
+edge counts the part inside (its ellipsoidal area prorated by the plane share).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.engine import Connection
+
+from gis.schema import storage_srid
+
+
+def _geom_param(geometry: BaseGeometry) -> dict[str, Any]:
+    return {"g": shapely.to_wkb(geometry), "srid": storage_srid()}
+
+
+G = "ST_GeomFromWKB(:g, :srid)"
+
+
+def survey_years(conn: Connection) -> list[int]:
+    return list(conn.execute(sa.text("SELECT DISTINCT survey_year FROM landuse_survey_patches ORDER BY 1")).scalars())
+
+
+def survey_area_by_class(conn: Connection, year: int, *, geometry: BaseGeometry | None = None,
+                         district: str | None = None) -> dict[str, tuple[float, float]]:
+    """class code → (plane m², ellipsoidal m²) of a survey year, for a district, an area or the city."""
+    params: dict[str, Any] = {"year": year, "district": district}
+    where = "survey_year = :year AND (CAST(:district AS text) IS NULL OR district = :district)"
+    if geometry is None:
+        sql = (f"SELECT class_code, sum(plane_area), sum(ellipsoidal_area) FROM landuse_survey_patches "
+               f"WHERE {where} GROUP BY class_code")
+    else:
+        params.update(_geom_param(geometry))
+        sql = f"""
+            WITH a AS (SELECT {G} AS g), clipped AS (
+              SELECT p.class_code, p.plane_area, p.ellipsoidal_area,
+                     CASE WHEN ST_CoveredBy(p.geom, a.g) THEN p.plane_area
+                          ELSE ST_Area(ST_Intersection(p.geom, a.g)) END AS inside
+                FROM landuse_survey_patches p, a
+               WHERE {where} AND p.geom && a.g AND ST_Intersects(p.geom, a.g))
+            SELECT class_code, sum(inside), sum(ellipsoidal_area * inside / NULLIF(plane_area, 0))
+              FROM clipped GROUP BY class_code"""
+    return {code: (float(plane or 0), float(ell or 0)) for code, plane, ell in conn.execute(sa.text(sql), params)}
+
+
+def plan_area_by_class(conn: Connection, plan_name: str, *, geometry: BaseGeometry | None = None,
+                       district: str | None = None) -> dict[str, float]:
+    """planning class code → plane m² of one plan's zones, for a district, an area or the city."""
+    params: dict[str, Any] = {"plan": plan_name, "district": district}
+    where = "plan_name = :plan AND (CAST(:district AS text) IS NULL OR district = :district)"
+    if geometry is None:
+        sql = (f"SELECT class_code, sum(ST_Area(geom)) FROM landuse_planning_zones WHERE {where} "
+               "GROUP BY class_code")
+    else:
+        params.update(_geom_param(geometry))
+        sql = f"""WITH a AS (SELECT {G} AS g)
+            SELECT class_code, sum(CASE WHEN ST_CoveredBy(z.geom, a.g) THEN ST_Area(z.geom)
+                                        ELSE ST_Area(ST_Intersection(z.geom, a.g)) END)
+              FROM landuse_planning_zones z, a
+             WHERE {where} AND z.geom && a.g AND ST_Intersects(z.geom, a.g) GROUP BY class_code"""
+    return {code: float(area or 0) for code, area in conn.execute(sa.text(sql), params)}
+
+
+def plan_names(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.text("SELECT DISTINCT plan_name FROM landuse_planning_zones ORDER BY 1")).scalars())
+
+
+def compute_change_patches(conn: Connection, from_year: int, to_year: int, min_area_m2: float) -> int:
+    """Replace the change patches between two survey years: where the class differs, the overlap."""
+    conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE from_year = :a AND to_year = :b"),
+                 {"a": from_year, "b": to_year})
+    result = conn.execute(sa.text("""
+        INSERT INTO landuse_change_patches (from_year, to_year, class_system, from_code, to_code, district,
+                                            ellipsoidal_area, geom)
+        SELECT :a, :b, n.class_system, o.class_code, n.class_code, n.district,
+               n.ellipsoidal_area * ST_Area(x.g) / NULLIF(n.plane_area, 0), ST_Multi(x.g)
+          FROM landuse_survey_patches o
+          JOIN landuse_survey_patches n ON n.survey_year = :b AND o.geom && n.geom AND ST_Intersects(o.geom, n.geom)
+               AND (o.class_code <> n.class_code OR o.class_system <> n.class_system)
+          CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(o.geom, n.geom), 3) AS g) x
+         WHERE o.survey_year = :a AND ST_Area(x.g) > :min_area AND ST_IsValid(x.g)"""),
+        {"a": from_year, "b": to_year, "min_area": min_area_m2})
+    return result.rowcount
+
+
+def change_summary(conn: Connection, from_year: int, to_year: int) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text("""
+        SELECT from_code, to_code, count(*) AS patches, sum(plane_area) AS plane_area,
+               sum(ellipsoidal_area) AS ellipsoidal_area
+          FROM landuse_change_patches WHERE from_year = :a AND to_year = :b
+         GROUP BY 1, 2 ORDER BY sum(ellipsoidal_area) DESC"""), {"a": from_year, "b": to_year}).mappings()
+    return [dict(r) for r in rows]
+
+
+def insert_survey_patches(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert survey patches (geometry as shapely in ``geometry``); one statement for the batch."""
+    if not rows:
+        return 0
+    srid = storage_srid()
+    conn.execute(sa.text("""
+        INSERT INTO landuse_survey_patches (patch_no, survey_year, class_system, class_code, class_name,
+                                            settlement_code, ownership, district, ellipsoidal_area, geom)
+        VALUES (:patch_no, :survey_year, :class_system, :class_code, :class_name, :settlement_code, :ownership,
+                :district, :ellipsoidal_area, ST_Multi(ST_GeomFromWKB(:wkb, :srid)))"""),
+        [{**{k: r.get(k) for k in ("patch_no", "survey_year", "class_system", "class_code", "class_name",
+                                   "settlement_code", "ownership", "district", "ellipsoidal_area")},
+          "wkb": shapely.to_wkb(r["geometry"]), "srid": srid} for r in rows])
+    return len(rows)
+
+
+# --- pre-review ------------------------------------------------------------------------------------
+
+def survey_breakdown(conn: Connection, year: int, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """Plane and (prorated) ellipsoidal area of each survey class inside the red line."""
+    params = {"year": year, **_geom_param(geometry)}
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT p.class_system, p.class_code, min(p.class_name) AS class_name,
+               sum(ST_Area(ST_Intersection(p.geom, a.g))) AS plane_area,
+               sum(p.ellipsoidal_area * ST_Area(ST_Intersection(p.geom, a.g)) / NULLIF(p.plane_area, 0))
+                   AS ellipsoidal_area
+          FROM landuse_survey_patches p, a
+         WHERE p.survey_year = :year AND p.geom && a.g AND ST_Intersects(p.geom, a.g)
+         GROUP BY 1, 2"""), params).mappings()
+    return [dict(r) for r in rows if r["plane_area"] > 0]
+
+
+def control_overlaps(conn: Connection, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """Area of the red line inside each control-line kind (and zone type), overlapping features
+    dissolved so no land is counted twice."""
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT c.kind, coalesce(c.zone_type, '') AS zone_type, array_agg(DISTINCT c.name) AS names,
+               ST_Area(ST_Union(ST_Intersection(c.geom, a.g))) AS area
+          FROM landuse_control_lines c, a
+         WHERE c.geom && a.g AND ST_Intersects(c.geom, a.g)
+         GROUP BY 1, 2"""), _geom_param(geometry)).mappings()
+    return [dict(r) for r in rows]
+
+
+def control_union_area(conn: Connection, geometry: BaseGeometry, kind: str) -> float:
+    return float(conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT coalesce(ST_Area(ST_Union(ST_Intersection(c.geom, a.g))), 0)
+          FROM landuse_control_lines c, a WHERE c.kind = :kind AND c.geom && a.g AND ST_Intersects(c.geom, a.g)"""),
+        {"kind": kind, **_geom_param(geometry)}).scalar() or 0.0)
+
+
+def control_geometries(conn: Connection, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """The parts of control lines inside the red line (for the report's map)."""
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT c.kind, c.zone_type, ST_AsBinary(ST_Intersection(c.geom, a.g)) AS wkb
+          FROM landuse_control_lines c, a WHERE c.geom && a.g AND ST_Intersects(c.geom, a.g)"""),
+        _geom_param(geometry)).mappings()
+    return [{"kind": r["kind"], "zone_type": r["zone_type"], "geometry": shapely.from_wkb(bytes(r["wkb"]))}
+            for r in rows]
+
+
+def planning_breakdown(conn: Connection, geometry: BaseGeometry, plan_name: str | None) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT z.plan_name, z.class_system, z.class_code, min(z.class_name) AS class_name,
+               sum(ST_Area(ST_Intersection(z.geom, a.g))) AS area
+          FROM landuse_planning_zones z, a
+         WHERE (CAST(:plan AS text) IS NULL OR z.plan_name = :plan) AND z.geom && a.g AND ST_Intersects(z.geom, a.g)
+         GROUP BY 1, 2, 3 ORDER BY area DESC"""), {"plan": plan_name, **_geom_param(geometry)}).mappings()
+    return [dict(r) for r in rows if r["area"] > 0]
+
+
+def price_breakdown(conn: Connection, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT z.land_class, z.grade, z.price_per_m2, z.base_date, sum(ST_Area(ST_Intersection(z.geom, a.g))) AS area
+          FROM landuse_price_zones z, a WHERE z.geom && a.g AND ST_Intersects(z.geom, a.g)
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2"""), _geom_param(geometry)).mappings()
+    return [dict(r) for r in rows if r["area"] > 0]
+
+
+def price_at_point(conn: Connection, point: BaseGeometry) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(f"""
+        SELECT land_class, grade, price_per_m2, base_date FROM landuse_price_zones
+         WHERE geom && {G} AND ST_Covers(geom, {G}) ORDER BY land_class, grade"""), _geom_param(point)).mappings()
+    return [dict(r) for r in rows]
+
+
+def latest_survey_year(conn: Connection, not_after: int | None = None) -> int | None:
+    return conn.execute(sa.text("SELECT max(survey_year) FROM landuse_survey_patches "
+                                "WHERE CAST(:y AS int) IS NULL OR survey_year <= :y"), {"y": not_after}).scalar()
+
+
+def store_report(conn: Connection, *, project_name: str, actor: str, input_format: str, input_crs: str,
+                 verdict: str, total_area: float, report: dict[str, Any], geometry: BaseGeometry) -> int:
+    import json
+
+    return conn.execute(sa.text(f"""
+        INSERT INTO landuse_prereview_reports (project_name, actor, input_format, input_crs, verdict, total_area,
+                                               report, geom)
+        VALUES (:name, :actor, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
+        RETURNING id"""), {"name": project_name, "actor": actor, "fmt": input_format, "crs": input_crs,
+                           "verdict": verdict, "total": total_area, "report": json.dumps(report, default=str),
+                           **_geom_param(geometry)}).scalar_one()
+
+
+def load_report(conn: Connection, report_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.text("SELECT id, created_at, report, ST_AsBinary(geom) AS wkb FROM "
+                               "landuse_prereview_reports WHERE id = :i"), {"i": report_id}).mappings().first()
+    if row is None:
+        return None
+    return {"id": row["id"], "created_at": row["created_at"], "report": row["report"],
+            "geometry": shapely.from_wkb(bytes(row["wkb"]))}
