@@ -47,8 +47,26 @@ def spot(land_engine):
                     ":y+1000,4548))"), {"x": x, "y": y}).scalar()
                 if not busy:
                     prefix = "350299" + f"{uuid.uuid4().int % 10**6:06d}"
-                    return x, y, prefix
-    raise AssertionError("no empty square km in the city for the registry tests")
+                    break
+            else:
+                continue
+            break
+        else:
+            raise AssertionError("no empty square km in the city for the registry tests")
+    yield x, y, prefix
+    remove_parcels(land_engine, [prefix, prefix[:6] + "9" + prefix[7:]])
+
+
+def remove_parcels(engine, prefixes: list[str]) -> None:
+    """Take this module's parcels out again so later test modules see the demo city as generated."""
+    with engine.begin() as conn:
+        for p in prefixes:
+            conn.execute(sa.text("DELETE FROM cadastre_lineage WHERE left(parent_code, 12) = :p "
+                                 "OR left(child_code, 12) = :p"), {"p": p})
+            conn.execute(sa.text("DELETE FROM cadastre_lineage WHERE registration_id IN (SELECT id FROM "
+                                 "cadastre_registrations WHERE left(parcel_codes[1], 12) = :p)"), {"p": p})
+            conn.execute(sa.text("DELETE FROM cadastre_registrations WHERE left(parcel_codes[1], 12) = :p"), {"p": p})
+            conn.execute(sa.text("DELETE FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"), {"p": p})
 
 
 def attrs(holder: str = "厦门市土地开发公司") -> dict:

@@ -104,7 +104,20 @@ def site(land_engine):
                                   attributes={**attrs, "right_holder": "厦门某公司"},
                                   geometry=box(x + 600, y + 300, x + 900, y + 500),
                                   effective_at=dt.datetime(1990, 1, 1, tzinfo=dt.UTC))
-    return {"x": x, "y": y, "grid0": grid0, "grid1": grid1, "first": first, "second": second}
+    yield {"x": x, "y": y, "grid0": grid0, "grid1": grid1, "first": first, "second": second}
+    # take the hand-made data out again so later modules see the demo city as generated
+    area = box(x - 1, y - 1, x + 1001, y + 1001).wkt
+    with land_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE from_year BETWEEN 1991 AND 1993"))
+        conn.execute(sa.text("DELETE FROM landuse_survey_patches WHERE survey_year BETWEEN 1991 AND 1993"))
+        conn.execute(sa.text("DELETE FROM landuse_planning_zones WHERE plan_name = :p"), {"p": PLAN})
+        for table in ("landuse_control_lines", "landuse_price_zones", "landuse_prereview_reports",
+                      "landuse_supervision_cases", "landuse_land_approvals"):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE ST_CoveredBy(geom, ST_GeomFromText(:a, 4548))"),
+                         {"a": area})
+        conn.execute(sa.text("DELETE FROM cadastre_registrations WHERE left(parcel_codes[1], 12) = :p"),
+                     {"p": prefix})
+        conn.execute(sa.text("DELETE FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"), {"p": prefix})
 
 
 def red_line_shape(site) -> Polygon:
