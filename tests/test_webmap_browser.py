@@ -339,3 +339,96 @@ def test_export_writes_the_views_features_as_the_api_gives_them(open_map, server
         row = m.page.locator(f"#gg-export-table tr[data-layer='{layer_id}'] td:last-child")
         assert int(row.inner_text()) == len(api["features"])
     m.shot("export")
+
+
+@pytest.fixture(scope="session")
+def utility_key(demo_city) -> str:
+    """A department key of the utilities bureau: pipelines, including customer details (masked)."""
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        return create_key(conn, department="市政公用事业局", read=["pipeline", "pipeline_customers"],
+                          write=["pipeline"]).secret
+
+
+def test_department_key_shows_internal_layers_and_clusters_points(open_map, server, view, utility_key):
+    anonymous = {d["id"] for d in httpx.get(server + "/map/layers.json").json()["layers"]}
+    keyed = {d["id"] for d in httpx.get(server + "/map/layers.json", headers={"X-API-Key": utility_key}).json()["layers"]}
+    assert "pipeline_pipes" not in anonymous and {"pipeline_pipes", "pipeline_nodes"} <= keyed
+    lat, lon, _ = view
+    m = open_map(hash_=f"#map=16/{lat}/{lon}&layers=pipeline_pipes,pipeline_nodes")
+    assert m.page.locator("[data-layer-row]").count() == len(anonymous)  # no key yet
+    m.page.click("#gg-key-btn")
+    m.page.fill("#gg-key-input", utility_key)
+    m.page.click("#gg-key-save")
+    m.page.wait_for_selector("[data-layer-row='pipeline_pipes']")
+    assert m.page.locator("[data-layer-row]").count() == len(keyed)
+    assert m.js("sessionStorage.getItem('govgis.apiKey')") == utility_key
+    m.page.check("[data-layer-row='pipeline_pipes'] input")
+    m.page.check("[data-layer-row='pipeline_nodes'] input")
+    m.wait_tiles()
+    m.page.wait_for_function("GovGis.state.layers.pipeline_nodes.leaflet.featureCount !== undefined")
+    bbox = m.js("GovGis.viewBbox()")
+    nodes = httpx.get(server + "/collections/pipeline_nodes/items", params={"bbox": bbox, "limit": 5000},
+                      headers={"X-API-Key": utility_key}).json()["features"]
+    # every node of the view is on the map: as a marker or inside a cluster's count
+    shown = m.js("""() => { const g = GovGis.state.layers.pipeline_nodes.leaflet; let n = 0;
+        g.eachLayer(() => n++); return [n, g.featureCount]; }""")
+    assert shown == [len(nodes), len(nodes)] and len(nodes) > 0
+    clusters = m.page.locator(".marker-cluster").all_inner_texts()
+    singles = m.js("GovGis.map.getPane('gg-point').querySelectorAll('path.leaflet-interactive').length")
+    assert sum(int(c) for c in clusters) + singles == len(nodes)
+    pipe_paths = m.js("""() => { const l = GovGis.state.layers.pipeline_pipes.leaflet;
+        return Object.values(l._tiles).reduce((n, t) => n + t.el.querySelectorAll('path').length, 0); }""")
+    assert pipe_paths > 0
+    m.shot("key-pipelines")
+
+
+def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_valve(
+        open_map, server, view, utility_key):
+    from shapely.geometry import shape
+
+    headers = {"X-API-Key": utility_key}
+    water = [n["id"] for n in httpx.get(server + "/pipeline/networks", headers=headers).json()
+             if n["utility"] == "water"]
+    lat, lon, _ = view
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    pipes = httpx.get(server + "/collections/pipeline_pipes/items", headers=headers,
+                      params={"bbox": box, "limit": 200, "filter": f"network_id IN ({','.join(map(str, water))})",
+                              "filter-lang": "cql2-text"}).json()["features"]
+    pipe = max(pipes, key=lambda f: shape(f["geometry"]).length)
+    mid = shape(pipe["geometry"]).interpolate(0.5, normalized=True)
+    m = open_map(hash_=f"#map=18/{mid.y}/{mid.x}&layers=pipeline_pipes", api_key=utility_key)
+    m.wait_tiles()
+    m.page.click("[data-tool='burst']")
+    m.click_at(mid.y, mid.x)
+    m.page.wait_for_selector("#gg-isolation")
+    first = m.js("GovGis.state.lastIsolation")
+    assert first["burst"]["pipe_id"] == pipe["id"]
+    oracle = httpx.post(server + "/pipeline/isolations", headers=headers,
+                        json={"network_id": pipe["properties"]["network_id"], "pipe_id": pipe["id"]}).json()
+    expected_valves = [v["id"] for v in oracle["valves_to_close"]]
+    assert [v["id"] for v in first["valves_to_close"]] == expected_valves and expected_valves
+    labels = m.page.locator(".gg-valve-label").all_inner_texts()
+    assert labels == [str(i + 1) for i in range(len(expected_valves))]
+    rows = m.page.locator("#gg-valves-table tbody tr").evaluate_all("rs => rs.map(r => Number(r.dataset.valveId))")
+    assert rows == expected_valves
+    assert m.page.locator("path.gg-segment").count() >= 1
+    listed = oracle["customers"]["list"] or []
+    assert m.page.locator("#gg-customers-table tbody tr").count() == len(listed)
+    m.page.wait_for_function(f"document.querySelectorAll('path.gg-customer').length === {len(listed)}")
+    m.shot("burst")
+    # the first valve cannot be closed: the map shows the recomputed ring
+    failed = expected_valves[0]
+    m.page.click(f"#gg-valves-table button[data-valve='{failed}']")
+    m.page.wait_for_function(f"GovGis.state.lastIsolation.failed_valves.includes({failed})")
+    second = m.js("GovGis.state.lastIsolation")
+    assert second["parent_id"] == first["id"]
+    oracle2 = httpx.post(server + "/pipeline/isolations", headers=headers,
+                         json={"network_id": pipe["properties"]["network_id"], "pipe_id": pipe["id"],
+                               "failed_valves": [failed]}).json()
+    assert [v["id"] for v in second["valves_to_close"]] == [v["id"] for v in oracle2["valves_to_close"]]
+    assert failed not in [v["id"] for v in second["valves_to_close"]]
+    assert m.page.locator(".gg-valve-label").count() == len(oracle2["valves_to_close"])
+    assert m.page.locator("#gg-customers-table tbody tr").count() == len(oracle2["customers"]["list"] or [])
+    m.shot("burst-failed-valve")

@@ -27,6 +27,8 @@ TOOLS: list[MapTool] = [
     MapTool("search", "search.js", "common", ("/collections/{collectionId}/items",)),
     MapTool("measure", "measure.js", "common"),
     MapTool("export", "export.js", "common", ("/collections/{collectionId}/items",)),
+    MapTool("burst", "pipeline.js", "pipeline",
+            ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/identify")),
 ]
 
 

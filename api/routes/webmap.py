@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from api.deps import AppSettings, CurrentCaller, DbRead
-from gis.access import can_read
+from gis.access import Caller, can_read
 from gis.crs import parse_crs
 from gis.errors import NotFound
 from gis.registry import REGISTRY, Layer
@@ -88,13 +88,13 @@ def map_static(asset_path: str) -> FileResponse:
 
 @router.get("/map/layers.json", summary="Layers the caller may see, with titles, style and legend")
 def map_layers(caller: CurrentCaller, conn: DbRead) -> JSONResponse:
-    out = [_describe(layer, conn) for layer in REGISTRY.spatial() if can_read(caller, layer)]
+    out = [_describe(layer, conn, caller) for layer in REGISTRY.spatial() if can_read(caller, layer)]
     return JSONResponse({"layers": out, "caller": {"name": caller.name, "anonymous": caller.anonymous,
                                                    "department": caller.department}},
                         headers={"Cache-Control": "no-store"})
 
 
-def _describe(layer: Layer, conn: sa.Connection) -> dict[str, Any]:
+def _describe(layer: Layer, conn: sa.Connection, caller: Caller) -> dict[str, Any]:
     style = dict(layer.style)
     geometry_type = layer.geometry_type or "Geometry"
     point = geometry_type in ("Point", "MultiPoint")
@@ -110,13 +110,12 @@ def _describe(layer: Layer, conn: sa.Connection) -> dict[str, Any]:
         "items": f"/collections/{layer.id}/items",
     }
     if style.get("by") == "utility" and "network_id" in layer.map_fields:
-        entry["lookup"] = {"field": "network_id", "values": _network_utilities(conn)}
+        entry["lookup"] = {"field": "network_id", "values": _network_utilities(conn, caller)}
     return entry
 
 
-def _network_utilities(conn: sa.Connection) -> dict[str, str]:
+def _network_utilities(conn: sa.Connection, caller: Caller) -> dict[str, str]:
     """network id → utility, so pipes (whose tiles carry network_id) are coloured by utility."""
-    from layers.pipeline.models import networks
+    from layers.pipeline.service import list_networks
 
-    rows = conn.execute(sa.select(networks.c.id, networks.c.utility))
-    return {str(row.id): row.utility for row in rows}
+    return {str(row["id"]): row["utility"] for row in list_networks(conn, caller=caller)}

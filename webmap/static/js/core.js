@@ -14,6 +14,11 @@
   G.state = { layers: {}, order: [], activeTool: null, caller: null };
   G.metrics = { start: performance.now(), firstTilesDrawn: null, tileRequests: 0, tileLoads: 0 };
 
+  /* ---------- events between tools (e.g. a repair-order tool extends the isolation panel) ---------- */
+  var listeners = {};
+  G.on = function (name, fn) { (listeners[name] = listeners[name] || []).push(fn); };
+  G.emit = function (name, data) { (listeners[name] || []).forEach(function (fn) { fn(data); }); };
+
   /* ---------- tool registry ---------- */
   G.registerTool = function (tool) { G.tools.push(tool); };
   G.tool = function (id) { return G.tools.filter(function (t) { return t.id === id; })[0] || null; };
@@ -261,7 +266,7 @@
           var legend = G.el("ul", { class: "gg-legend", "data-legend": id });
           def.legend.forEach(function (item) {
             legend.appendChild(G.el("li", {}, [G.el("span", { class: "gg-swatch gg-" + kindOf(def), style: "background:" + item.color }),
-              item.code + " " + (G.lang === "en" ? item.en : item.zh)]));
+              (/^[0-9A-Z]{2,6}$/.test(item.code) ? item.code + " " : "") + (G.lang === "en" ? item.en : item.zh)]));
           });
           box.appendChild(legend);
         }
