@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
+from api.deps import CurrentCaller, DbRead, DbWrite
 from gis.crs import transformer
 from gis.errors import InvalidParameter
 from gis.geometry import parse_geojson, to_storage
@@ -167,7 +167,7 @@ def approval(body: ls.LandApproval, conn: DbWrite, caller: CurrentCaller) -> dic
 
 
 @router.get("/price", summary="Base land price 基准地价 at a point or for a parcel")
-def price(conn: DbRead, caller: CurrentCaller, settings: AppSettings, lon: float | None = None,
+def price(conn: DbRead, caller: CurrentCaller, lon: float | None = None,
           lat: float | None = None, parcel_code: str | None = None) -> dict[str, Any]:
     if (lon is None) != (lat is None):
         raise InvalidParameter("give both lon and lat")
