@@ -265,3 +265,33 @@ def test_supervision_approvals_price(client, keys, spot, demo_city):
     assert price.status_code == 200 and len(price.json()["zones"]) == expected >= 1
     is_problem(client.get("/land/price", headers=keys["clerk"], params={"lon": 10, "lat": 10}), 400)
     is_problem(client.get("/land/price", headers=keys["clerk"], params={"lon": lon}), 400)
+
+
+def test_survey_years_and_change_survey_over_http(client, keys, spot, demo_city):
+    x, y, _ = spot
+    left, right = box(x + 800, y, x + 900, y + 100), box(x + 900, y, x + 1000, y + 100)
+
+    def year_of(codes: tuple[str, str]) -> dict:
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": lonlat(g), "properties": {"patch_no": f"H{i}", "class_code": c,
+                                                                       "district": "350298"}}
+            for i, (g, c) in enumerate(zip((left, right), codes, strict=True))]}
+
+    try:
+        r = client.post("/planning/survey/1995", headers=keys["clerk"], json={"features": year_of(("0101", "0301"))})
+        assert r.status_code == 201, r.text
+        assert r.json()["patches"] == 2 and r.json()["previous_year"] is None
+        r = client.post("/planning/survey/1996", headers=keys["clerk"], json={"features": year_of(("0701", "0301"))})
+        assert r.status_code == 201, r.text
+        assert r.json()["previous_year"] == 1995 and r.json()["change_patches"] == 1
+        changes = client.get("/planning/change-survey", params={"from_year": 1995, "to_year": 1996}).json()["changes"]
+        assert [(c["from_code"], c["to_code"]) for c in changes] == [("0101", "0701")]
+        assert changes[0]["plane_area"] == pytest.approx(left.area, rel=1e-6)
+        is_problem(client.post("/planning/survey/1996", headers=keys["clerk"], json={"features": year_of(("0101", "0301"))}),
+                   409)
+        is_problem(client.post("/planning/survey/1997", headers=keys["clerk"], json={"features": {"type": "x"}}), 400)
+        is_problem(client.post("/planning/survey/1997", json={"features": year_of(("0101", "0301"))}), 401)
+    finally:
+        with demo_city.begin() as conn:
+            conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE from_year = 1995"))
+            conn.execute(sa.text("DELETE FROM landuse_survey_patches WHERE survey_year IN (1995, 1996)"))
