@@ -155,7 +155,7 @@ def test_prereview_uploads_and_reports(client, keys, spot, demo_city):
     is_problem(client.get("/planning/prereview/999999999", headers=keys["viewer"]), 404)
 
     # every upload format is understood and says so
-    r = client.post("/planning/prereview", headers=keys["clerk"], data={"project_name": "TXT"},
+    r = client.post("/planning/prereview", headers=keys["clerk"], data={"project_name": "TXT", "format": "txt"},
                     files={"file": ("红线.txt", txt_for(site, HEADER).encode("gb18030"), "text/plain")})
     assert r.status_code == 201, r.text
     assert r.json()["input"]["format"] == "txt" and r.json()["input"]["crs"] == "EPSG:4548"

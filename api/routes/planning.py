@@ -27,7 +27,8 @@ async def prereview(conn: DbWrite, caller: CurrentCaller,
                     project_name: Annotated[str, Form(description="项目名称")],
                     file: Annotated[UploadFile | None, File(description="GeoJSON, zipped Shapefile, DXF or TXT")] = None,
                     redline: Annotated[str | None, Form(description="the red line as text (GeoJSON or TXT)")] = None,
-                    format: Annotated[str | None, Form(description="geojson|shapefile|dxf|txt; default: detect")] = None,  # noqa: A002
+                    red_format: Annotated[str | None, Form(alias="format",
+                                                           description="geojson|shapefile|dxf|txt; default: detect")] = None,
                     crs: Annotated[str | None, Form(description="CRS when the file does not carry one")] = None,
                     intended_use: Annotated[str | None, Form(description="用地用海 planning class, e.g. 1001")] = None,
                     survey_year: Annotated[int | None, Form()] = None,
@@ -42,7 +43,7 @@ async def prereview(conn: DbWrite, caller: CurrentCaller,
         content, filename = (redline or "").encode("utf-8"), None
     if len(content) > MAX_REDLINE_BYTES:
         raise PayloadTooLarge(f"the red line file is larger than {MAX_REDLINE_BYTES // 2**20} MB")
-    red = parse_redline(content, filename=filename, declared_format=format, declared_crs=crs)
+    red = parse_redline(content, filename=filename, declared_format=red_format, declared_crs=crs)
     return pre.site_prereview(conn, caller, red, project_name=project_name, intended_use=intended_use,
                               survey_year=survey_year, plan_name=plan_name, price_class=price_class)
 

@@ -185,7 +185,9 @@ def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetim
 def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float) -> list[dict[str, Any]]:
     """Live parcels an area takes land from, with the area taken (m², plane)."""
     g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
-    inside = sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g)).label("area_inside")
+    # a parcel wholly inside counts its stored area: no intersection to compute
+    inside = sa.case((sa.func.ST_CoveredBy(parcels.c.geom, g), parcels.c.plane_area),
+                     else_=sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g))).label("area_inside")
     query = (sa.select(*[c for c in parcels.columns if c.name != "geom"], inside)
              .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
              .order_by(parcels.c.parcel_code))

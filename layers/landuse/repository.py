@@ -122,14 +122,15 @@ def survey_breakdown(conn: Connection, year: int, geometry: BaseGeometry) -> lis
     """Plane and (prorated) ellipsoidal area of each survey class inside the red line."""
     params = {"year": year, **_geom_param(geometry)}
     rows = conn.execute(sa.text(f"""
-        WITH a AS (SELECT {G} AS g)
-        SELECT p.class_system, p.class_code, min(p.class_name) AS class_name,
-               sum(ST_Area(ST_Intersection(p.geom, a.g))) AS plane_area,
-               sum(p.ellipsoidal_area * ST_Area(ST_Intersection(p.geom, a.g)) / NULLIF(p.plane_area, 0))
-                   AS ellipsoidal_area
-          FROM landuse_survey_patches p, a
-         WHERE p.survey_year = :year AND p.geom && a.g AND ST_Intersects(p.geom, a.g)
-         GROUP BY 1, 2"""), params).mappings()
+        WITH a AS (SELECT {G} AS g), clipped AS (
+          SELECT p.class_system, p.class_code, p.class_name, p.plane_area, p.ellipsoidal_area,
+                 CASE WHEN ST_CoveredBy(p.geom, a.g) THEN p.plane_area
+                      ELSE ST_Area(ST_Intersection(p.geom, a.g)) END AS inside
+            FROM landuse_survey_patches p, a
+           WHERE p.survey_year = :year AND p.geom && a.g AND ST_Intersects(p.geom, a.g))
+        SELECT class_system, class_code, min(class_name) AS class_name, sum(inside) AS plane_area,
+               sum(ellipsoidal_area * inside / NULLIF(plane_area, 0)) AS ellipsoidal_area
+          FROM clipped GROUP BY 1, 2"""), params).mappings()
     return [dict(r) for r in rows if r["plane_area"] > 0]
 
 
