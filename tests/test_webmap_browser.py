@@ -432,3 +432,141 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
     assert m.page.locator(".gg-valve-label").count() == len(oracle2["valves_to_close"])
     assert m.page.locator("#gg-customers-table tbody tr").count() == len(oracle2["customers"]["list"] or [])
     m.shot("burst-failed-valve")
+
+
+@pytest.fixture(scope="session")
+def planning_key(demo_city) -> str:
+    """A key of the natural resources and planning bureau: land use (incl. control lines) and cadastre."""
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        return create_key(conn, department="自然资源和规划局", read=["landuse", "cadastre"],
+                          write=["landuse"]).secret
+
+
+@pytest.fixture(scope="session")
+def split_parcel(server, demo_city) -> tuple[str, str]:
+    """(child, parent) codes after a split registered through the land API (the demo register starts
+    without history): a parcel in the south-west of the city is cut in two along its centre line."""
+    from shapely.geometry import box as shapely_box
+    from shapely.geometry import mapping, shape
+    from sqlalchemy import text
+
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        key = create_key(conn, department="不动产登记中心", read=["cadastre"], write=["cadastre"]).secret
+    bbox = httpx.get(server + "/collections/cadastre_parcels").json()["extent"]["spatial"]["bbox"][0]
+    corner = f"{bbox[0]},{bbox[1]},{bbox[0] + (bbox[2] - bbox[0]) / 4},{bbox[1] + (bbox[3] - bbox[1]) / 4}"
+    parcels = httpx.get(server + "/collections/cadastre_parcels/items", params={"bbox": corner, "limit": 50}).json()
+    parent = max(parcels["features"], key=lambda f: shape(f["geometry"]).area)
+    geom = shape(parent["geometry"])
+    x0, y0, x1, y1 = geom.bounds
+    mid = (x0 + x1) / 2
+    halves = [geom.intersection(shapely_box(x0 - 1, y0 - 1, mid, y1 + 1)),
+              geom.intersection(shapely_box(mid, y0 - 1, x1 + 1, y1 + 1))]
+    answer = httpx.post(server + "/land/registrations/split", headers={"X-API-Key": key}, json={
+        "parcel_code": parent["properties"]["parcel_code"], "tolerance_m2": 50,
+        "children": [{"geometry": mapping(h)} for h in halves]})
+    assert answer.status_code == 201, answer.text
+    with demo_city.connect() as conn:
+        child = conn.execute(text("SELECT child_code FROM cadastre_lineage WHERE parent_code = :p ORDER BY id LIMIT 1"),
+                             {"p": parent["properties"]["parcel_code"]}).scalar_one()
+    return child, parent["properties"]["parcel_code"]
+
+
+def test_parcel_timeline_lineage_and_as_of_redraw(open_map, server, split_parcel):
+    child, parent = split_parcel
+    feature = httpx.get(server + "/collections/cadastre_parcels/items",
+                        params={"filter": f"parcel_code = '{child}'", "limit": 1}).json()["features"][0]
+    from shapely.geometry import shape
+
+    point = shape(feature["geometry"]).representative_point()
+    m = open_map(hash_=f"#map=18/{point.y}/{point.x}&layers=cadastre_parcels")
+    m.wait_tiles()
+    m.page.click("[data-tool='timeline']")
+    m.click_at(point.y, point.x)
+    m.page.wait_for_selector(f"#gg-timeline[data-parcel-code='{child}']")
+    timeline = httpx.get(f"{server}/land/parcels/{child}/timeline").json()
+    lineage = httpx.get(f"{server}/land/parcels/{child}/lineage").json()
+    assert m.page.locator("#gg-versions-table tbody tr").count() == len(timeline["versions"])
+    assert m.page.locator("#gg-registrations-table tbody tr").count() == len(timeline["registrations"])
+    assert m.page.locator("#gg-ancestors a").all_inner_texts() == lineage["ancestors"]
+    assert parent in lineage["ancestors"]
+    m.shot("timeline")
+    # the parent's page opens from the lineage link
+    m.page.click(f"#gg-ancestors a[data-parcel-code='{parent}']")
+    m.page.wait_for_selector(f"#gg-timeline[data-parcel-code='{parent}']")
+    assert child in m.page.locator("#gg-descendants a").all_inner_texts()
+
+    # as of the day before the child existed, the map draws the register of that day: the parent
+    child_from = min(v["valid_from"] for v in timeline["versions"])[:10]
+    import datetime as dt
+
+    before = (dt.date.fromisoformat(child_from) - dt.timedelta(days=1)).isoformat()
+    m.page.click("[data-tool='asof']")
+    m.page.fill("#gg-asof-date", before)
+    m.page.click("#gg-asof-apply")
+    m.page.wait_for_function(f"document.body.dataset.asof === '{before}' && GovGis.state.lastAsOf")
+    state = m.js("GovGis.state.lastAsOf")
+    api = httpx.get(server + "/collections/cadastre_parcels/items",
+                    params={"bbox": state["bbox"], "datetime": before + "T23:59:59Z", "limit": 10000}).json()
+    codes = {f["properties"]["parcel_code"] for f in api["features"]}
+    assert parent in codes and child not in codes
+    assert state["count"] == len(api["features"])
+    assert m.page.locator("path.gg-asof-parcel").count() == len(api["features"])
+    assert m.js("GovGis.map.hasLayer(GovGis.state.layers.cadastre_parcels.leaflet)") is False
+    m.shot("as-of")
+    m.page.click("#gg-asof-now")
+    m.page.wait_for_function("!document.body.dataset.asof")
+    assert m.page.locator("path.gg-asof-parcel").count() == 0
+
+
+def test_prereview_from_a_drawn_red_line_opens_the_report(open_map, server, view, planning_key):
+    lat, lon, _ = view
+    m = open_map(hash_=f"#map=16/{lat}/{lon}", api_key=planning_key)
+    m.page.click("[data-tool='prereview']")
+    m.page.fill("#gg-project-name", "测试项目 webmap")
+    m.page.click("#gg-draw-redline")
+    d = 0.0015
+    for la, lo in ((lat - d, lon - d), (lat - d, lon + d), (lat + d, lon + d)):
+        m.click_at(la, lo)
+    x, y = m.screen_xy(lat + d, lon - d)
+    m.page.mouse.dblclick(x, y)
+    m.page.wait_for_selector("#gg-report-frame")
+    report = m.js("GovGis.state.lastPrereview")
+    stored = httpx.get(f"{server}/planning/prereview/{report['id']}", headers={"X-API-Key": planning_key}).json()
+    assert stored["verdict"] == report["verdict"]
+    assert abs(stored["total_area"] - report["total_area"]) < 1e-6
+    assert m.page.locator("#gg-prereview-items tbody tr").count() == len(stored["items"])
+    assert m.page.locator("[data-verdict]").get_attribute("data-verdict") == stored["verdict"]
+    # the drawn red line is ~330 m × 330 m: the report's plane area agrees with pyproj + shapely
+    to_plane = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
+    ring = m.js("GovGis.state.lastRedline.coordinates[0]")
+    drawn = Polygon([to_plane.transform(*xy) for xy in ring])
+    assert abs(drawn.area - stored["total_area"]) / drawn.area < 1e-6, (drawn.area, stored["total_area"])
+    frame = m.page.frame_locator("#gg-report-frame")
+    assert frame.locator("body").inner_text().find("测试项目 webmap") >= 0
+    m.shot("prereview")
+
+
+def test_balance_table_for_a_drawn_area_equals_the_api(open_map, server, view, planning_key):
+    lat, lon, _ = view
+    m = open_map(hash_=f"#map=15/{lat}/{lon}", api_key=planning_key)
+    m.page.click("[data-tool='balance']")
+    m.page.wait_for_function("document.querySelector('#gg-base-year').value !== ''")
+    m.page.click("#gg-draw-balance")
+    d = 0.004
+    for la, lo in ((lat - d, lon - d), (lat - d, lon + d), (lat + d, lon + d)):
+        m.click_at(la, lo)
+    x, y = m.screen_xy(lat + d, lon - d)
+    m.page.mouse.dblclick(x, y)
+    m.page.wait_for_selector("#gg-balance-table")
+    request = m.js("GovGis.state.lastBalanceRequest")
+    api = httpx.post(server + "/planning/balance", json=request, headers={"X-API-Key": planning_key}).json()
+    rows = m.page.locator("#gg-balance-table tbody tr")
+    assert rows.count() == len(api["rows"])
+    shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.code, Number(r.dataset.change)])")
+    assert shown == [[r["code"], pytest.approx(r["change"])] for r in api["rows"]]
+    assert api["total_constant"] is True
+    m.shot("balance")

@@ -29,6 +29,10 @@ TOOLS: list[MapTool] = [
     MapTool("export", "export.js", "common", ("/collections/{collectionId}/items",)),
     MapTool("burst", "pipeline.js", "pipeline",
             ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/identify")),
+    MapTool("prereview", "planning.js", "planning",
+            ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance")),
+    MapTool("timeline", "land.js", "land",
+            ("/land/parcels/{code}/timeline", "/land/parcels/{code}/lineage", "/collections/{collectionId}/items")),
 ]
 
 
