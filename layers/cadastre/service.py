@@ -107,9 +107,10 @@ def register_initial(conn: Connection, caller: Caller, *, sub_district: str, own
     require_write(caller, PARCELS)
     when = _when(conn, effective_at)
     geometry = _multipolygon(geometry, "the parcel boundary")
+    values = _attributes(attributes, required=True)
+    codes.check_prefix(sub_district, ownership, parcel_type)
     _check_no_overlap(conn, geometry, [], tolerance_m2, "the new parcel")
     [code] = codes.next_parcel_codes(conn, sub_district, ownership, parcel_type)
-    values = _attributes(attributes, required=True)
     values["parcel_code"] = code
     values["unit_code"] = codes.unit_code(code)
     reg = repo.insert_registration(conn, kind="initial", codes=[code], effective_at=when, actor=caller.name,
@@ -143,7 +144,7 @@ def _carry(row: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def _supersede_one(conn: Connection, caller: Caller, kind: str, parcel_code: str, changes: dict[str, Any],
                    geometry: BaseGeometry | None, effective_at: dt.datetime | None,
-                   certificate_no: str | None, note: str | None, tolerance_m2: float) -> dict[str, Any]:
+                   certificate_no: str | None, note: str | None) -> dict[str, Any]:
     require_write(caller, PARCELS)
     when = _when(conn, effective_at)
     before = _live(conn, [parcel_code])[parcel_code]
@@ -168,8 +169,7 @@ def register_change(conn: Connection, caller: Caller, *, parcel_code: str, chang
         raise InvalidParameter(f"{', '.join(holder)} change by a transfer registration, not a change")
     if not values:
         raise InvalidParameter(f"say what changes: any of {', '.join(ATTRIBUTE_FIELDS[:-1])}")
-    return _supersede_one(conn, caller, "change", parcel_code, values, None, effective_at, certificate_no,
-                          note, AREA_TOLERANCE_M2)
+    return _supersede_one(conn, caller, "change", parcel_code, values, None, effective_at, certificate_no, note)
 
 
 def register_transfer(conn: Connection, caller: Caller, *, parcel_code: str, holder: dict[str, Any],
@@ -183,8 +183,7 @@ def register_transfer(conn: Connection, caller: Caller, *, parcel_code: str, hol
                                f"holder_phone) only{'; not ' + ', '.join(other) if other else ''}")
     values.setdefault("holder_id_number", None)
     values.setdefault("holder_phone", None)
-    return _supersede_one(conn, caller, "transfer", parcel_code, values, None, effective_at, certificate_no,
-                          note, AREA_TOLERANCE_M2)
+    return _supersede_one(conn, caller, "transfer", parcel_code, values, None, effective_at, certificate_no, note)
 
 
 def register_split(conn: Connection, caller: Caller, *, parcel_code: str, children: list[dict[str, Any]],
