@@ -2,24 +2,488 @@
 
 ``import_file`` reads GeoPackage, Shapefile (with encoding detection for Chinese DBFs), GeoJSON, CSV
 with coordinates or WKT, and DXF; reprojects to the storage CRS; validates every row (geometry,
-type, city bounds, required and unknown fields); and loads with COPY into a temporary table followed
-by one INSERT … SELECT, so the table's constraints and triggers apply. One audit record summarises
-the import. Any bad row rejects the whole file with row numbers and reasons.
+type, city bounds, required and unknown fields, value types); and loads with COPY into a temporary
+table followed by one INSERT … SELECT, so the table's constraints and triggers apply. One audit
+record summarises the import. Any bad row rejects the whole file with row numbers and reasons.
+
+Generic over the registry: it takes a ``Layer`` and never imports ``layers/``.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
-from collections.abc import Iterable
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import shapely
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-COPY_CHUNK_ROWS = 50_000
+from gis.access import Caller, require_write
+from gis.crs import parse_crs
+from gis.errors import ImportRejected, InvalidParameter, PayloadTooLarge
+from gis.geometry import bounds_problems, city_extent, frame_problems
+from gis.registry import Layer
+from gis.settings import Settings, get_settings
 
+COPY_CHUNK_ROWS = 50_000
+MAX_REPORTED_ERRORS = 100
+FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
+           ".csv": "CSV", ".dxf": "DXF", ".zip": "ESRI Shapefile"}
+# CSV columns recognised as coordinates (lower case); lon/lat pairs default to EPSG:4326
+LONLAT_COLUMNS = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("经度", "纬度"))
+XY_COLUMNS = (("x", "y"), ("easting", "northing"), ("东坐标", "北坐标"))
+WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "shape")
+# columns GDAL's DXF driver invents; they are not attributes of the drawing's features
+DXF_COLUMNS = ("Layer", "SubClasses", "ExtendedEntity", "Linetype", "EntityHandle", "Text", "PaperSpace",
+               "RawCodeValues", "LineWidth", "SubClasses")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (returned to the CLI and recorded in the audit log)."""
+
+    layer: str
+    file: str
+    format: str
+    rows: int
+    source_crs: str
+    encoding: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "file": self.file, "format": self.format, "rows": self.rows,
+                "source_crs": self.source_crs, "encoding": self.encoding,
+                "ignored_columns": self.ignored_columns, "seconds": round(self.seconds, 3)}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def detect_dbf_encoding(shp_path: Path) -> str:
+    """The encoding of a Shapefile's attributes: the .cpg if there is one, else UTF-8 if the records
+    decode as UTF-8, else GB18030 (a superset of GBK/GB2312, what Chinese desktop GIS writes)."""
+    cpg = shp_path.with_suffix(".cpg")
+    if not cpg.exists():
+        cpg = shp_path.with_suffix(".CPG")
+    if cpg.exists():
+        declared = cpg.read_text(errors="ignore").strip()
+        if declared:
+            return {"936": "GB18030", "GBK": "GB18030", "GB2312": "GB18030"}.get(declared.upper(), declared)
+    dbf = next((p for p in (shp_path.with_suffix(".dbf"), shp_path.with_suffix(".DBF")) if p.exists()), None)
+    if dbf is None:
+        return "UTF-8"
+    raw = dbf.read_bytes()
+    if len(raw) < 32:
+        return "UTF-8"
+    header_len = int.from_bytes(raw[8:10], "little")
+    records = raw[header_len:]
+    try:
+        records.decode("utf-8")
+        return "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        records.decode("gb18030")
+        return "GB18030"
+    except UnicodeDecodeError:
+        raise InvalidParameter(
+            f"cannot tell the text encoding of {dbf.name}: pass --encoding (e.g. GBK, UTF-8, Big5)"
+        ) from None
+
+
+def _format_of(path: Path) -> str:
+    driver = FORMATS.get(path.suffix.lower())
+    if driver is None:
+        raise InvalidParameter(
+            f"unsupported file type {path.suffix!r}: use .gpkg, .shp, .geojson/.json, .csv or .dxf"
+        )
+    return driver
+
+
+def read_source(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
+                crs: str | None = None, target: Layer | None = None) -> tuple[pd.DataFrame, str, str | None]:
+    """The file as a frame with a ``geometry`` column of shapely geometries (source CRS), the CRS the
+    geometries are in (declared > file's own > format default), and the text encoding used."""
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        raise InvalidParameter(f"file {path} does not exist")
+    driver = _format_of(path)
+    if driver == "CSV":
+        return _read_csv(path, encoding=encoding, crs=crs)
+    used_encoding = encoding
+    if driver == "ESRI Shapefile" and encoding is None and path.suffix.lower() == ".shp":
+        used_encoding = detect_dbf_encoding(path)
+    kwargs: dict[str, Any] = {}
+    if layer_name is None and driver in ("GPKG",):
+        names = [name for name, _ in pyogrio.list_layers(path)]
+        if len(names) > 1:
+            preferred = [n for n in names if target is not None and n in (target.id, target.table.name)]
+            if not preferred:
+                raise InvalidParameter(
+                    f"{path.name} has {len(names)} layers ({', '.join(names)}): choose one with --layer-name"
+                )
+            layer_name = preferred[0]
+    if layer_name is not None:
+        kwargs["layer"] = layer_name
+    try:
+        frame = pyogrio.read_dataframe(path, encoding=used_encoding, **kwargs)
+    except Exception as exc:  # GDAL's errors are many; each means the file could not be read
+        raise InvalidParameter(f"cannot read {path.name}: {exc}") from None
+    file_crs = frame.crs.to_wkt() if frame.crs is not None else None
+    if driver == "DXF":
+        frame = frame.drop(columns=[c for c in DXF_COLUMNS if c in frame.columns and c != "Layer"])
+    geoms = frame.geometry.to_numpy()
+    data = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    data["geometry"] = geoms
+    if crs:
+        source = crs
+    elif file_crs:
+        source = file_crs
+    elif driver == "GeoJSON":
+        source = "OGC:CRS84"  # RFC 7946
+    elif driver == "DXF":
+        source = get_settings().spatial.storage_crs  # CAD drawings come in the city's grid
+    else:
+        raise InvalidParameter(f"{path.name} does not say its coordinate system: pass --crs (e.g. EPSG:4548)")
+    return data, source, used_encoding
+
+
+def _read_csv(path: Path, *, encoding: str | None, crs: str | None) -> tuple[pd.DataFrame, str, str | None]:
+    used = encoding
+    raw = path.read_bytes()
+    if used is None:
+        try:
+            raw.decode("utf-8")
+            used = "utf-8-sig"
+        except UnicodeDecodeError:
+            used = "GB18030"
+    # every value as text: codes such as 0701 must keep their leading zero; types are checked later
+    frame = pd.read_csv(io.BytesIO(raw), dtype=str, encoding=used, keep_default_na=False, na_values=[""])
+    lower = {c.lower().strip(): c for c in frame.columns}
+    geoms: np.ndarray | None = None
+    default_crs = get_settings().spatial.storage_crs
+    drop: list[str] = []
+    for name in WKT_COLUMNS:
+        if name in lower:
+            column = lower[name]
+            text_values = frame[column].to_numpy(dtype=object)
+            geoms = np.empty(len(frame), dtype=object)
+            for i, value in enumerate(text_values):
+                if value is None or (isinstance(value, float) and np.isnan(value)):
+                    geoms[i] = None
+                    continue
+                try:
+                    geoms[i] = shapely.from_wkt(value)
+                except shapely.errors.GEOSException as exc:
+                    geoms[i] = _Unparsable(f"column {column} is not valid WKT ({exc}): {str(value)[:40]!r}")
+            drop.append(column)
+            break
+    if geoms is None:
+        for pairs, pair_crs in ((LONLAT_COLUMNS, "EPSG:4326"), (XY_COLUMNS, default_crs)):
+            found = next(((lower[a], lower[b]) for a, b in pairs if a in lower and b in lower), None)
+            if found:
+                xs = pd.to_numeric(frame[found[0]], errors="coerce").to_numpy(dtype=float)
+                ys = pd.to_numeric(frame[found[1]], errors="coerce").to_numpy(dtype=float)
+                geoms = shapely.points(xs, ys)
+                geoms[np.isnan(xs) | np.isnan(ys)] = None
+                drop.extend(found)
+                default_crs = pair_crs
+                break
+    if geoms is None:
+        raise InvalidParameter(
+            f"{path.name}: no geometry columns: give a WKT column (wkt/geometry) or coordinate columns "
+            "(x,y in the declared CRS, or lon,lat)"
+        )
+    data = frame.drop(columns=drop)
+    data["geometry"] = geoms
+    return data, crs or default_crs, used
+
+
+class _Unparsable:
+    """Stands in for a geometry that could not be parsed, carrying the reason to the row report."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+def importable_fields(layer: Layer) -> list[str]:
+    """Fields a file may set: the writable ones, plus the legal start date of history layers."""
+    names = layer.writable_fields()
+    if layer.valid_time:
+        names.append(layer.valid_time[0])
+    return names
+
+
+def _required_fields(layer: Layer) -> list[str]:
+    required = list(layer.required)
+    for column in layer.table.columns:
+        if (column.name in importable_fields(layer) and not column.nullable and column.server_default is None
+                and column.default is None and column.name not in required):
+            required.append(column.name)
+    return required
+
+
+def _match_columns(layer: Layer, columns: list[str], rename: dict[str, str]) -> tuple[dict[str, str], list[str],
+                                                                                         list[str]]:
+    """source column → field, ignored (read-only) columns, unknown columns.
+
+    Matches exactly, then case-insensitively, then a Shapefile's 10-character truncation.
+    """
+    fields = importable_fields(layer)
+    all_names = [c.name for c in layer.table.columns]
+    mapping: dict[str, str] = {}
+    ignored, unknown = [], []
+    for column in columns:
+        if column == "geometry":
+            continue
+        name = rename.get(column, column)
+        if name in fields:
+            mapping[column] = name
+            continue
+        folded = [f for f in fields if f.lower() == name.lower()]
+        if not folded and len(name) == 10:
+            folded = [f for f in fields if f.lower().startswith(name.lower())]
+        if len(folded) == 1 and folded[0] not in mapping.values():
+            mapping[column] = folded[0]
+        elif name in all_names or name.lower() in (n.lower() for n in all_names) or (
+                len(name) == 10 and any(n.lower().startswith(name.lower()) for n in all_names)):
+            ignored.append(column)
+        else:
+            unknown.append(column)
+    return mapping, ignored, unknown
+
+
+def _coerce(column: sa.Column, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Values converted to what COPY expects for the column's type, and a mask of unconvertible rows."""
+    sql_type = column.type
+    present = values.notna().to_numpy()
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        present = present & ~(values.astype(str).str.strip() == "").to_numpy()
+    bad = np.zeros(len(values), dtype=bool)
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        python_type = str
+    if python_type is bool:
+        truth = {"true": True, "t": True, "1": True, "yes": True, "是": True,
+                 "false": False, "f": False, "0": False, "no": False, "否": False}
+        mapped = values.map(lambda v: v if isinstance(v, bool) else truth.get(str(v).strip().lower()))
+        bad = present & mapped.isna().to_numpy()
+        return mapped.where(present, None), bad
+    if python_type is int:
+        numbers = pd.to_numeric(values.where(present, None), errors="coerce")
+        numeric = numbers.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = present & (np.isnan(numeric) | (np.round(numeric) != numeric))
+        out = pd.Series(np.where(bad | ~present, np.nan, numeric), index=values.index).astype("Int64")
+        return out, bad
+    if python_type in (float,) or type(sql_type).__name__ == "Numeric":
+        numbers = pd.to_numeric(values.where(present, None), errors="coerce")
+        bad = present & numbers.isna().to_numpy()
+        return numbers, bad
+    if python_type is dt.datetime:
+        stamps = pd.to_datetime(values.where(present, None), errors="coerce", utc=True, format="mixed")
+        bad = present & stamps.isna().to_numpy()
+        return stamps.astype(object).where(~stamps.isna(), None), bad
+    if python_type is dt.date:
+        stamps = pd.to_datetime(values.where(present, None), errors="coerce", format="mixed")
+        bad = present & stamps.isna().to_numpy()
+        return stamps.dt.date.astype(object).where(~stamps.isna(), None), bad
+    if python_type in (dict, list) and type(sql_type).__name__ == "JSONB":
+        text_values = values.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        return text_values.where(present, None), bad
+    text_values = values.map(_text_value)
+    length = getattr(sql_type, "length", None)
+    if length:
+        with np.errstate(invalid="ignore"):
+            bad = present & (text_values.str.len().fillna(0).to_numpy() > length)
+    return text_values.where(present, None), bad
+
+
+def _text_value(value: object) -> object:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _to_storage(geoms: np.ndarray, source_crs: str, settings: Settings) -> np.ndarray:
+    storage_crs = settings.spatial.storage_crs
+    if parse_crs(source_crs) == parse_crs(storage_crs):
+        return geoms
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(parse_crs(source_crs), parse_crs(storage_crs), always_xy=True)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = t.transform(xy[:, 0], xy[:, 1], errcheck=False)
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, project)
+
+
+def _promote(geoms: np.ndarray, expected: str) -> np.ndarray:
+    """Single parts to multi parts for a multi layer; closed lines to polygons (DXF polylines)."""
+    out = geoms.copy()
+    type_ids = shapely.get_type_id(out)
+    if expected in ("Polygon", "MultiPolygon"):
+        closed_lines = (type_ids == 1) & shapely.is_closed(out)
+        if closed_lines.any():
+            polygons = np.empty(int(closed_lines.sum()), dtype=object)
+            polygons[:] = [shapely.Polygon(g.coords) for g in out[closed_lines]]
+            out[closed_lines] = polygons
+            type_ids = shapely.get_type_id(out)
+    singles = {"MultiPolygon": 3, "MultiLineString": 1, "MultiPoint": 0}
+    if expected in singles:
+        rows = np.flatnonzero(type_ids == singles[expected])
+        if len(rows):
+            maker = {"MultiPolygon": shapely.multipolygons, "MultiLineString": shapely.multilinestrings,
+                     "MultiPoint": shapely.multipoints}[expected]
+            out[rows] = maker(out[rows], indices=np.arange(len(rows)))
+    return out
+
+
+def validate(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[str, str] | None = None,
+             defaults: dict[str, Any] | None = None, settings: Settings | None = None
+             ) -> tuple[pd.DataFrame, list[str]]:
+    """The rows ready for COPY (storage CRS, typed), or ImportRejected listing every bad row.
+
+    Returns the frame (columns = table columns, geometry last) and the ignored (read-only) columns.
+    """
+    settings = settings or get_settings()
+    rename = rename or {}
+    defaults = defaults or {}
+    errors: list[tuple[int | None, str]] = []
+    mapping, ignored, unknown = _match_columns(layer, list(data.columns), rename)
+    for name in defaults:
+        if name not in importable_fields(layer):
+            errors.append((None, f"--set {name}: {layer.id!r} has no writable field {name!r}"))
+    if unknown:
+        errors.append((None, f"unknown column(s) {', '.join(unknown)}: {layer.id!r} has no such field; rename "
+                             f"with --map SOURCE=FIELD or remove them (fields: {', '.join(importable_fields(layer))})"))
+    geometry_name = layer.geometry_column
+    expected = layer.geometry_type or "Geometry"
+    count = len(data)
+    geoms = np.array(data["geometry"].to_numpy(), dtype=object)  # a copy: reading may give read-only arrays
+    unparsable = np.array([isinstance(g, _Unparsable) for g in geoms], dtype=bool)
+    reasons: list[str | None] = [None] * count
+    for i in np.flatnonzero(unparsable):
+        reasons[i] = geoms[i].reason
+        geoms[i] = None
+    geoms = shapely.force_2d(geoms.astype(object))
+    if expected in ("Polygon", "MultiPolygon"):
+        geoms = _promote(geoms, "Polygon")  # closed DXF polylines become polygons before the type check
+    checked = frame_problems(geoms, expected)
+    for i, reason in enumerate(checked):
+        if reason and not reasons[i]:
+            reasons[i] = reason
+    ok = np.array([r is None for r in reasons], dtype=bool)
+    stored = np.empty(count, dtype=object)
+    if ok.any():
+        stored[ok] = _to_storage(geoms[ok], source_crs, settings)
+        finite = np.ones(count, dtype=bool)
+        coords, index = shapely.get_coordinates(stored[ok], return_index=True)
+        bad_idx = np.unique(index[~np.isfinite(coords).all(axis=1)])
+        finite[np.flatnonzero(ok)[bad_idx]] = False
+        for i in np.flatnonzero(~finite):
+            reasons[i] = f"coordinates cannot be transformed from {_crs_label(source_crs)}: are they in that CRS?"
+        ok &= finite
+        outside = np.zeros(count, dtype=bool)
+        if ok.any():
+            outside[ok] = bounds_problems(stored[ok], settings.spatial.storage_crs, settings.spatial.city_bounds)
+        if outside.any():
+            hint = _outside_hint(geoms[outside], source_crs, settings)
+            for i in np.flatnonzero(outside):
+                reasons[i] = hint
+        ok &= ~outside
+    errors.extend((i + 1, r) for i, r in enumerate(reasons) if r)
+    out = pd.DataFrame(index=data.index)
+    for source, name in mapping.items():
+        column = layer.table.c[name]
+        values, bad = _coerce(column, data[source])
+        for i in np.flatnonzero(bad):
+            errors.append((int(i) + 1, f"field {name}: {str(data[source].iloc[i])[:40]!r} is not a valid "
+                                       f"{_type_label(column)}"))
+        out[name] = values
+    for name, value in defaults.items():
+        if name in importable_fields(layer) and name not in out.columns:
+            out[name] = _coerce(layer.table.c[name], pd.Series([value] * count, index=data.index))[0]
+    for name in _required_fields(layer):
+        if name == geometry_name:
+            continue
+        if name not in out.columns:
+            errors.append((None, f"required field {name!r} is missing: add the column, map one to it with "
+                                 f"--map SOURCE={name}, or give one value for all rows with --set {name}=VALUE"))
+            continue
+        empty = out[name].isna().to_numpy()
+        for i in np.flatnonzero(empty):
+            errors.append((int(i) + 1, f"required field {name} is empty"))
+    if errors:
+        _reject(layer, errors, count)
+    stored = _promote(stored, expected)
+    out[geometry_name] = stored
+    return out.reset_index(drop=True), ignored
+
+
+def _type_label(column: sa.Column) -> str:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return str(column.type)
+    labels = {int: "integer", float: "number", bool: "boolean (true/false)", dt.date: "date (YYYY-MM-DD)",
+              dt.datetime: "date-time (ISO 8601)"}
+    if python_type is str and getattr(column.type, "length", None):
+        return f"text of at most {column.type.length} characters"
+    return labels.get(python_type, str(column.type).lower())
+
+
+def _crs_label(value: str) -> str:
+    crs = parse_crs(value)
+    epsg = crs.to_epsg(min_confidence=70)
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _outside_hint(source_geoms: np.ndarray, source_crs: str, settings: Settings) -> str:
+    extent = city_extent(settings.spatial.city_bounds, settings.spatial.storage_crs)
+    lon0, lat0, lon1, lat1 = extent.lonlat
+    b = shapely.total_bounds(source_geoms)
+    message = (f"geometry lies outside the city (lon {lon0}–{lon1}, lat {lat0}–{lat1}) after reading it as "
+               f"{_crs_label(source_crs)}")
+    if parse_crs(source_crs).is_projected and -180 <= b[0] and b[2] <= 180 and -90 <= b[1] and b[3] <= 90:
+        return message + ": the coordinates look like longitude/latitude degrees — declare --crs EPSG:4490 " \
+                         "(CGCS2000) or EPSG:4326"
+    if b[0] > b[1] and parse_crs(source_crs).is_projected and b[1] < 1_000_000 < b[0]:
+        return message + ": x and y look swapped (northing first?) — check the axis order of the file"
+    return message + ": check the CRS you declared (--crs) and the axis order"
+
+
+def _reject(layer: Layer, errors: list[tuple[int | None, str]], count: int) -> None:
+    errors = sorted(errors, key=lambda e: (e[0] is not None, e[0] or 0))
+    bad_rows = len({row for row, _ in errors if row is not None})
+    shown = [{"row": row, "reason": reason} for row, reason in errors[:MAX_REPORTED_ERRORS]]
+    lines = [f"row {e['row']}: {e['reason']}" if e["row"] else e["reason"] for e in shown[:10]]
+    more = f" … and {len(errors) - 10} more" if len(errors) > 10 else ""
+    raise ImportRejected(
+        f"import into {layer.id!r} rejected, nothing was written: {len(errors)} problem(s) in {bad_rows} of "
+        f"{count} row(s) — " + "; ".join(lines) + more + ". Fix the file and import it again.",
+        errors=shown, error_count=len(errors), rows=count,
+    )
+
+
+# --- loading ------------------------------------------------------------------------------------
 
 def _csv_values(frame: pd.DataFrame, srid: int | None) -> pd.DataFrame:
     """Values as COPY (CSV) text: geometries as hex EWKB, None/NaN as the NULL marker."""
@@ -48,30 +512,96 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, *, srid: int |
         crs = getattr(frame, "crs", None)
         srid = crs.to_epsg() if crs is not None else None
         if srid is None:
-            from gis.settings import get_settings
-
             srid = get_settings().storage_srid
     columns = list(frame.columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
     total = 0
     with raw.cursor() as cursor:
-        for start in range(0, max(len(frame), 1), COPY_CHUNK_ROWS):
+        for start in range(0, len(frame), COPY_CHUNK_ROWS):
             chunk = frame.iloc[start:start + COPY_CHUNK_ROWS]
-            if chunk.empty:
-                break
             buffer = io.StringIO()
             _csv_values(chunk, srid).to_csv(buffer, header=False, index=False, na_rep="\\N",
                                              quoting=csv.QUOTE_MINIMAL)
             buffer.seek(0)
-            cursor.copy_expert(
-                f"COPY {table} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-            )
+            cursor.copy_expert(f"COPY {table} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
             total += len(chunk)
             if progress is not None:
                 progress.update(len(chunk))  # type: ignore[attr-defined]
     return total
 
 
-def _names(values: Iterable[str]) -> list[str]:
-    return list(values)
+def load_rows(conn: Connection, layer: Layer, frame: pd.DataFrame, *, progress: object | None = None) -> int:
+    """COPY validated rows into a temporary table, then INSERT … SELECT into the layer's table, so
+    every constraint, default and trigger of the real table applies. Returns the rows inserted."""
+    from sqlalchemy.exc import DBAPIError
+
+    table = layer.table.name  # from the registry, not from the client
+    columns = [str(layer.table.c[name].name) for name in frame.columns]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    conn.execute(sa.text("DROP TABLE IF EXISTS govgis_import_rows"))
+    conn.execute(sa.text(
+        f"CREATE TEMP TABLE govgis_import_rows ON COMMIT DROP AS SELECT {quoted} FROM {table} WITH NO DATA"))
+    copy_frame(conn, "govgis_import_rows", frame, srid=get_settings().storage_srid, progress=progress)
+    savepoint = conn.begin_nested()
+    try:
+        result = conn.execute(sa.text(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM govgis_import_rows"))
+        savepoint.commit()
+    except DBAPIError as exc:
+        savepoint.rollback()
+        diag = getattr(exc.orig, "diag", None)
+        message = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
+        detail = getattr(diag, "message_detail", None)
+        constraint = getattr(diag, "constraint_name", None)
+        text_message = f"{message}" + (f" ({constraint})" if constraint else "") + (f": {detail}" if detail else "")
+        raise ImportRejected(
+            f"import into {layer.id!r} rejected by the database, nothing was written: {text_message}. "
+            "Correct that row and import again.",
+            errors=[{"row": None, "reason": text_message}], error_count=1, rows=len(frame),
+        ) from None
+    conn.execute(sa.text("DROP TABLE IF EXISTS govgis_import_rows"))
+    return int(result.rowcount)
+
+
+def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller, *, crs: str | None = None,
+                encoding: str | None = None, layer_name: str | None = None,
+                rename: dict[str, str] | None = None, defaults: dict[str, Any] | None = None,
+                progress: bool = False) -> ImportReport:
+    """Import a whole file into ``layer`` inside the caller's transaction (all or nothing, audited).
+
+    Raises ImportRejected (nothing written) listing row numbers and reasons for every bad row.
+    """
+    from tqdm import tqdm
+
+    from gis.writes import audit
+
+    started = time.perf_counter()
+    require_write(caller, layer)
+    if layer.geometry_type is None:
+        raise InvalidParameter(f"layer {layer.id!r} has no geometry: import it with SQL tools, not a GIS file")
+    settings = get_settings()
+    path = Path(path)
+    bar = tqdm(total=4, desc=f"import {layer.id}", unit="step", disable=not progress)
+    bar.set_postfix_str("reading")
+    data, source_crs, used_encoding = read_source(path, layer_name=layer_name, encoding=encoding, crs=crs,
+                                                  target=layer)
+    if _format_of(path) == "DXF" and "Layer" in data.columns and "Layer" not in (rename or {}):
+        data = data.drop(columns=["Layer"])  # the CAD layer name; map it with --map Layer=FIELD to keep it
+    if len(data) > settings.service.max_upload_features:
+        raise PayloadTooLarge(f"{path.name} has {len(data)} features, more than GOVGIS_MAX_UPLOAD_FEATURES "
+                              f"({settings.service.max_upload_features}): split the file or raise the limit")
+    if len(data) == 0:
+        raise InvalidParameter(f"{path.name} has no features")
+    bar.update(1)
+    bar.set_postfix_str(f"validating {len(data)} rows")
+    rows, ignored = validate(layer, data, source_crs, rename=rename, defaults=defaults, settings=settings)
+    bar.update(1)
+    bar.close()
+    copy_bar = tqdm(total=len(rows), desc=f"COPY {layer.id}", unit="row", unit_scale=True, disable=not progress)
+    inserted = load_rows(conn, layer, rows, progress=copy_bar)
+    copy_bar.close()
+    report = ImportReport(layer=layer.id, file=path.name, format=_format_of(path), rows=inserted,
+                          source_crs=_crs_label(source_crs), encoding=used_encoding, ignored_columns=ignored,
+                          seconds=time.perf_counter() - started)
+    audit(conn, caller, layer.id, None, "import", None, None, report.as_dict())
+    return report
