@@ -295,3 +295,13 @@ def test_survey_years_and_change_survey_over_http(client, keys, spot, demo_city)
         with demo_city.begin() as conn:
             conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE from_year = 1995"))
             conn.execute(sa.text("DELETE FROM landuse_survey_patches WHERE survey_year IN (1995, 1996)"))
+
+
+def test_new_tables_are_ogc_collections(client, keys):
+    for collection in ("landuse_change_patches", "landuse_supervision_cases", "landuse_land_approvals",
+                       "landuse_prereview_reports"):
+        r = client.get(f"/collections/{collection}/items", headers=keys["clerk"], params={"limit": 5})
+        assert r.status_code == 200, (collection, r.text)
+        assert r.json()["type"] == "FeatureCollection"
+        assert client.get(f"/collections/{collection}/items", params={"limit": 5}).status_code in (
+            200 if collection == "landuse_change_patches" else 401,)
