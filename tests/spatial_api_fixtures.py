@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from gis.settings import get_settings
 
 DISTRICT = "359999"
-ORIGIN_LONLAT = (118.100, 24.480)
+ORIGIN_LONLAT = (117.930, 24.300)  # off Xiamen Island, where the demo city is not
 CELL = (80.0, 60.0)  # parcel width/height in metres
 GRID = (4, 3)
 
@@ -135,11 +135,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(engine: Engine, spatial_data: SpatialData) -> Iterator[str]:
-    """uvicorn serving the app on a free 127.0.0.1 port (in a thread) for GDAL and ogctests."""
+def live_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[str]:
+    """uvicorn serving the app on a free 127.0.0.1 port (in a thread) for GDAL and ogctests, with the
+    demo city loaded so every public collection has features (ogctests requires that)."""
     import uvicorn
 
     from api.app import create_app
+    from gis.access import ANONYMOUS, can_read
+    from gis.registry import REGISTRY
+
+    with demo_city.begin() as conn:
+        # the demo city has no land-use change survey yet; one patch so the layer is not empty
+        if not conn.execute(sa.text("SELECT count(*) FROM landuse_change_patches")).scalar():
+            x0, y0 = spatial_data.origin
+            conn.execute(sa.text(
+                "INSERT INTO landuse_change_patches (from_year, to_year, class_system, from_code, to_code, "
+                "district, ellipsoidal_area, geom) VALUES (2022, 2023, '三调工作分类', '0101', '0701', "
+                ":d, 2400, ST_GeomFromText(:wkt, :srid))"),
+                {"d": DISTRICT, "wkt": _square(x0 + 2000, y0, 60, 40), "srid": get_settings().storage_srid})
+        empty = [layer.id for layer in REGISTRY.spatial() if can_read(ANONYMOUS, layer) and not conn.execute(
+            sa.select(sa.func.count()).select_from(layer.table)).scalar()]
+    assert not empty, f"public layers without features (ogctests needs some): {empty}"
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port,
