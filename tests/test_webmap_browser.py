@@ -238,7 +238,7 @@ def test_basemap_tiles_draw_and_panning_is_measured(open_map, view):
     m.wait_tiles()
     first = m.js("GovGis.metrics.firstTilesDrawn")
     paths = m.js("document.querySelectorAll('.leaflet-tile-container svg path, .leaflet-tile svg path, svg.leaflet-tile path').length")
-    print(f"\n[webmap] first map with tiles drawn {first:.0f} ms after script start; "
+    print(f"\n[webmap] first map with tiles drawn {first:.0f} ms after navigation start; "
           f"{time.monotonic() - started:.2f} s wall; {paths} vector paths")
     assert paths > 0
     m.shot("basemap")

@@ -177,7 +177,7 @@
     layer.on("tileload", function () { G.metrics.tileLoads++; });
     layer.on("load", function () {
       if (G.metrics.firstTilesDrawn === null && G.map.getZoom() >= def.min_zoom) {
-        G.metrics.firstTilesDrawn = performance.now() - G.metrics.start;
+        G.metrics.firstTilesDrawn = performance.now();  // ms since navigation started
       }
     });
     return layer;

@@ -1,0 +1,109 @@
+"""The map page and its layer list without a browser: offline HTML, vendored assets, the caller's
+layers, the static-file guard, and the tool registry leaving out tools whose endpoints are missing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gis.access import ANONYMOUS, Caller, can_read
+from gis.registry import REGISTRY
+from webmap import legends
+from webmap.tools import TOOLS, available_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _assets() -> str:
+    return subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_assets_install_is_idempotent_and_says_what_it_does():
+    _assets()
+    started = time.monotonic()
+    second = _assets()
+    assert "up to date" in second
+    assert time.monotonic() - started < 5
+    for name in ("leaflet/leaflet.js", "vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+                 "markercluster/leaflet.markercluster.js", "proj4/proj4.js"):
+        assert (ROOT / "webmap/static/vendor" / name).stat().st_size > 10_000
+
+
+def test_page_links_only_local_assets_and_every_one_is_served(client):
+    _assets()
+    page = client.get("/map")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert not re.search(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", html)
+    assert "cdn" not in html.lower() and "googleapis" not in html
+    links = re.findall(r"""(?:src|href)="(/map/static/[^"]+)\"""", html)
+    assert len(links) >= 8
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    # vendored stylesheets reference only relative images, never a remote host
+    for sheet in ("vendor/leaflet/leaflet.css", "vendor/markercluster/MarkerCluster.Default.css", "govgis.css"):
+        css = client.get(f"/map/static/{sheet}").text
+        for ref in re.findall(r"url\(\s*['\"]?([^)'\"]+)", css):
+            assert not re.match(r"(?:https?:)?//", ref), (sheet, ref)
+        assert "@import" not in css
+
+
+def test_static_files_cannot_escape_the_static_folder(client):
+    for path in ("/map/static/../../gis/settings.py", "/map/static/%2e%2e/%2e%2e/gis/settings.py",
+                 "/map/static/..%2f..%2fgis%2fsettings.py", "/map/static/nope.js"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_layer_list_is_what_the_caller_may_read(client, demo_city):
+    from gis.keys import create_key
+
+    anonymous = client.get("/map/layers.json").json()
+    expected = [layer.id for layer in REGISTRY.spatial() if can_read(ANONYMOUS, layer)]
+    assert [d["id"] for d in anonymous["layers"]] == expected
+    assert anonymous["caller"]["anonymous"] is True
+    with demo_city.begin() as conn:
+        key = create_key(conn, department="市政公用事业局", read=["pipeline"]).secret
+    keyed = client.get("/map/layers.json", headers={"X-API-Key": key}).json()
+    caller = Caller(name="t", department="x", read=frozenset({"pipeline"}), key_id=1)
+    assert [d["id"] for d in keyed["layers"]] == [layer.id for layer in REGISTRY.spatial() if can_read(caller, layer)]
+    pipes = next(d for d in keyed["layers"] if d["id"] == "pipeline_pipes")
+    assert pipes["title"] == {"zh": "地下管线", "en": "Pipes"}
+    assert pipes["geometry_type"] in ("LineString", "MultiLineString")
+    # pipes are coloured by utility through their network: every network of the city is in the lookup
+    networks = client.get("/pipeline/networks", headers={"X-API-Key": key}).json()
+    assert pipes["lookup"]["values"] == {str(n["id"]): n["utility"] for n in networks}
+    water = next(row for row in pipes["legend"] if row["code"] == "water")
+    assert water["color"] == pipes["style"]["colors"]["water"] and water["zh"] == "给水"
+    assert client.get("/map/layers.json", headers={"X-API-Key": "govgis_bad_key"}).status_code == 401
+
+
+def test_land_use_legend_has_the_twelve_classes_and_wetland():
+    rows = legends.legend_items({"legend": "landuse_classes"})
+    assert [r["code"] for r in rows] == ["00"] + [f"{i:02d}" for i in range(1, 13)]
+    assert len({r["color"] for r in rows}) == len(rows)
+    survey = REGISTRY.get("landuse_survey")
+    assert legends.legend_items(survey.style) == rows
+
+
+def test_a_tool_whose_endpoints_are_missing_is_left_out():
+    everything = ["/query/identify", "/collections/{collection_id}/items", "/pipeline/isolations",
+                  "/pipeline/isolations/{isolation_id}/failed-valves", "/planning/prereview",
+                  "/planning/prereview/{report_id}/report.html", "/planning/balance",
+                  "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage"]
+    assert [t.id for t in available_tools(everything)] == [t.id for t in TOOLS]
+    without_pipeline = [p for p in everything if not p.startswith("/pipeline")]
+    ids = [t.id for t in available_tools(without_pipeline)]
+    assert "burst" not in ids and {"identify", "prereview", "timeline"} <= set(ids)
+    assert [t.id for t in available_tools([])] == ["measure"]
+
+
+def test_the_running_app_offers_every_tool(client):
+    html = client.get("/map").text
+    for tool in TOOLS:
+        assert f"/map/static/js/tools/{tool.script}" in html, tool.id
