@@ -42,7 +42,7 @@ class Isolation:
     customers_inside: np.ndarray
     customers_collateral: np.ndarray
     customers_already_unfed: np.ndarray
-    fed: np.ndarray
+    cut_off: np.ndarray  # segments that lose supply (collateral)
 
 
 def merged_segments(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> np.ndarray:
@@ -80,29 +80,27 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isola
             boundary.append(int(v))
             far_sides.append(np.unique(sides[~flags]))
     boundary_arr = np.array(boundary, dtype=np.int64)
-    fed = graph.fed_segments(segs, boundary_arr)
+    cut = graph.cut_off(segs, boundary_arr)
+    lost = np.zeros(graph.n_segments, dtype=bool)
+    lost[cut] = True
     to_close, already, not_needed = [], [], []
     for v, far in zip(boundary, far_sides, strict=True):
         if graph.node_state[v] == CLOSED:
             already.append(v)
-        elif len(far) and fed[far].any():
+        elif len(far) and (graph.baseline_fed[far] & ~lost[far]).any():
             to_close.append(v)
         else:
             not_needed.append(v)
     nodes = np.concatenate([graph.nodes_in(segs), failed_arr[np.isin(failed_arr, ends)]])
-    cseg = graph.customer_seg
-    valid = cseg >= 0
-    c_inside = valid & inside[np.where(valid, cseg, 0)]
-    before = valid & graph.baseline_fed[np.where(valid, cseg, 0)]
-    after = valid & fed[np.where(valid, cseg, 0)]
+    c_inside = graph.customers_in(segs)
     return Isolation(
         pipe=pipe, failed=failed_arr, segments=segs, pipes=pipes, nodes=nodes, boundary=boundary_arr,
         to_close=np.array(to_close, dtype=np.int64), already_closed=np.array(already, dtype=np.int64),
         not_needed=np.array(not_needed, dtype=np.int64),
-        customers_inside=np.flatnonzero(c_inside),
-        customers_collateral=np.flatnonzero(before & ~after & ~c_inside),
-        customers_already_unfed=np.flatnonzero(valid & ~before & ~c_inside),
-        fed=fed,
+        customers_inside=c_inside,
+        customers_collateral=graph.customers_in(cut),
+        customers_already_unfed=np.setdiff1d(graph.unfed_customers, c_inside),
+        cut_off=cut,
     )
 
 

@@ -141,6 +141,111 @@ class NetworkGraph:
             cseg[i] = self.pipe_seg[pipes[0]] if len(pipes) else -1
         self.customer_seg = cseg
         self.baseline_fed = self.fed_segments(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        # adjacency of the segment graph as Python lists: the local search below walks it
+        adjacency: list[list[int]] = [[] for _ in range(self.n_segments)]
+        for a, b in zip(self.edge_a.tolist(), self.edge_b.tolist(), strict=True):
+            adjacency[a].append(b)
+            adjacency[b].append(a)
+        self.seg_adjacency = adjacency
+        cseg_ok = np.where(self.customer_seg >= 0, self.customer_seg, self.n_segments)
+        ptr, order = _csr_groups(cseg_ok, self.n_segments + 1)
+        self.seg_customer_ptr, self.seg_customers = ptr[: self.n_segments + 1], order
+        self.unfed_customers = np.flatnonzero(
+            (self.customer_seg >= 0) & ~self.baseline_fed[np.where(self.customer_seg >= 0, self.customer_seg, 0)])
+        _, base_labels = connected_components(self._segment_matrix(np.ones(len(self.edge_a), bool)),
+                                              directed=False)
+        self.base_component = base_labels
+        self.component_feeders = np.bincount(base_labels, weights=self.feeder_seg.astype(float),
+                                             minlength=base_labels.max() + 1 if len(base_labels) else 0)
+
+    def _segment_matrix(self, keep: np.ndarray):
+        n = self.n_segments
+        return coo_matrix((np.ones(int(keep.sum()), np.int8), (self.edge_a[keep], self.edge_b[keep])),
+                          shape=(n, n)).tocsr()
+
+    def customers_in(self, segs: np.ndarray | list[int]) -> np.ndarray:
+        parts = [self.seg_customers[self.seg_customer_ptr[s]:self.seg_customer_ptr[s + 1]] for s in segs]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def cut_off(self, removed: np.ndarray, boundary: np.ndarray, limit: int = 20_000) -> np.ndarray:
+        """Segments that had supply and lose it when ``removed`` segments are isolated (their
+        ``boundary`` valves closed). Local search from the neighbours of the removed set: groups that
+        meet merge, a group that reaches a feeder is fed, a group that runs out of segments is cut
+        off; once every group has merged the rest is fed whenever a feeder remains. Falls back to a
+        whole-network component search when the search grows past ``limit`` segments or a closed
+        valve joins two segments outside the removed set.
+        """
+        gone = set(int(s) for s in removed)
+        for v in boundary.tolist():
+            outside = {int(s) for s in self.pipe_seg[self.pipes_of(v)]} - gone
+            if len(outside) > 1:
+                return self._cut_off_full(removed, boundary)
+        starts = sorted({n for s in gone for n in self.seg_adjacency[s]} - gone)
+        starts = [n for n in starts if self.baseline_fed[n]]
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        components = {int(self.base_component[n]) for n in starts}
+        feeders_left = {c: self.component_feeders[c] - sum(self.feeder_seg[s] for s in gone
+                                                             if self.base_component[s] == c)
+                        for c in components}
+        parent = list(range(len(starts)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        owner: dict[int, int] = {n: i for i, n in enumerate(starts)}
+        frontier: list[list[int]] = [[n] for n in starts]
+        fed_group = [bool(self.feeder_seg[n]) for n in starts]
+        adjacency = self.seg_adjacency
+        while True:
+            roots = {find(i) for i in range(len(starts))}
+            by_component: dict[int, list[int]] = {}
+            for r in roots:
+                by_component.setdefault(int(self.base_component[starts[r]]), []).append(r)
+            for c, rs in by_component.items():
+                # every neighbour of the removed set is still connected to every other: the
+                # component keeps its supply if a feeder is left in it
+                if len(rs) == 1 and feeders_left[c] > 0:
+                    fed_group[rs[0]] = True
+            active = [r for r in roots if not fed_group[r] and frontier[r]]
+            if not active:
+                break
+            for r in active:
+                if find(r) != r or fed_group[r]:
+                    continue
+                current, frontier[r] = frontier[r], []
+                grown: list[int] = []
+                for u in current:
+                    for w in adjacency[u]:
+                        if w in gone:
+                            continue
+                        other = owner.get(w)
+                        if other is None:
+                            owner[w] = r
+                            grown.append(w)
+                            if self.feeder_seg[w]:
+                                fed_group[r] = True
+                        else:
+                            a = find(other)
+                            if a != r:
+                                parent[a] = r
+                                fed_group[r] = fed_group[r] or fed_group[a]
+                                frontier[r].extend(frontier[a])
+                                frontier[a] = []
+                frontier[r].extend(grown)
+                if len(owner) > limit:
+                    return self._cut_off_full(removed, boundary)
+        lost = [u for u, i in owner.items() if not fed_group[find(i)]]
+        return np.array(sorted(lost), dtype=np.int64)
+
+    def _cut_off_full(self, removed: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+        fed = self.fed_segments(removed, boundary)
+        gone = np.zeros(self.n_segments, dtype=bool)
+        gone[removed] = True
+        return np.flatnonzero(self.baseline_fed & ~fed & ~gone)
 
     def pipes_of(self, node: int) -> np.ndarray:
         return self.node_pipes[self.node_pipe_ptr[node]:self.node_pipe_ptr[node + 1]]
