@@ -570,3 +570,35 @@ def test_balance_table_for_a_drawn_area_equals_the_api(open_map, server, view, p
     assert shown == [[r["code"], pytest.approx(r["change"])] for r in api["rows"]]
     assert api["total_constant"] is True
     m.shot("balance")
+
+
+def test_prereview_from_an_uploaded_red_line_file(open_map, server, view, planning_key, tmp_path):
+    lat, lon, _ = view
+    d = 0.001
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]
+    upload = tmp_path / "redline.geojson"
+    upload.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    m = open_map(hash_=f"#map=16/{lat}/{lon}", api_key=planning_key)
+    m.page.click("[data-tool='prereview']")
+    m.page.fill("#gg-project-name", "上传红线 upload")
+    m.page.set_input_files("#gg-redline-file", str(upload))
+    m.page.wait_for_selector("#gg-report-frame")
+    report = m.js("GovGis.state.lastPrereview")
+    to_plane = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
+    expected = Polygon([to_plane.transform(*xy) for xy in ring]).area
+    assert abs(report["total_area"] - expected) / expected < 1e-6
+    assert report["project_name"] == "上传红线 upload"
+
+
+def test_tablet_layout_opens_the_panel_on_demand(open_map, view):
+    m = open_map(hash_=_view_hash(view), viewport=(820, 1180))  # a tablet in portrait
+    m.wait_tiles()
+    map_box = m.page.locator(".folium-map").bounding_box()
+    assert map_box["x"] == 0 and map_box["width"] == 820  # the map takes the whole width
+    assert not m.page.locator("#gg-panel").is_visible()
+    m.page.click("#gg-panel-toggle")
+    assert m.page.locator("#gg-panel").is_visible()
+    assert m.page.locator("#gg-panel").bounding_box()["width"] <= 320
+    assert m.page.locator("[data-layer-row]").first.is_visible()
+    m.shot("tablet")
