@@ -382,6 +382,11 @@ def test_department_key_shows_internal_layers_and_clusters_points(open_map, serv
         return Object.values(l._tiles).reduce((n, t) => n + t.el.querySelectorAll('path').length, 0); }""")
     assert pipe_paths > 0
     m.shot("key-pipelines")
+    # valves and pipes are found by their id (code) once the key allows it
+    valve = next(f for f in nodes if f["properties"]["kind"] == "isolation_valve")
+    m.page.fill("#gg-search", valve["properties"]["code"])
+    m.page.click("#gg-search-form button")
+    m.page.wait_for_selector(f"#gg-search-table tr[data-layer='pipeline_nodes'][data-id='{valve['id']}']")
 
 
 def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_valve(
@@ -398,7 +403,8 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
                               "filter-lang": "cql2-text"}).json()["features"]
     pipe = max(pipes, key=lambda f: shape(f["geometry"]).length)
     mid = shape(pipe["geometry"]).interpolate(0.5, normalized=True)
-    m = open_map(hash_=f"#map=18/{mid.y}/{mid.x}&layers=pipeline_pipes", api_key=utility_key)
+    m = open_map(hash_=f"#map=18/{mid.y}/{mid.x}&layers=landuse_survey,emergency_roads,pipeline_pipes",
+                 api_key=utility_key)
     m.wait_tiles()
     m.page.click("[data-tool='burst']")
     m.click_at(mid.y, mid.x)
