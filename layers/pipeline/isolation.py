@@ -48,37 +48,36 @@ class Isolation:
 def merged_segments(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> np.ndarray:
     """The segment labels the isolation of ``pipe`` spans when the ``failed`` valves cannot close."""
     failed_set = {int(v) for v in failed}
-    segs = {int(graph.pipe_seg[pipe])}
-    used: set[int] = set()
-    while True:
-        pipes = graph.pipes_in(np.fromiter(segs, dtype=np.int64))
-        ends = np.concatenate([graph.pipe_from[pipes], graph.pipe_to[pipes]])
-        ends = np.unique(ends[ends >= 0])
-        grow = [int(v) for v in ends[graph.barrier[ends]] if int(v) in failed_set and int(v) not in used]
-        if not grow:
-            return np.array(sorted(segs), dtype=np.int64)
-        for v in grow:
-            used.add(v)
-            segs.update(int(s) for s in graph.pipe_seg[graph.pipes_of(v)])
+    segs = [int(graph.pipe_seg[pipe])]
+    seen = set(segs)
+    if failed_set:
+        for s in segs:  # grows while iterating: a breadth-first walk over failed rim valves
+            for v in graph.seg_valves[s]:
+                if v in failed_set:
+                    for t in graph.valve_sides[v]:
+                        if t not in seen:
+                            seen.add(t)
+                            segs.append(t)
+    return np.array(sorted(seen), dtype=np.int64)
 
 
 def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isolation:
     """Isolate a burst on pipe index ``pipe``; ``failed`` are valve node indices that cannot close."""
-    failed_arr = np.array(sorted({int(v) for v in failed}), dtype=np.int64)
-    segs = merged_segments(graph, pipe, failed_arr)
-    inside = np.zeros(graph.n_segments, dtype=bool)
-    inside[segs] = True
+    failed_set = {int(v) for v in failed}
+    segs = merged_segments(graph, pipe, failed_set)
+    inside = set(segs.tolist())
     pipes = graph.pipes_in(segs)
-    ends = np.concatenate([graph.pipe_from[pipes], graph.pipe_to[pipes]])
-    ends = np.unique(ends[ends >= 0])
-    valves = ends[graph.barrier[ends] & ~np.isin(ends, failed_arr)]
-    boundary, far_sides = [], []
-    for v in valves:
-        sides = graph.pipe_seg[graph.pipes_of(v)]
-        flags = inside[sides]
-        if flags.any() and (not flags.all() or len(sides) == 1):
-            boundary.append(int(v))
-            far_sides.append(np.unique(sides[~flags]))
+    boundary, far_sides, rim_failed = [], [], []
+    for v in sorted({v for s in inside for v in graph.seg_valves[s]}):
+        if v in failed_set:
+            rim_failed.append(v)
+            continue
+        sides = graph.valve_sides[v]
+        inner = [t in inside for t in sides]
+        if not all(inner) or len(sides) == 1:
+            boundary.append(v)
+            far_sides.append(np.array(sorted(set(sides) - inside), dtype=np.int64))
+    failed_arr = np.array(rim_failed, dtype=np.int64)
     boundary_arr = np.array(boundary, dtype=np.int64)
     cut = graph.cut_off(segs, boundary_arr)
     lost = np.zeros(graph.n_segments, dtype=bool)
@@ -91,7 +90,7 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isola
             to_close.append(v)
         else:
             not_needed.append(v)
-    nodes = np.concatenate([graph.nodes_in(segs), failed_arr[np.isin(failed_arr, ends)]])
+    nodes = np.concatenate([graph.nodes_in(segs), failed_arr])
     c_inside = graph.customers_in(segs)
     return Isolation(
         pipe=pipe, failed=failed_arr, segments=segs, pipes=pipes, nodes=nodes, boundary=boundary_arr,

@@ -53,8 +53,10 @@ def list_networks(conn: Connection) -> list[dict[str, Any]]:
 
 
 def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
+    ll = sa.func.ST_Transform(nodes.c.geom, 4326)
     query = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state,
-                       sa.func.ST_X(nodes.c.geom), sa.func.ST_Y(nodes.c.geom))
+                       sa.func.ST_X(nodes.c.geom), sa.func.ST_Y(nodes.c.geom), nodes.c.diameter_mm,
+                       nodes.c.last_exercised, nodes.c.access_note, sa.func.ST_X(ll), sa.func.ST_Y(ll))
              .where(nodes.c.network_id == network_id).order_by(nodes.c.id))
     return [tuple(r) for r in conn.execute(query)]
 
@@ -62,7 +64,7 @@ def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
 def graph_pipes(conn: Connection, network_id: int) -> list[tuple]:
     mid = sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5)
     query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node, pipes.c.length_m,
-                       pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid))
+                       pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid), sa.func.ST_AsBinary(pipes.c.geom))
              .where(pipes.c.network_id == network_id, pipes.c.status == "in_service").order_by(pipes.c.id))
     return [tuple(r) for r in conn.execute(query)]
 

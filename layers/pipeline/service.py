@@ -4,16 +4,18 @@ functions, never the repository or the graph internals.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
+import shapely
+import shapely.geometry
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from gis.access import Caller, can_read, mask_properties, require_read
+from gis.crs import transformer
 from gis.errors import InvalidParameter, NotFound
 from gis.geometry import to_storage
 from gis.schema import storage_srid
@@ -78,10 +80,9 @@ def _valve_indices(graph: NetworkGraph, valve_ids: list[int]) -> list[int]:
     return out
 
 
-def _valve_entry(details: dict[int, dict[str, Any]], graph: NetworkGraph, index: int,
-                 distance: dict[int, float]) -> dict[str, Any]:
+def _valve_entry(graph: NetworkGraph, index: int, distance: dict[int, float]) -> dict[str, Any]:
     vid = int(graph.node_ids[index])
-    d = details.get(vid, {})
+    d = graph.node_info[index]
     return {"id": vid, "code": d.get("code"), "diameter_mm": d.get("diameter_mm"),
             "state": d.get("valve_state"),
             "last_exercised": d["last_exercised"].isoformat() if d.get("last_exercised") else None,
@@ -147,14 +148,11 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
     iso = isolate(graph, pipe, failed_idx)
     distance = network_distances(graph, iso, located["fraction"])
     ring = second_ring(graph, iso)
-    detail_ids = [int(graph.node_ids[i]) for i in
-                  np.concatenate([iso.boundary, [r for x in ring for r in x["fallback_valves"]]]).astype(int)]
     feeders_inside = [int(n) for n in iso.nodes if graph.is_feeder[n]]
-    details = repository.node_details(conn, detail_ids + [int(graph.node_ids[n]) for n in feeders_inside])
 
     def entries(indices: np.ndarray) -> list[dict[str, Any]]:
         ordered = sorted((int(i) for i in indices), key=lambda i: distance.get(i, float("inf")))
-        return [_valve_entry(details, graph, i, distance) for i in ordered]
+        return [_valve_entry(graph, i, distance) for i in ordered]
 
     pipe_ids = [int(graph.pipe_ids[p]) for p in iso.pipes]
     lengths = graph.pipe_length[iso.pipes]
@@ -168,7 +166,7 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
         "valves_already_closed": entries(iso.already_closed),
         "valves_not_needed": entries(iso.not_needed),
         "second_ring": [{**r, "valve": int(graph.node_ids[r["valve"]]),
-                         "fallback_valves": [_valve_entry(details, graph, v, distance)
+                         "fallback_valves": [_valve_entry(graph, v, distance)
                                              for v in r["fallback_valves"]]} for r in ring],
         "segment": {
             "pipe_ids": pipe_ids,
@@ -177,7 +175,7 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
             "volume_m3": round(float((np.pi * radius ** 2 * lengths).sum()), 3),
             "diameter_unknown_pipes": int((radius == 0).sum()),
             "feeders_inside": [{"id": int(graph.node_ids[n]), "code": graph.node_codes[n],
-                                "kind": details.get(int(graph.node_ids[n]), {}).get("kind"),
+                                "kind": graph.node_info[n]["kind"],
                                 "note": "水源/水池在隔离段内：须在站内关闭出口 / shut the station outlet"}
                                for n in feeders_inside],
         },
@@ -185,7 +183,7 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
                                 customer_limit),
         "customers_already_without_supply": int(len(iso.customers_already_unfed)),
     }
-    result["segment"]["outline"] = _json(repository.segment_outline(conn, pipe_ids, 5.0))
+    result["segment"]["outline"] = segment_outline(graph, iso.pipes, 5.0)
     if store:
         summary = {
             "valves_to_close": [v["id"] for v in result["valves_to_close"]],
@@ -215,8 +213,14 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
     return result
 
 
-def _json(text: str | None) -> Any:
-    return json.loads(text) if text else None
+def segment_outline(graph: NetworkGraph, pipes: np.ndarray, buffer_m: float) -> dict[str, Any] | None:
+    """The segment as a lon/lat GeoJSON polygon: its pipes buffered by ``buffer_m`` metres."""
+    if not len(pipes):
+        return None
+    outline = shapely.buffer(shapely.union_all(graph.pipe_geom[pipes]), buffer_m, quad_segs=4)
+    to_lonlat = transformer(get_settings().spatial.storage_crs, "EPSG:4326")
+    outline = shapely.transform(outline, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
+    return shapely.geometry.mapping(shapely.set_precision(outline, 1e-7))
 
 
 def list_networks(conn: Connection, *, caller: Caller) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
@@ -75,6 +76,8 @@ class NetworkGraph:
     customer_node: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     customer_category: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     customer_households: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    node_info: list[dict[str, Any]] = field(default_factory=list)  # attributes shown to crews
+    pipe_geom: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # shapely lines
     version_key: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -128,6 +131,14 @@ class NetworkGraph:
                     edges_a.append(segs[0])
                     edges_b.append(s)
                     edge_valve.append(v)
+        # per valve: the segment of each of its pipes; per segment: the valves on its rim
+        self.valve_sides: dict[int, list[int]] = {}
+        self.seg_valves: list[list[int]] = [[] for _ in range(self.n_segments)]
+        for v in self.valve_nodes.tolist():
+            sides = self.pipe_seg[self.pipes_of(v)].tolist()
+            self.valve_sides[v] = sides
+            for s in set(sides):
+                self.seg_valves[s].append(v)
         self.edge_a = np.asarray(edges_a, dtype=np.int64)
         self.edge_b = np.asarray(edges_b, dtype=np.int64)
         self.edge_valve = np.asarray(edge_valve, dtype=np.int64)
@@ -357,6 +368,9 @@ def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> 
         node_kind=np.array([KIND_CODE[r[2]] for r in node_rows], dtype=np.int8),
         node_state=np.array([STATE_CODE.get(r[3], -1) if r[3] else -1 for r in node_rows], dtype=np.int8),
         node_xy=np.array([(r[4], r[5]) for r in node_rows], dtype=float).reshape(-1, 2),
+        node_info=[{"code": r[1], "kind": r[2], "valve_state": r[3], "diameter_mm": r[6],
+                    "last_exercised": r[7], "access_note": r[8], "lon": r[9], "lat": r[10]} for r in node_rows],
+        pipe_geom=shapely.from_wkb(np.array([bytes(r[8]) for r in pipe_rows], dtype=object)),
         customer_ids=np.array([r[0] for r in cust_rows], dtype=np.int64),
         customer_node=np.array([index[int(r[1])] for r in cust_rows], dtype=np.int64),
         customer_category=np.array([CATEGORY_CODE[r[2]] for r in cust_rows], dtype=np.int8),
