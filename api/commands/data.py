@@ -75,6 +75,7 @@ def import_cmd(
     say(f"imported {report.rows} rows into {report.layer} from {report.file} ({report.format}, "
         f"{report.source_crs}{', ' + report.encoding if report.encoding else ''}) in {report.seconds:.1f} s "
         f"({rate:,.0f} rows/s){ignored}")
+    say("stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items()))
 
 
 def export_cmd(

@@ -1,0 +1,88 @@
+"""Benchmark: import 1,000,000 generated parcels from a GeoPackage with `govgis import`.
+
+One command: `.venv/bin/python bench/import_parcels/run.py [--size 100]`. Generates the demo city's
+parcels at the given size (cached in bench/out/), creates a fresh database on the same server
+(embedded cluster unless GOVGIS_DATABASE_URL is set), runs `govgis import cadastre_parcels FILE`
+against it, checks the row count, prints rows/second and the ratio to the 2-minute target, and drops
+the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+TARGET_SECONDS = 120.0
+
+
+def make_file(size: float, seed: int) -> Path:
+    import pyogrio
+
+    from data import democity
+
+    path = ROOT / "bench" / "out" / f"parcels_size{size:g}_seed{seed}.gpkg"
+    if path.exists():
+        print(f"[bench] using cached {path.relative_to(ROOT)}")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    city = democity.generate(size, seed, only=("cadastre_parcels",))
+    parcels = city.parcels.drop(columns=["block", "use"])
+    print(f"[bench] generated {len(parcels):,} parcels in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    partial = path.with_suffix(".partial.gpkg")
+    pyogrio.write_dataframe(parcels, partial, layer="cadastre_parcels", driver="GPKG")
+    partial.rename(path)
+    print(f"[bench] wrote {path.relative_to(ROOT)} in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=float, default=100.0, help="demo city size (100 ≈ 1,000,000 parcels)")
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+
+    from sqlalchemy import text
+
+    from gis import migrate
+    from gis.db import database_url, drop_database, ensure_database, make_engine
+    from gis.settings import get_settings
+
+    source = make_file(args.size, args.seed)
+    url = database_url(get_settings()).set(database=f"govgis_bench_{uuid.uuid4().hex[:6]}")
+    env = dict(os.environ, GOVGIS_DATABASE_URL=url.render_as_string(hide_password=False))
+    os.environ.update(env)
+    get_settings.cache_clear()
+    ensure_database(url, get_settings())
+    engine = make_engine(url, pool_size=1)
+    try:
+        migrate.upgrade(engine)
+        print(f"[bench] fresh database {url.database}; importing {source.name}")
+        started = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "govgis"), "import", "cadastre_parcels", str(source)],
+                       check=True, env=env, cwd=ROOT)
+        seconds = time.perf_counter() - started
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar_one()
+        print(f"[bench] rows imported      {rows:,}")
+        print(f"[bench] total seconds      {seconds:.1f}  (whole command: read, validate, COPY, INSERT, indexes)")
+        print(f"[bench] rows per second    {rows / seconds:,.0f}")
+        print(f"[bench] target             {TARGET_SECONDS:.0f} s → ratio {seconds / TARGET_SECONDS:.2f} "
+              f"({'met' if seconds <= TARGET_SECONDS else 'MISSED'})")
+    finally:
+        engine.dispose()
+        if not args.keep:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
