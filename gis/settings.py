@@ -86,8 +86,12 @@ class SpatialSettings(BaseSettings):
     @model_validator(mode="after")
     def _resolve_srid(self) -> SpatialSettings:
         from gis.crs import parse_crs  # local: crs imports settings lazily too
+        from gis.errors import UnknownCRS
 
-        crs = parse_crs(self.storage_crs)
+        try:
+            crs = parse_crs(self.storage_crs)
+        except UnknownCRS as exc:  # pydantic reports ValueErrors only: say it as a settings problem
+            raise ValueError(f"storage_crs: {exc.detail}") from None
         epsg = crs.to_epsg(min_confidence=100)
         if epsg is not None and self.storage_crs.strip().upper().startswith(("EPSG:", "URN:", "HTTP")):
             if self.storage_srid not in (None, epsg):
@@ -118,6 +122,9 @@ class ServiceSettings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per key per minute.")
     external_basemap_url: str = Field(
         default="", description="Optional external raster tile URL (e.g. 天地图 with key). Off by default."
+    )
+    raster_basemap_dir: str = Field(
+        default="", description="Folder of local GeoTIFF basemaps (RGB orthophoto, or a DEM drawn as hillshade)."
     )
     language: str = Field(default="zh", pattern="^(zh|en)$")
 
