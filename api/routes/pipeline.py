@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
 
 from api.deps import CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.geometry import parse_geojson
-from layers.pipeline import repository, service
-from layers.pipeline.schemas import BurstRequest, FailedValves
+from layers.pipeline import orders, repository, service
+from layers.pipeline.schemas import BurstRequest, FailedValves, RepairOrderRequest, StatusChange
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
 
@@ -64,3 +64,32 @@ def failed_valves(isolation_id: int, body: FailedValves, conn: DbWrite, caller: 
     parent = repository.get_isolation(conn, isolation_id)
     return _json(service.isolate_burst(conn, parent["network_id"], caller=caller, failed_valves=body.valves,
                                        parent_id=isolation_id))
+
+
+@router.post("/repair-orders", summary="Create a repair order (抢修单) from a stored isolation")
+def create_repair_order(body: RepairOrderRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(orders.create_order(conn, body.isolation_id, caller=caller, incident_at=body.incident_at,
+                                     place=body.place, planned_restore_at=body.planned_restore_at,
+                                     language=body.language))
+
+
+@router.get("/repair-orders/{order_id}", summary="A repair order with its status history")
+def repair_order(order_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    service.require_pipeline_read(caller)
+    order = orders.get_order(conn, order_id)
+    order["conflicts"] = orders.conflicts(conn, order["valve_ids"], exclude=order_id)
+    return _json(order)
+
+
+@router.post("/repair-orders/{order_id}/status",
+             summary="Move a repair order: planned → valves_closed → repaired → restored, or cancelled")
+def repair_order_status(order_id: int, body: StatusChange, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(orders.change_status(conn, order_id, body.status, caller=caller, note=body.note,
+                                      expected_version=body.version))
+
+
+@router.get("/repair-orders/{order_id}/print", response_class=HTMLResponse,
+            summary="Print-ready HTML of a repair order with an inline SVG map (no external assets)")
+def repair_order_print(order_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
+    service.require_pipeline_read(caller)
+    return HTMLResponse(orders.print_page(conn, order_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
@@ -205,3 +206,28 @@ def get_isolation(conn: Connection, isolation_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no isolation {isolation_id}: compute one with POST /pipeline/isolations")
     return dict(row)
+
+
+def pipe_coordinates(conn: Connection, pipe_ids: list[int]) -> dict[int, list[tuple[float, float]]]:
+    """Storage-CRS vertex lists of pipes (for drawing)."""
+    if not pipe_ids:
+        return {}
+    rows = conn.execute(sa.select(pipes.c.id, sa.func.ST_AsBinary(pipes.c.geom)).where(pipes.c.id.in_(pipe_ids)))
+    return {int(i): list(shapely.from_wkb(bytes(wkb)).coords) for i, wkb in rows}
+
+
+def pipes_in_box(conn: Connection, network_id: int, box: tuple[float, float, float, float], *,
+                 exclude: list[int], limit: int) -> dict[int, list[tuple[float, float]]]:
+    envelope = sa.func.ST_MakeEnvelope(*box, storage_srid())
+    query = (sa.select(pipes.c.id, sa.func.ST_AsBinary(pipes.c.geom))
+             .where(pipes.c.network_id == network_id, pipes.c.geom.op("&&")(envelope),
+                    pipes.c.id.not_in(exclude or [-1])).limit(limit))
+    return {int(i): list(shapely.from_wkb(bytes(wkb)).coords) for i, wkb in conn.execute(query)}
+
+
+def node_details_xy(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    query = sa.select(nodes.c.id, nodes.c.code, sa.func.ST_X(nodes.c.geom).label("x"),
+                      sa.func.ST_Y(nodes.c.geom).label("y")).where(nodes.c.id.in_(ids))
+    return {int(r["id"]): dict(r) for r in conn.execute(query).mappings()}

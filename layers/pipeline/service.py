@@ -244,3 +244,8 @@ def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> 
             "snap_distance_m": row["snap_distance_m"], "summary": row["summary"],
             "created_at": row["created_at"].isoformat(), "created_by": row["created_by"],
             "earlier_versions": chain}
+
+
+def require_pipeline_read(caller: Caller) -> None:
+    """Reading pipeline analyses needs read access to the pipe layer."""
+    require_read(caller, PIPES)
