@@ -40,13 +40,19 @@ def _free_port() -> int:
 def server(demo_city) -> Iterator[str]:
     """uvicorn serving api.app:create_app on a free local port, against the test database."""
     subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
+    from test_webmap_raster import make_dem
+
+    basemaps = ARTIFACTS / "basemaps"
+    basemaps.mkdir(parents=True, exist_ok=True)
+    make_dem(basemaps / "terrain.tif")  # a local GeoTIFF the map offers as a hillshade basemap
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "webmap-server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ, "GOVGIS_RASTER_BASEMAP_DIR": str(basemaps)}, stdout=log,
+        stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -163,10 +169,12 @@ def _view_hash(view, layers: str | None = None, lang: str = "zh") -> str:
 def test_page_is_offline_and_lists_the_callers_layers(open_map, server, view):
     started = time.monotonic()
     m = open_map(hash_=_view_hash(view))
-    layers = httpx.get(server + "/map/layers.json").json()["layers"]
+    listing = httpx.get(server + "/map/layers.json").json()
+    layers = listing["layers"]
     rows = m.page.locator("[data-layer-row]")
-    assert rows.count() == len(layers)
-    assert sorted(rows.evaluate_all("els => els.map(e => e.dataset.layerRow)")) == sorted(d["id"] for d in layers)
+    assert rows.count() == len(layers) + len(listing["basemaps"])
+    assert sorted(rows.evaluate_all("els => els.map(e => e.dataset.layerRow)")) == sorted(
+        [d["id"] for d in layers] + [f"raster:{b['id']}" for b in listing["basemaps"]])
     # nothing of folium's CDN defaults survives in the page
     html = m.page.content()
     for host in ("cdn.jsdelivr.net", "code.jquery.com", "cdnjs.cloudflare.com", "bootstrapcdn", "fonts.googleapis"):
@@ -212,7 +220,7 @@ def test_measure_length_and_area_equal_the_plane_figures_of_pyproj_and_shapely(o
 
 def test_language_switch_and_url_hash_keep_the_view(open_map, server, view):
     layers = [d["id"] for d in httpx.get(server + "/map/layers.json").json()["layers"]]
-    chosen = layers[:2]
+    chosen = ["raster:terrain", *layers[:2]]
     m = open_map(hash_=_view_hash(view, layers=",".join(chosen), lang="zh"))
     assert m.page.inner_text("#gg-title") == "城市地图"
     assert sorted(m.js("GovGis.visibleLayers().map(d => d.id)")) == sorted(chosen)
@@ -357,12 +365,13 @@ def test_department_key_shows_internal_layers_and_clusters_points(open_map, serv
     assert "pipeline_pipes" not in anonymous and {"pipeline_pipes", "pipeline_nodes"} <= keyed
     lat, lon, _ = view
     m = open_map(hash_=f"#map=16/{lat}/{lon}&layers=pipeline_pipes,pipeline_nodes")
-    assert m.page.locator("[data-layer-row]").count() == len(anonymous)  # no key yet
+    rasters = len(httpx.get(server + "/map/layers.json").json()["basemaps"])
+    assert m.page.locator("[data-layer-row]").count() == len(anonymous) + rasters  # no key yet
     m.page.click("#gg-key-btn")
     m.page.fill("#gg-key-input", utility_key)
     m.page.click("#gg-key-save")
     m.page.wait_for_selector("[data-layer-row='pipeline_pipes']")
-    assert m.page.locator("[data-layer-row]").count() == len(keyed)
+    assert m.page.locator("[data-layer-row]").count() == len(keyed) + rasters
     assert m.js("sessionStorage.getItem('govgis.apiKey')") == utility_key
     m.page.check("[data-layer-row='pipeline_pipes'] input")
     m.page.check("[data-layer-row='pipeline_nodes'] input")
@@ -608,3 +617,19 @@ def test_tablet_layout_opens_the_panel_on_demand(open_map, view):
     assert m.page.locator("#gg-panel").bounding_box()["width"] <= 320
     assert m.page.locator("[data-layer-row]").first.is_visible()
     m.shot("tablet")
+
+
+def test_hillshade_basemap_from_a_local_geotiff(open_map, server):
+    from test_webmap_raster import CENTRE
+
+    m = open_map(hash_=f"#map=14/{CENTRE[1]}/{CENTRE[0]}&layers=emergency_roads")
+    tiles: list[tuple[str, int]] = []
+    m.page.on("response", lambda r: "/map/basemap/" in r.url and tiles.append((r.url, r.status)))
+    m.page.check("[data-layer-row='raster:terrain'] input")
+    m.page.wait_for_function("""() => { const l = GovGis.state.layers['raster:terrain'].leaflet;
+        return l && Object.keys(l._tiles).length > 0 && Object.values(l._tiles).every(t => t.loaded); }""")
+    drawn = [u for u, status in tiles if status == 200]
+    assert drawn and all(status in (200, 204) for _, status in tiles)
+    assert m.page.locator(".leaflet-tile-loaded[src*='/map/basemap/terrain/']").count() >= len(drawn)
+    assert "raster:terrain" in m.js("location.hash")
+    m.shot("hillshade")

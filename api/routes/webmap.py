@@ -12,12 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from api.deps import AppSettings, CurrentCaller, DbRead
 from gis.access import Caller, can_read
 from gis.crs import parse_crs
 from gis.errors import NotFound
+from gis.raster import RasterBasemap, find_basemaps, render_tile
 from gis.registry import REGISTRY, Layer
 from webmap import legends
 from webmap.page import PageConfig, build_page
@@ -87,11 +88,38 @@ def map_static(asset_path: str) -> FileResponse:
 
 
 @router.get("/map/layers.json", summary="Layers the caller may see, with titles, style and legend")
-def map_layers(caller: CurrentCaller, conn: DbRead) -> JSONResponse:
+def map_layers(request: Request, caller: CurrentCaller, conn: DbRead) -> JSONResponse:
     out = [_describe(layer, conn, caller) for layer in REGISTRY.spatial() if can_read(caller, layer)]
-    return JSONResponse({"layers": out, "caller": {"name": caller.name, "anonymous": caller.anonymous,
-                                                   "department": caller.department}},
+    basemaps = [{"id": b.name, "kind": b.kind, "bounds": b.bounds,
+                 "title": {"zh": ("正射影像 " if b.kind == "image" else "地形晕渲 ") + b.name,
+                           "en": ("Orthophoto " if b.kind == "image" else "Hillshade ") + b.name},
+                 "tiles": f"/map/basemap/{b.name}/{{z}}/{{x}}/{{y}}.png"} for b in _basemaps(request)]
+    return JSONResponse({"layers": out, "basemaps": basemaps,
+                         "caller": {"name": caller.name, "anonymous": caller.anonymous,
+                                    "department": caller.department}},
                         headers={"Cache-Control": "no-store"})
+
+
+def _basemaps(request: Request) -> list[RasterBasemap]:
+    found = getattr(request.app.state, "webmap_basemaps", None)
+    if found is None:
+        found = request.app.state.webmap_basemaps = find_basemaps(
+            request.app.state.settings.service.raster_basemap_dir)
+    return found
+
+
+@router.get("/map/basemap/{name}/{z}/{x}/{y}.png", summary="A raster basemap tile from a local GeoTIFF",
+            response_class=Response)
+def basemap_tile(request: Request, name: str, z: int, x: int, y: int) -> Response:
+    basemap = next((b for b in _basemaps(request) if b.name == name), None)
+    if basemap is None:
+        known = ", ".join(b.name for b in _basemaps(request)) or "none (set GOVGIS_RASTER_BASEMAP_DIR)"
+        raise NotFound(f"no raster basemap {name!r}; available: {known}")
+    png = render_tile(basemap, z, x, y)
+    headers = {"Cache-Control": "public, max-age=3600"}
+    if png is None:  # outside the raster: nothing to draw
+        return Response(status_code=204, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
 
 
 def _describe(layer: Layer, conn: sa.Connection, caller: Caller) -> dict[str, Any]:

@@ -210,7 +210,10 @@
     var entry = G.state.layers[id];
     if (!entry) return;
     entry.on = on;
-    if (on && !entry.leaflet) entry.leaflet = entry.def.cluster ? makePointLayer(entry.def) : makeTileLayer(entry.def);
+    if (on && !entry.leaflet) {
+      entry.leaflet = entry.def.raster ? L.tileLayer(entry.def.tiles, { maxZoom: 22, maxNativeZoom: 20, keepBuffer: 4 })
+        : entry.def.cluster ? makePointLayer(entry.def) : makeTileLayer(entry.def);
+    }
     if (entry.leaflet) {
       if (on && !G.map.hasLayer(entry.leaflet)) {
         G.map.addLayer(entry.leaflet);
@@ -232,6 +235,12 @@
         if (e.leaflet && G.map.hasLayer(e.leaflet)) G.map.removeLayer(e.leaflet);
       });
       G.state.layers = {}; G.state.order = []; G.state.caller = body.caller;
+      // local GeoTIFF basemaps (orthophoto, hillshade) are listed first, under the vector basemap
+      (body.basemaps || []).forEach(function (b) {
+        var def = { id: "raster:" + b.id, title: b.title, basemap: true, raster: true, tiles: b.tiles, min_zoom: 0,
+          geometry_type: "Raster", legend: [], style: { color: b.kind === "image" ? "#6b8e23" : "#999999" } };
+        G.state.layers[def.id] = { def: def, on: false, leaflet: null }; G.state.order.push(def.id);
+      });
       body.layers.forEach(function (def) { G.state.layers[def.id] = { def: def, on: false, leaflet: null }; G.state.order.push(def.id); });
       var wanted = wasOn || G.state.hashLayers ||
         body.layers.filter(function (d) { return d.visible; }).map(function (d) { return d.id; });

@@ -7,7 +7,7 @@
   G.addText({ zh: { exportView: "导出当前视图", exported: "已导出" }, en: { exportView: "Export view", exported: "Exported" } });
 
   G.exportView = function () {
-    var defs = G.visibleLayers().filter(function (d) { return G.map.getZoom() >= d.min_zoom || d.basemap; });
+    var defs = G.visibleLayers().filter(function (d) { return d.items && (G.map.getZoom() >= d.min_zoom || d.basemap); });
     var bbox = G.viewBbox();
     G.message(G.t("loading"));
     return Promise.all(defs.map(function (def) {
