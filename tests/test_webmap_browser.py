@@ -297,6 +297,9 @@ def test_identify_lists_what_the_api_finds_at_the_clicked_point(open_map, server
     assert "cadastre_parcels" in shown
     codes = m.page.locator("#gg-identify table[data-layer='cadastre_parcels'] tr[data-field='parcel_code'] td:last-child").all_inner_texts()
     assert parcel["properties"]["parcel_code"] in codes
+    # personal data is masked for an anonymous caller, in the panel as in the API
+    phones = m.page.locator("#gg-identify table[data-layer='cadastre_parcels'] tr[data-field='holder_phone'] td:last-child").all_inner_texts()
+    assert phones and all("*" in p for p in phones if p)
     assert m.js("GovGis.highlightLayer.getLayers()[0].getLayers().length") == sum(expected.values())
     m.shot("identify")
 
