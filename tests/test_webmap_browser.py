@@ -450,6 +450,17 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
     assert m.page.locator(".gg-valve-label").count() == len(oracle2["valves_to_close"])
     assert m.page.locator("#gg-customers-table tbody tr").count() == len(oracle2["customers"]["list"] or [])
     m.shot("burst-failed-valve")
+    # the repair order is created from the isolation on the map, then printed
+    m.page.click("#gg-create-order")
+    m.page.wait_for_selector("#gg-order-frame")
+    order = m.js("GovGis.state.lastRepairOrder")
+    stored = httpx.get(f"{server}/pipeline/repair-orders/{order['id']}", headers=headers).json()
+    assert stored["code"] == order["code"] and stored["isolation_id"] == second["id"]
+    assert sorted(stored["valve_ids"]) == sorted(v["id"] for v in second["valves_to_close"])
+    assert m.page.locator(f"[data-order-code='{stored['code']}']").count() == 1
+    printed = m.page.frame_locator("#gg-order-frame").locator("body").inner_text()
+    assert stored["code"] in printed
+    m.shot("repair-order")
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ TOOLS: list[MapTool] = [
     MapTool("export", "export.js", "common", ("/collections/{collectionId}/items",)),
     MapTool("burst", "pipeline.js", "pipeline",
             ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/identify")),
+    MapTool("repair_order", "repair.js", "pipeline",
+            ("/pipeline/repair-orders", "/pipeline/repair-orders/{id}/print", "/pipeline/isolations")),
     MapTool("prereview", "planning.js", "planning",
             ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance")),
     MapTool("timeline", "land.js", "land",

@@ -320,6 +320,21 @@
     G.highlightLayer.addLayer(layer);
     return layer;
   };
+  /* a printable document (a report, a repair order) shown over the map in a sandboxed frame */
+  G.showDocument = function (title, html, id) {
+    var old = document.getElementById("gg-report");
+    if (old) old.remove();
+    var close = G.el("button", { class: "gg-btn", text: G.t("close") });
+    var print = G.el("button", { class: "gg-btn", id: "gg-print", text: G.t("print") });
+    var frame = G.el("iframe", { id: id || "gg-report-frame", sandbox: "allow-modals allow-same-origin" });
+    frame.srcdoc = html;
+    var box = G.el("div", { id: "gg-report", class: "gg-modal" }, [G.el("div", { class: "gg-modal-bar" },
+      [G.el("span", { text: title }), G.el("span", {}, [print, " ", close])]), frame]);
+    close.addEventListener("click", function () { box.remove(); });
+    print.addEventListener("click", function () { frame.contentWindow.print(); });
+    document.body.appendChild(box);
+    return frame;
+  };
   G.zoomToGeoJSON = function (geojson) {
     var b = L.geoJSON(geojson).getBounds();
     if (b.isValid()) G.map.fitBounds(b, { maxZoom: 18, padding: [40, 40] });

@@ -13,7 +13,7 @@
       loading: "加载中…", noResult: "无结果", error: "出错", close: "关闭", count: "共 {n} 条",
       module_common: "通用", module_land: "土地", module_planning: "规划", module_pipeline: "管线事故",
       module_emergency: "应急指挥", field: "字段", value: "值", zoomTo: "定位",
-      offline: "离线地图（不访问互联网）"
+      offline: "离线地图（不访问互联网）", print: "打印"
     },
     en: {
       title: "City map", panel: "Panel", search: "Search", searchPlaceholder: "Parcel code, right holder, address, pipe/valve/resource id",
@@ -24,7 +24,7 @@
       loading: "Loading…", noResult: "No results", error: "Error", close: "Close", count: "{n} rows",
       module_common: "Common", module_land: "Land", module_planning: "Planning", module_pipeline: "Pipeline accident",
       module_emergency: "Emergency command", field: "Field", value: "Value", zoomTo: "Zoom to",
-      offline: "Offline map (no internet)"
+      offline: "Offline map (no internet)", print: "Print"
     }
   };
   G.addText = function (more) {

@@ -20,15 +20,7 @@
   function input(id, value, type) { var n = G.el("input", { id: id, type: type || "text" }); if (value !== undefined) n.value = value; return n; }
   function showReportFrame(reportId) {
     return G.api("/planning/prereview/" + reportId + "/report.html").then(function (html) {
-      var old = document.getElementById("gg-report");
-      if (old) old.remove();
-      var close = G.el("button", { class: "gg-btn", text: G.t("close") });
-      var frame = G.el("iframe", { id: "gg-report-frame", sandbox: "allow-modals" });
-      frame.srcdoc = html;
-      var box = G.el("div", { id: "gg-report", class: "gg-modal" }, [G.el("div", { class: "gg-modal-bar" },
-        [G.el("span", { text: G.t("report") + " #" + reportId }), close]), frame]);
-      close.addEventListener("click", function () { box.remove(); });
-      document.body.appendChild(box);
+      G.showDocument(G.t("report") + " #" + reportId, html, "gg-report-frame");
     });
   }
   function showPrereview(report) {

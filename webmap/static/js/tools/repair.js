@@ -1,0 +1,58 @@
+/* Repair order (抢修单): from the isolation on the map, create the order and print it. Extends the
+   burst-isolation panel through the "pipeline:isolation" event, so the isolation tool stays as is. */
+(function () {
+  "use strict";
+  var G = window.GovGis;
+  G.addText({
+    zh: { repairOrder: "抢修单", createOrder: "生成抢修单", place: "地点", plannedRestore: "计划恢复供水", printOrder: "打印抢修单",
+      orderCode: "单号", status: "状态", valves: "关闭阀门", conflicts: "阀门冲突" },
+    en: { repairOrder: "Repair order", createOrder: "Create repair order", place: "Place", plannedRestore: "Planned restore", printOrder: "Print order",
+      orderCode: "Order", status: "Status", valves: "Valves to close", conflicts: "Valve conflicts" }
+  });
+  function localInput(date) {  // yyyy-mm-ddThh:mm in local time, for <input type="datetime-local">
+    var d = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 16);
+  }
+  G.printRepairOrder = function (order) {
+    return G.api("/pipeline/repair-orders/" + order.id + "/print").then(function (html) {
+      G.showDocument(G.t("repairOrder") + " " + order.code, html, "gg-order-frame");
+    });
+  };
+  function showOrder(box, order) {
+    G.state.lastRepairOrder = order;
+    var old = document.getElementById("gg-order");
+    if (old) old.remove();
+    var print = G.el("button", { class: "gg-btn", id: "gg-print-order", text: G.t("printOrder") });
+    print.addEventListener("click", function () { G.printRepairOrder(order); });
+    box.appendChild(G.el("div", { id: "gg-order", "data-order-id": String(order.id) }, [
+      G.table([G.t("field"), G.t("value")], [
+        { cells: [G.t("orderCode"), order.code], attrs: { "data-order-code": order.code } },
+        { cells: [G.t("status"), order.status_zh || order.status] },
+        { cells: [G.t("valves"), (order.valve_ids || []).length] },
+        { cells: [G.t("conflicts"), (order.conflicts || []).length] }]), print]));
+  }
+  G.on("pipeline:isolation", function (ev) {
+    var result = ev.result, panel = ev.panel;
+    if (!result.id) return;
+    var place = G.el("input", { id: "gg-order-place", type: "text" });
+    place.value = (result.network || "") + " " + (result.burst && result.burst.pipe_code || "");
+    var restore = G.el("input", { id: "gg-order-restore", type: "datetime-local" });
+    restore.value = localInput(new Date(Date.now() + 6 * 3600 * 1000));
+    var create = G.el("button", { class: "gg-btn", id: "gg-create-order", text: G.t("createOrder") });
+    create.addEventListener("click", function () {
+      G.message(G.t("loading"));
+      G.api("/pipeline/repair-orders", { json: { isolation_id: result.id, place: place.value,
+        planned_restore_at: new Date(restore.value).toISOString(), language: G.lang } })
+        .then(function (order) { G.message(""); showOrder(panel, order); return G.printRepairOrder(order); })
+        .catch(function (err) { G.message(G.t("error") + ": " + err.message, true); });
+    });
+    // right after the segment figures, above the (possibly long) customer list
+    var section = G.el("div", { id: "gg-order-section" }, [G.el("h4", { text: G.t("repairOrder") }),
+      G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("place") }), place,
+        G.el("label", { text: G.t("plannedRestore") }), restore]), create]);
+    var anchor = panel.querySelector("#gg-segment-table");
+    if (anchor) panel.insertBefore(section, anchor.nextSibling); else panel.appendChild(section);
+    panel = section;
+  });
+  G.registerTool({ id: "repair_order", module: "pipeline", button: false });
+})();
