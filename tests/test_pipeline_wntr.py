@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from gis.access import SYSTEM
 from layers.pipeline import inp
-from layers.pipeline.isolation import isolate
+from layers.pipeline.isolation import isolate, second_ring
 from layers.pipeline.topology import load_graph
 
 NETWORKS = Path(wntr.__file__).parent / "library" / "networks"
@@ -187,3 +187,20 @@ def test_local_cut_off_search_equals_whole_network_search(case):
             worse = isolate(g, p, [int(iso.boundary[0])])
             assert np.array_equal(worse.cut_off, g._cut_off_full(worse.segments, worse.boundary))
     assert lost_somewhere > 0  # collateral outage does occur in these networks
+
+
+def test_second_ring_equals_recomputing_with_the_failed_valve(case):
+    """The prepared fallback per valve equals a full isolation with that valve failed."""
+    g = case["graph"]
+    compared = 0
+    for p in range(0, len(g.pipe_ids), 3):
+        iso = isolate(g, p)
+        for ring in second_ring(g, iso):
+            alt = isolate(g, p, [ring["valve"]])
+            base = set(iso.to_close.tolist())
+            assert ring["fallback_valves"] == sorted(int(x) for x in alt.to_close if int(x) not in base)
+            assert ring["extra_pipes"] == len(alt.pipes) - len(iso.pipes)
+            assert ring["extra_customers"] == (len(alt.customers_inside) + len(alt.customers_collateral)
+                                               - len(iso.customers_inside) - len(iso.customers_collateral))
+            compared += 1
+    assert compared > 50

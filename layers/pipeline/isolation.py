@@ -131,16 +131,40 @@ def network_distances(graph: NetworkGraph, iso: Isolation, fraction: float = 0.5
 
 def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:
     """For each valve to close: what happens if it cannot be closed (the fallback valves and the
-    extra customers), prepared before the crew leaves."""
+    extra pipes and customers), prepared before the crew leaves.
+
+    The segment beyond the failed valve joins the isolation; only what that segment's removal cuts
+    off is searched (from the state after the first isolation), with a full recompute as fallback.
+    """
     out = []
-    base_valves = set(int(v) for v in iso.to_close)
-    base_customers = len(iso.customers_inside) + len(iso.customers_collateral)
-    for v in iso.to_close:
-        alt = isolate(graph, iso.pipe, [*iso.failed, int(v)])
-        out.append({
-            "valve": int(v),
-            "fallback_valves": [int(x) for x in alt.to_close if int(x) not in base_valves],
-            "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
-            "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral) - base_customers),
-        })
+    inside = set(iso.segments.tolist())
+    lost = set(iso.cut_off.tolist())
+    failed = set(iso.failed.tolist())
+    for v in iso.to_close.tolist():
+        far = sorted(set(graph.valve_sides[v]) - inside)
+        extra_lost = graph.cut_off_more(inside, lost, far[0]) if len(far) == 1 else None
+        if extra_lost is None:
+            alt = isolate(graph, iso.pipe, [*failed, v])
+            out.append({
+                "valve": v,
+                "fallback_valves": [int(x) for x in alt.to_close if int(x) not in set(iso.to_close.tolist())],
+                "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
+                "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral)
+                                       - len(iso.customers_inside) - len(iso.customers_collateral)),
+            })
+            continue
+        b = far[0]
+        gone = inside | {b}
+        lost_after = lost | set(extra_lost)
+        fallback = []
+        for w in graph.seg_valves[b]:
+            if w == v or w in failed or graph.node_state[w] == CLOSED:
+                continue
+            beyond = set(graph.valve_sides[w]) - gone
+            if any(graph.baseline_fed[t] and t not in lost_after for t in beyond) and w not in iso.to_close:
+                fallback.append(w)
+        extra_customers = len(graph.customers_in([b])) + len(graph.customers_in(extra_lost))
+        out.append({"valve": v, "fallback_valves": sorted(fallback),
+                    "extra_pipes": int(graph.seg_pipe_ptr[b + 1] - graph.seg_pipe_ptr[b]),
+                    "extra_customers": int(extra_customers)})
     return out

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
@@ -169,36 +169,75 @@ class NetworkGraph:
         self.component_feeders = np.bincount(base_labels, weights=self.feeder_seg.astype(float),
                                              minlength=base_labels.max() + 1 if len(base_labels) else 0)
 
-    def _segment_matrix(self, keep: np.ndarray):
-        n = self.n_segments
-        return coo_matrix((np.ones(int(keep.sum()), np.int8), (self.edge_a[keep], self.edge_b[keep])),
-                          shape=(n, n)).tocsr()
+    def _segment_matrix(self, keep: np.ndarray) -> csr_matrix:
+        """The segment graph with only the ``keep`` edges, from a CSR structure built once (explicit
+        zeros would count as edges in csgraph, so they are dropped)."""
+        if not hasattr(self, "_csr_eid"):
+            rows = np.concatenate([self.edge_a, self.edge_b])
+            cols = np.concatenate([self.edge_b, self.edge_a])
+            eid = np.concatenate([np.arange(len(self.edge_a))] * 2)
+            order = np.lexsort((cols, rows))
+            self._csr_indices = cols[order]
+            self._csr_eid = eid[order]
+            self._csr_indptr = np.zeros(self.n_segments + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=self.n_segments), out=self._csr_indptr[1:])
+        matrix = csr_matrix((keep[self._csr_eid].astype(np.int8), self._csr_indices, self._csr_indptr),
+                            shape=(self.n_segments, self.n_segments))
+        matrix.eliminate_zeros()
+        return matrix
 
     def customers_in(self, segs: np.ndarray | list[int]) -> np.ndarray:
         parts = [self.seg_customers[self.seg_customer_ptr[s]:self.seg_customer_ptr[s + 1]] for s in segs]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def cut_off(self, removed: np.ndarray, boundary: np.ndarray, limit: int = 20_000) -> np.ndarray:
+    def cut_off(self, removed: np.ndarray, boundary: np.ndarray, limit: int = 400) -> np.ndarray:
         """Segments that had supply and lose it when ``removed`` segments are isolated (their
-        ``boundary`` valves closed). Local search from the neighbours of the removed set: groups that
-        meet merge, a group that reaches a feeder is fed, a group that runs out of segments is cut
-        off; once every group has merged the rest is fed whenever a feeder remains. Falls back to a
-        whole-network component search when the search grows past ``limit`` segments or a closed
-        valve joins two segments outside the removed set.
+        ``boundary`` valves closed). A local search from the neighbours of the removed set decides it
+        (see ``_local_cut``); a whole-network component search is the fallback when that search grows
+        past ``limit`` segments or a closed valve joins two segments outside the removed set.
         """
         gone = set(int(s) for s in removed)
-        for v in boundary.tolist():
-            outside = {int(s) for s in self.pipe_seg[self.pipes_of(v)]} - gone
-            if len(outside) > 1:
-                return self._cut_off_full(removed, boundary)
+        if self._multi_side(boundary, gone):
+            return self._cut_off_full(removed, boundary)
         starts = sorted({n for s in gone for n in self.seg_adjacency[s]} - gone)
         starts = [n for n in starts if self.baseline_fed[n]]
         if not starts:
             return np.zeros(0, dtype=np.int64)
-        components = {int(self.base_component[n]) for n in starts}
-        feeders_left = {c: self.component_feeders[c] - sum(self.feeder_seg[s] for s in gone
-                                                             if self.base_component[s] == c)
-                        for c in components}
+        component = int(self.base_component[starts[0]])  # the removed set is connected: one component
+        feeders_left = self.component_feeders[component] - sum(
+            bool(self.feeder_seg[s]) for s in gone if self.base_component[s] == component)
+        lost = self._local_cut(gone, starts, feeders_left > 0, limit)
+        if lost is None:
+            return self._cut_off_full(removed, boundary)
+        return np.array(sorted(lost), dtype=np.int64)
+
+    def cut_off_more(self, removed: set[int], lost: set[int], extra: int, limit: int = 400) -> list[int] | None:
+        """Segments that additionally lose supply when segment ``extra`` is isolated too, given that
+        ``removed`` is isolated and ``lost`` already has no supply (the second ring). None when the
+        local search gives up (the caller then recomputes in full)."""
+        if self.feeder_seg[extra] or self._multi_side(np.array(self.seg_valves[extra]), removed | {extra}):
+            return None
+        gone = removed | {extra}
+        starts = [n for n in sorted(set(self.seg_adjacency[extra]))
+                  if n not in gone and n not in lost and self.baseline_fed[n]]
+        if not starts:
+            return []
+        # extra was fed with ``removed`` gone and is no feeder itself, so its component keeps a feeder
+        return self._local_cut(gone, starts, True, limit)
+
+    def _multi_side(self, valves: np.ndarray, gone: set[int]) -> bool:
+        """A closed valve joining two segments outside the removed set (a valve at a tee)."""
+        for v in np.asarray(valves).tolist():
+            if len(set(self.valve_sides[v]) - gone) > 1:
+                return True
+        return False
+
+    def _local_cut(self, gone: set[int], starts: list[int], feeder_left: bool, limit: int) -> list[int] | None:
+        """Multi-source search on the segment graph without ``gone``. Each start (a neighbour of the
+        removed set) grows a group; groups that meet merge; a group that reaches a feeder is fed; a
+        group that runs out of segments is cut off. Once all groups have merged they are fed when a
+        feeder is left in the component (every former path to it ran through a neighbour). Returns
+        the cut-off segments, or None past ``limit`` visited segments."""
         parent = list(range(len(starts)))
 
         def find(i: int) -> int:
@@ -210,22 +249,16 @@ class NetworkGraph:
         owner: dict[int, int] = {n: i for i, n in enumerate(starts)}
         frontier: list[list[int]] = [[n] for n in starts]
         fed_group = [bool(self.feeder_seg[n]) for n in starts]
+        roots = set(range(len(starts)))
         adjacency = self.seg_adjacency
         while True:
-            roots = {find(i) for i in range(len(starts))}
-            by_component: dict[int, list[int]] = {}
-            for r in roots:
-                by_component.setdefault(int(self.base_component[starts[r]]), []).append(r)
-            for c, rs in by_component.items():
-                # every neighbour of the removed set is still connected to every other: the
-                # component keeps its supply if a feeder is left in it
-                if len(rs) == 1 and feeders_left[c] > 0:
-                    fed_group[rs[0]] = True
+            if len(roots) == 1 and feeder_left:
+                fed_group[next(iter(roots))] = True
             active = [r for r in roots if not fed_group[r] and frontier[r]]
             if not active:
                 break
             for r in active:
-                if find(r) != r or fed_group[r]:
+                if r not in roots or fed_group[r]:
                     continue
                 current, frontier[r] = frontier[r], []
                 grown: list[int] = []
@@ -243,14 +276,14 @@ class NetworkGraph:
                             a = find(other)
                             if a != r:
                                 parent[a] = r
+                                roots.discard(a)
                                 fed_group[r] = fed_group[r] or fed_group[a]
                                 frontier[r].extend(frontier[a])
                                 frontier[a] = []
                 frontier[r].extend(grown)
                 if len(owner) > limit:
-                    return self._cut_off_full(removed, boundary)
-        lost = [u for u, i in owner.items() if not fed_group[find(i)]]
-        return np.array(sorted(lost), dtype=np.int64)
+                    return None
+        return [u for u, i in owner.items() if not fed_group[find(i)]]
 
     def _cut_off_full(self, removed: np.ndarray, boundary: np.ndarray) -> np.ndarray:
         fed = self.fed_segments(removed, boundary)
@@ -278,9 +311,7 @@ class NetworkGraph:
             if len(closed_valves):
                 keep &= ~np.isin(self.edge_valve, closed_valves)
         n = self.n_segments
-        matrix = coo_matrix((np.ones(int(keep.sum()), np.int8), (self.edge_a[keep], self.edge_b[keep])),
-                            shape=(n, n)).tocsr()
-        _, labels = connected_components(matrix, directed=False)
+        _, labels = connected_components(self._segment_matrix(keep), directed=False)
         feeding = self.feeder_seg & ~gone
         fed_labels = np.zeros(labels.max() + 1 if n else 0, dtype=bool)
         fed_labels[labels[feeding]] = True
