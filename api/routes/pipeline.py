@@ -93,3 +93,15 @@ def repair_order_status(order_id: int, body: StatusChange, conn: DbWrite, caller
 def repair_order_print(order_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
     service.require_pipeline_read(caller)
     return HTMLResponse(orders.print_page(conn, order_id))
+
+
+@router.get("/networks/{network_id}/topology",
+            summary="Topology check: dangling ends, unsnapped endpoints, duplicates, components, unlinked customers")
+def topology(network_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(service.topology_report(conn, network_id, caller=caller))
+
+
+@router.get("/networks/{network_id}/connectivity",
+            summary="Are nodes a and b connected under the current valve states; which sources feed b")
+def connectivity(network_id: int, a: int, b: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(service.connectivity(conn, network_id, a, b, caller=caller))

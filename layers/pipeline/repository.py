@@ -231,3 +231,23 @@ def node_details_xy(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any
     query = sa.select(nodes.c.id, nodes.c.code, sa.func.ST_X(nodes.c.geom).label("x"),
                       sa.func.ST_Y(nodes.c.geom).label("y")).where(nodes.c.id.in_(ids))
     return {int(r["id"]): dict(r) for r in conn.execute(query).mappings()}
+
+
+def topology_rows(conn: Connection, network_id: int) -> dict[str, list[tuple]]:
+    """Everything the topology check reads, in one round of queries."""
+    ll = sa.func.ST_Transform
+    pipe_q = (sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node, pipes.c.length_m,
+                        sa.func.ST_AsBinary(pipes.c.geom))
+              .where(pipes.c.network_id == network_id).order_by(pipes.c.id))
+    node_q = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, sa.func.ST_X(nodes.c.geom),
+                        sa.func.ST_Y(nodes.c.geom), sa.func.ST_X(ll(nodes.c.geom, 4326)),
+                        sa.func.ST_Y(ll(nodes.c.geom, 4326)), nodes.c.network_id)
+              .where(nodes.c.network_id == network_id).order_by(nodes.c.id))
+    other = sa.alias(nodes)
+    cust_q = (sa.select(customers.c.id, customers.c.account_no, customers.c.node_id, other.c.network_id,
+                        sa.func.ST_Distance(customers.c.geom, other.c.geom),
+                        sa.func.ST_X(ll(customers.c.geom, 4326)), sa.func.ST_Y(ll(customers.c.geom, 4326)))
+              .select_from(customers.outerjoin(other, other.c.id == customers.c.node_id))
+              .where(customers.c.network_id == network_id).order_by(customers.c.id))
+    return {"pipes": [tuple(r) for r in conn.execute(pipe_q)], "nodes": [tuple(r) for r in conn.execute(node_q)],
+            "customers": [tuple(r) for r in conn.execute(cust_q)]}

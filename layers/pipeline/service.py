@@ -25,7 +25,7 @@ from layers.pipeline import repository
 from layers.pipeline.isolation import isolate, network_distances, second_ring
 from layers.pipeline.layers import CUSTOMERS, PIPES
 from layers.pipeline.models import CUSTOMER_CATEGORIES
-from layers.pipeline.topology import NetworkGraph, network_graph
+from layers.pipeline.topology import NetworkGraph, network_graph, validate_network
 
 
 def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> list[dict[str, Any]]:
@@ -249,3 +249,21 @@ def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> 
 def require_pipeline_read(caller: Caller) -> None:
     """Reading pipeline analyses needs read access to the pipe layer."""
     require_read(caller, PIPES)
+
+
+def connectivity(conn: Connection, network_id: int, node_a: int, node_b: int, *, caller: Caller) -> dict[str, Any]:
+    """Is node A connected to node B under the current valve states, and which sources/tanks feed B?"""
+    require_read(caller, PIPES)
+    graph = network_graph(conn, network_id)
+    for node in (node_a, node_b):
+        if int(node) not in graph.node_index:
+            raise NotFound(f"node {node} is not in network {network_id}")
+    a, b = graph.node_index[int(node_a)], graph.node_index[int(node_b)]
+    return {"network_id": network_id, "a": int(node_a), "b": int(node_b), "connected": graph.connected(a, b),
+            "feeders_of_b": [int(graph.node_ids[f]) for f in graph.feeders_of(b)]}
+
+
+def topology_report(conn: Connection, network_id: int, *, caller: Caller) -> dict[str, Any]:
+    """The topology check of a network (see topology.validate_network)."""
+    require_read(caller, PIPES)
+    return validate_network(conn, network_id)

@@ -33,6 +33,8 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
+from gis.crs import transformer
+from gis.settings import get_settings
 from layers.pipeline import repository
 from layers.pipeline.models import CUSTOMER_CATEGORIES, NODE_KINDS, VALVE_STATES
 
@@ -408,3 +410,123 @@ def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> 
         customer_households=np.array([r[3] for r in cust_rows], dtype=np.int64),
         version_key=key,
     )
+
+
+# --- topology check -------------------------------------------------------------------------
+ENDPOINT_KINDS = {"end", "source", "tank", "hydrant", "meter", "pump", "isolation_valve", "control_valve"}
+CUSTOMER_LINK_MAX_M = 500.0  # a service point farther than this from its customer is suspicious
+
+
+def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
+    """A topology report for one network: what is wrong, where, and how many.
+
+    Checks: pipes without start/end node or whose line does not start/end at its node (unsnapped,
+    beyond the network's snap tolerance); dangling ends (a junction with one pipe lying within ten
+    tolerances of another pipe — a near miss; plain dead ends of kind ``end``/hydrant/… are fine);
+    zero-length and self-loop pipes; duplicate pipes (same two nodes, same line); components (and
+    those without a source or tank); isolation valves on no pipe; customers without a service node,
+    with a node of another network, or far from it. ``features`` has every problem as a GeoJSON point
+    for the map.
+    """
+    net = repository.network(conn, network_id)
+    tol = float(net["snap_tolerance_m"])
+    rows = repository.topology_rows(conn, network_id)
+    node_rows, pipe_rows = rows["nodes"], rows["pipes"]
+    index = {r[0]: i for i, r in enumerate(node_rows)}
+    xy = np.array([(r[3], r[4]) for r in node_rows], dtype=float).reshape(-1, 2)
+    geoms = shapely.from_wkb(np.array([bytes(r[5]) for r in pipe_rows], dtype=object))
+    problems: dict[str, list[dict[str, Any]]] = {k: [] for k in (
+        "missing_node", "unsnapped_endpoint", "dangling_end", "zero_length", "self_loop", "duplicate_pipe",
+        "valve_not_on_pipe", "customer_not_linked", "component_without_feeder")}
+    features: list[dict[str, Any]] = []
+    to_lonlat = transformer(get_settings().spatial.storage_crs, "EPSG:4326")
+
+    def flag(kind: str, x: float, y: float, **info: Any) -> None:
+        lon, lat = to_lonlat.transform(x, y)
+        problems[kind].append({**info, "lon": round(lon, 7), "lat": round(lat, 7)})
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                         "properties": {"problem": kind, **info}})
+
+    degree = np.zeros(len(node_rows), dtype=np.int64)
+    seen_pairs: dict[tuple[int, int], list[int]] = {}
+    for k, (pid, code, a, b, length, _wkb) in enumerate(pipe_rows):
+        coords = shapely.get_coordinates(geoms[k])
+        for end, point in ((a, coords[0]), (b, coords[-1])):
+            if end is None or end not in index:
+                flag("missing_node", *point, pipe_id=pid, pipe=code)
+                continue
+            degree[index[end]] += 1
+            gap = float(np.hypot(*(xy[index[end]] - point)))
+            if gap > tol:
+                flag("unsnapped_endpoint", *point, pipe_id=pid, pipe=code, node_id=end, gap_m=round(gap, 3))
+        if (length or 0) <= tol:
+            flag("zero_length", *coords[0], pipe_id=pid, pipe=code, length_m=length)
+        if a is not None and a == b:
+            flag("self_loop", *coords[0], pipe_id=pid, pipe=code)
+        if a is not None and b is not None:
+            seen_pairs.setdefault((min(a, b), max(a, b)), []).append(k)
+    for ks in seen_pairs.values():
+        for i, k in enumerate(ks[1:], start=1):
+            for j in ks[:i]:
+                if shapely.equals(geoms[k], geoms[j]) or shapely.hausdorff_distance(geoms[k], geoms[j]) <= tol:
+                    c = shapely.get_coordinates(geoms[k])[0]
+                    flag("duplicate_pipe", *c, pipe_id=pipe_rows[k][0], pipe=pipe_rows[k][1],
+                         duplicate_of=pipe_rows[j][0])
+                    break
+    tree = shapely.STRtree(geoms) if len(geoms) else None
+    pipes_at: dict[int, set[int]] = {}
+    for k, p in enumerate(pipe_rows):
+        for end in (p[2], p[3]):
+            if end is not None:
+                pipes_at.setdefault(end, set()).add(k)
+    for i, r in enumerate(node_rows):
+        kind = r[2]
+        if kind == "isolation_valve" and degree[i] == 0:
+            flag("valve_not_on_pipe", r[3], r[4], node_id=r[0], node=r[1])
+        if degree[i] == 1 and kind not in ENDPOINT_KINDS and tree is not None:
+            point = shapely.points(xy[i])
+            near = tree.query(point, predicate="dwithin", distance=10 * tol)
+            own = pipes_at.get(r[0], set())
+            others = [int(k) for k in near if int(k) not in own]
+            if others:
+                flag("dangling_end", r[3], r[4], node_id=r[0], node=r[1], near_pipe=pipe_rows[others[0]][0],
+                     gap_m=round(float(shapely.distance(point, geoms[others[0]])), 3))
+    for cid, account, node_id, node_net, distance, lon, lat in rows["customers"]:
+        reason = None
+        if node_id is None:
+            reason = "no service node"
+        elif node_net != network_id:
+            reason = f"service node {node_id} belongs to network {node_net}"
+        elif distance is not None and distance > CUSTOMER_LINK_MAX_M:
+            reason = f"service node is {distance:.0f} m away"
+        if reason:
+            problems["customer_not_linked"].append({"customer_id": cid, "account_no": account, "reason": reason,
+                                                    "lon": lon, "lat": lat})
+            features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                             "properties": {"problem": "customer_not_linked", "customer_id": cid, "reason": reason}})
+    # components over all pipes, whatever the valve states
+    ends = [(index[a], index[b]) for (_, _, a, b, _, _) in pipe_rows if a in index and b in index]
+    n = len(node_rows)
+    if n:
+        ea = np.array([e[0] for e in ends], dtype=np.int64)
+        eb = np.array([e[1] for e in ends], dtype=np.int64)
+        matrix = coo_matrix((np.ones(len(ea), np.int8), (ea, eb)), shape=(n, n)).tocsr()
+        count, labels = connected_components(matrix, directed=False)
+        feeders = np.isin(np.array([KIND_CODE[r[2]] for r in node_rows]), FEEDER_KINDS)
+        fed = np.zeros(count, dtype=bool)
+        fed[labels[feeders]] = True
+        sizes = np.bincount(labels, minlength=count)
+        for c in np.flatnonzero(~fed):
+            members = np.flatnonzero(labels == c)
+            flag("component_without_feeder", *xy[members[0]], component=int(c), nodes=int(sizes[c]),
+                 sample_node=node_rows[members[0]][1])
+    else:
+        count = 0
+    return {
+        "network_id": network_id, "network": net["name"], "snap_tolerance_m": tol,
+        "nodes": n, "pipes": len(pipe_rows), "components": int(count),
+        "counts": {k: len(v) for k, v in problems.items()},
+        "ok": not any(problems.values()) and count <= 1,
+        "problems": problems,
+        "features": {"type": "FeatureCollection", "features": features},
+    }
