@@ -185,10 +185,16 @@ def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetim
 def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float) -> list[dict[str, Any]]:
     """Live parcels an area takes land from, with the area taken (m², plane)."""
     g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
-    # a parcel wholly inside counts its stored area: no intersection to compute
-    inside = sa.case((sa.func.ST_CoveredBy(parcels.c.geom, g), parcels.c.plane_area),
+    # a parcel wholly inside counts its stored area: no intersection to compute (ST_Contains uses the
+    # prepared area geometry, cheaper than ST_CoveredBy per row)
+    inside = sa.case((sa.func.ST_Contains(g, parcels.c.geom), parcels.c.plane_area),
                      else_=sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g))).label("area_inside")
-    query = (sa.select(*[c for c in parcels.columns if c.name != "geom"], inside)
+    wanted = ("id", "parcel_code", "unit_code", "right_holder", "holder_kind", "holder_id_number", "holder_phone",
+              "right_type", "landuse_code", "address", "district", "plane_area", "version")
+    query = (sa.select(*[parcels.c[name] for name in wanted], inside)
              .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
              .order_by(parcels.c.parcel_code))
-    return [dict(r) for r in conn.execute(query).mappings() if r["area_inside"] > min_area_m2]
+    result = conn.execute(query)
+    keys = list(result.keys())
+    # plain tuples → dicts: thousands of rows for a large site, and mapping rows cost more
+    return [dict(zip(keys, row, strict=True)) for row in result.all() if row[-1] > min_area_m2]

@@ -450,7 +450,10 @@ def parcels_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller,
     """Public for other families (pre-review, supervision): live parcels an area (storage CRS) takes
     land from, with ``area_inside`` m², right holders masked per the caller."""
     require_read(caller, PARCELS)
-    return [public_parcel(caller, r) for r in repo.live_parcels_in(conn, area, min_area_m2)]
+    rows = repo.live_parcels_in(conn, area, min_area_m2)
+    if sees_personal_data(caller):
+        return rows  # the selected columns are already JSON-safe (no times, no decimals)
+    return [public_parcel(caller, r) for r in rows]
 
 
 def parcels_as_of(conn: Connection, area: BaseGeometry, valid_at: dt.datetime, *,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from gis.access import SYSTEM, Caller, mask_text, require_read, sees_personal_data
 from gis.errors import GisError, InvalidParameter, NotFound
@@ -83,6 +84,11 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
     if survey_year is not None and survey_year not in repo.survey_years(conn):
         raise NotFound(f"no land-use survey for {survey_year}")
     items: list[dict[str, Any]] = []
+    # the pipelines crossing the site come from another family's tables: ask for them on a second
+    # connection while this one does the land queries (read-only; halves the wait on a large site)
+    executor = ThreadPoolExecutor(max_workers=1)
+    pipelines_job = executor.submit(_pipelines_crossing, conn.engine, site, caller)
+    executor.shutdown(wait=False)
 
     # land use by class, arable land first
     landuse = []
@@ -143,21 +149,11 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
                               else ""), RULES["planning"], conforming_area=planned - bad, nonconforming_area=bad,
                            unplanned_area=unplanned))
 
-    # parcels (stored unmasked; masked when shown) and pipelines
+    # parcels (stored unmasked; masked when shown)
     from layers.cadastre.service import parcels_in_area
 
     parcels = parcels_in_area(conn, site, caller=SYSTEM, min_area_m2=OVERLAP_TOLERANCE_M2)
-    pipelines: dict[str, Any]
-    try:
-        from layers.pipeline.service import pipes_in_area
-
-        pipes = pipes_in_area(conn, site, caller=caller)
-        pipelines = {"available": True, "count": len(pipes), "pipes": pipes,
-                     "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
-    except ImportError:
-        pipelines = {"available": False, "note": "管线模块不可用 the pipeline module is not installed"}
-    except GisError as exc:
-        pipelines = {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
+    pipelines = pipelines_job.result()
 
     # base land price
     prices = []
@@ -201,6 +197,21 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         audit(conn, caller, PREREVIEWS.id, report_id, "insert", None, None,
               {"project_name": project_name, "verdict": severity, "total_area": total})
     return for_caller(caller, report)
+
+
+def _pipelines_crossing(engine: Engine, site: BaseGeometry, caller: Caller) -> dict[str, Any]:
+    """Pipes crossing the site, through the pipeline package's public function."""
+    try:
+        from layers.pipeline.service import pipes_in_area
+    except ImportError:
+        return {"available": False, "note": "管线模块不可用 the pipeline module is not installed"}
+    try:
+        with engine.connect() as conn:
+            pipes = pipes_in_area(conn, site, caller=caller)
+    except GisError as exc:
+        return {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
+    return {"available": True, "count": len(pipes), "pipes": pipes,
+            "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
 
 
 def for_caller(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:

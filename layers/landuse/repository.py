@@ -42,7 +42,7 @@ def survey_area_by_class(conn: Connection, year: int, *, geometry: BaseGeometry 
         sql = f"""
             WITH a AS (SELECT {G} AS g), clipped AS (
               SELECT p.class_code, p.plane_area, p.ellipsoidal_area,
-                     CASE WHEN ST_CoveredBy(p.geom, a.g) THEN p.plane_area
+                     CASE WHEN ST_Contains(a.g, p.geom) THEN p.plane_area
                           ELSE ST_Area(ST_Intersection(p.geom, a.g)) END AS inside
                 FROM landuse_survey_patches p, a
                WHERE {where} AND p.geom && a.g AND ST_Intersects(p.geom, a.g))
@@ -62,7 +62,7 @@ def plan_area_by_class(conn: Connection, plan_name: str, *, geometry: BaseGeomet
     else:
         params.update(_geom_param(geometry))
         sql = f"""WITH a AS (SELECT {G} AS g)
-            SELECT class_code, sum(CASE WHEN ST_CoveredBy(z.geom, a.g) THEN ST_Area(z.geom)
+            SELECT class_code, sum(CASE WHEN ST_Contains(a.g, z.geom) THEN ST_Area(z.geom)
                                         ELSE ST_Area(ST_Intersection(z.geom, a.g)) END)
               FROM landuse_planning_zones z, a
              WHERE {where} AND z.geom && a.g AND ST_Intersects(z.geom, a.g) GROUP BY class_code"""
@@ -124,7 +124,7 @@ def survey_breakdown(conn: Connection, year: int, geometry: BaseGeometry) -> lis
     rows = conn.execute(sa.text(f"""
         WITH a AS (SELECT {G} AS g), clipped AS (
           SELECT p.class_system, p.class_code, p.class_name, p.plane_area, p.ellipsoidal_area,
-                 CASE WHEN ST_CoveredBy(p.geom, a.g) THEN p.plane_area
+                 CASE WHEN ST_Contains(a.g, p.geom) THEN p.plane_area
                       ELSE ST_Area(ST_Intersection(p.geom, a.g)) END AS inside
             FROM landuse_survey_patches p, a
            WHERE p.survey_year = :year AND p.geom && a.g AND ST_Intersects(p.geom, a.g))
@@ -200,14 +200,19 @@ def latest_survey_year(conn: Connection, not_after: int | None = None) -> int | 
 
 def store_report(conn: Connection, *, project_name: str, actor: str, input_format: str, input_crs: str,
                  verdict: str, total_area: float, report: dict[str, Any], geometry: BaseGeometry) -> int:
-    import json
+    import orjson
+
+    def fallback(value: Any) -> Any:
+        if hasattr(value, "as_tuple"):  # Decimal
+            return float(value)
+        return str(value)
 
     return conn.execute(sa.text(f"""
         INSERT INTO landuse_prereview_reports (project_name, actor, input_format, input_crs, verdict, total_area,
                                                report, geom)
         VALUES (:name, :actor, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
         RETURNING id"""), {"name": project_name, "actor": actor, "fmt": input_format, "crs": input_crs,
-                           "verdict": verdict, "total": total_area, "report": json.dumps(report, default=str),
+                           "verdict": verdict, "total": total_area, "report": orjson.dumps(report, default=fallback, option=orjson.OPT_NON_STR_KEYS).decode(),
                            **_geom_param(geometry)}).scalar_one()
 
 
