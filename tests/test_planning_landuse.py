@@ -441,3 +441,24 @@ def test_supervision_comparison_and_price(land_engine, site):
         point = land.point_from_lonlat(*transformer("EPSG:4548", "OGC:CRS84").transform(x + 100, y + 100))
         at = land.land_price_at(conn, OFFICER, point=point)
     assert {(z["land_class"], z["price_per_m2"]) for z in at["zones"]} >= {("industrial", 1500.0), ("commercial", 8000.0)}
+
+
+def test_land_approval_links_parcels_and_is_audited(land_engine, site):
+    from layers.landuse import service as land
+
+    x, y = site["x"], site["y"]
+    with land_engine.begin() as conn:
+        audits = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE layer = 'landuse_land_approvals'")).scalar()
+        row = land.record_land_approval(conn, OFFICER, {
+            "approval_no": f"厦地批-{uuid.uuid4().hex[:6]}", "supply_kind": "lease", "project_name": "仓库",
+            "land_user": "某物流公司", "landuse_code": "0508", "approved_on": dt.date(1992, 3, 1)},
+            box(x + 350, y + 250, x + 650, y + 350))
+        linked = conn.execute(sa.text(
+            "SELECT array_agg(parcel_code ORDER BY parcel_code) FROM cadastre_parcels WHERE valid_to IS NULL AND "
+            "recorded_to IS NULL AND ST_Area(ST_Intersection(geom, ST_GeomFromText(:g, 4548))) > 0.01"),
+            {"g": box(x + 350, y + 250, x + 650, y + 350).wkt}).scalar()
+        assert sorted(row["parcel_codes"]) == linked and len(linked) == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE layer = 'landuse_land_approvals'")
+                            ).scalar() == audits + 1
+        with pytest.raises(InvalidParameter):
+            land.record_land_approval(conn, OFFICER, {"approval_no": "x", "supply_kind": "gift"}, box(x, y, x + 1, y + 1))

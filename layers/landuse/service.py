@@ -15,7 +15,8 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from gis.access import Caller, require_read
-from gis.errors import InvalidParameter, NotFound
+from gis.errors import InvalidGeometry, InvalidParameter, NotFound
+from gis.geometry import geometry_problem, promote
 from gis.writes import insert_feature
 from layers.landuse import classes
 from layers.landuse import repository as repo
@@ -126,7 +127,7 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
 def record_supervision_case(conn: Connection, caller: Caller, properties: dict[str, Any],
                             geometry: BaseGeometry) -> dict[str, Any]:
     """Open a land supervision case (audited, through the one write path)."""
-    return _plain(insert_feature(conn, SUPERVISION, caller, properties, geometry))
+    return _plain(insert_feature(conn, SUPERVISION, caller, properties, _area(geometry)))
 
 
 def record_land_approval(conn: Connection, caller: Caller, properties: dict[str, Any],
@@ -134,6 +135,7 @@ def record_land_approval(conn: Connection, caller: Caller, properties: dict[str,
     """Record a construction-land approval; unless given, it is linked to the live parcels its red
     line takes land from."""
     props = dict(properties)
+    geometry = _area(geometry)
     if props.get("supply_kind") not in ("allocation", "transfer", "lease"):
         raise InvalidParameter("supply_kind is allocation (划拨), transfer (出让) or lease (租赁)")
     if not props.get("parcel_codes"):
@@ -141,6 +143,14 @@ def record_land_approval(conn: Connection, caller: Caller, properties: dict[str,
 
         props["parcel_codes"] = [p["parcel_code"] for p in parcels_in_area(conn, geometry, caller=caller)]
     return _plain(insert_feature(conn, APPROVALS, caller, props, geometry))
+
+
+def _area(geometry: BaseGeometry) -> BaseGeometry:
+    """A storage-CRS polygon checked and promoted to the tables' MultiPolygon."""
+    problem = geometry_problem(geometry, "MultiPolygon")
+    if problem:
+        raise InvalidGeometry(problem)
+    return promote(geometry, "MultiPolygon")
 
 
 def point_from_lonlat(lon: float, lat: float) -> BaseGeometry:
