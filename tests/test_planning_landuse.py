@@ -346,11 +346,14 @@ def test_prereview_areas_match_shapely(land_engine, site):
                                     survey_year=Y0, plan_name=PLAN, price_class="industrial")
     assert report["total_area"] == pytest.approx(red.area, abs=0.01)
     # land use by class
-    expected = {c: v[0] for c, v in oracle_by_class(land_engine, Y0, red).items()}
+    oracle = oracle_by_class(land_engine, Y0, red)
+    expected = {c: v[0] for c, v in oracle.items()}
     got = {r["class_code"]: r["plane_area"] for r in report["landuse"]}
     assert got.keys() == expected.keys()
     for code, area in expected.items():
         assert got[code] == pytest.approx(area, abs=0.01)
+    for row in report["landuse"]:  # the prorated ellipsoidal part too
+        assert row["ellipsoidal_area"] == pytest.approx(oracle[row["class_code"]][1], abs=0.01)
     assert classes_first_is_arable(report["landuse"])
     assert report["arable_area"] == pytest.approx(sum(v for c, v in expected.items() if c.startswith("01")), abs=0.01)
     # control lines, dissolved per kind
