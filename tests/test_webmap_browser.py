@@ -435,6 +435,14 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
     listed = oracle["customers"]["list"] or []
     assert m.page.locator("#gg-customers-table tbody tr").count() == len(listed)
     m.page.wait_for_function(f"document.querySelectorAll('path.gg-customer').length === {len(listed)}")
+    # customers cut off outside the segment (collateral) are drawn in orange with their outage outline
+    collateral = [c for c in listed if c["cause"] == "collateral"]
+    assert m.page.locator("path.gg-customer-collateral").count() == len(collateral)
+    # (the demo city's looped water grid gives no collateral outage for a single burst; the outline is
+    # drawn only when at least three collateral customers span an area)
+    assert m.page.locator("path.gg-collateral").count() == (1 if len(collateral) >= 3 else 0)
+    print(f"\n[webmap] burst on {pipe['properties']['code']}: {len(expected_valves)} valves, "
+          f"{len(listed)} customers listed ({len(collateral)} collateral)")
     m.shot("burst")
     # the first valve cannot be closed: the map shows the recomputed ring
     failed = expected_valves[0]

@@ -25,6 +25,17 @@
   function valveIcon(n) {
     return L.divIcon({ className: "", html: '<div class="gg-valve-label" data-valve-order="' + n + '">' + n + "</div>", iconSize: [24, 24], iconAnchor: [12, 12] });
   }
+  // convex hull (monotone chain) of [lng, lat] points: the outline of the collateral outage
+  function hull(points) {
+    var p = points.slice().sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+    if (p.length < 3) return null;
+    function cross(o, a, b) { return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]); }
+    var lower = [], upper = [];
+    p.forEach(function (q) { while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop(); lower.push(q); });
+    p.slice().reverse().forEach(function (q) { while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop(); upper.push(q); });
+    var ring = lower.slice(0, -1).concat(upper.slice(0, -1));
+    return ring.length >= 3 ? ring : null;
+  }
   function drawCustomers(result) {
     var list = result.customers && result.customers.list;
     if (!list || !list.length || !G.state.layers.pipeline_customers) return Promise.resolve();
@@ -33,6 +44,14 @@
     list.forEach(function (c) { cause[c.id] = c.cause; });
     return G.api("/collections/pipeline_customers/items?" + G.qs({ filter: "id IN (" + ids.join(",") + ")", "filter-lang": "cql2-text", limit: ids.length }))
       .then(function (fc) {
+        var collateral = fc.features.filter(function (f) { return f.geometry && cause[f.id] === "collateral"; })
+          .map(function (f) { return f.geometry.coordinates; });
+        var ring = hull(collateral);
+        if (ring) {
+          L.polygon(ring.map(function (c) { return [c[1], c[0]]; }), { pane: "gg-highlight", color: "#ff8c00", weight: 2,
+            dashArray: "6 4", fillColor: "#ff8c00", fillOpacity: 0.15, className: "gg-collateral" }).addTo(layers);
+        }
+        G.state.collateralDrawn = collateral.length;
         fc.features.forEach(function (f) {
           if (!f.geometry) return;
           var c = f.geometry.coordinates;
