@@ -16,9 +16,17 @@ from shapely.geometry import Point
 
 from api.deps import CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
-from gis.geometry import parse_geojson
-from layers.pipeline import orders, repository, service
-from layers.pipeline.schemas import BurstRequest, FailedValves, RepairOrderRequest, StatusChange
+from gis.geometry import parse_geojson, to_storage
+from gis.settings import get_settings
+from layers.pipeline import clearance, orders, profile, repository, service
+from layers.pipeline.schemas import (
+    AreaRequest,
+    BurstRequest,
+    ClearanceRequest,
+    FailedValves,
+    RepairOrderRequest,
+    StatusChange,
+)
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
 
@@ -105,3 +113,47 @@ def topology(network_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
             summary="Are nodes a and b connected under the current valve states; which sources feed b")
 def connectivity(network_id: int, a: int, b: int, conn: DbRead, caller: CurrentCaller) -> Response:
     return _json(service.connectivity(conn, network_id, a, b, caller=caller))
+
+
+def _storage_geometry(geometry: dict[str, Any], crs: str, expected: str) -> Any:
+    settings = get_settings()
+    return to_storage(parse_geojson(geometry, max_vertices=settings.service.max_query_vertices), crs,
+                      storage_crs=settings.spatial.storage_crs, city_bounds=settings.spatial.city_bounds,
+                      expected=expected)
+
+
+@router.post("/clearance", summary="GB 50289 clearance check of a proposed pipe (LineString) or an area (Polygon)")
+def clearance_check(body: ClearanceRequest, conn: DbRead, caller: CurrentCaller) -> Response:
+    kind = body.geometry.get("type")
+    if kind == "LineString":
+        if not body.utility:
+            raise InvalidParameter("a proposed pipe needs its utility (water, gas, power, …)")
+        line = _storage_geometry(body.geometry, body.crs, "LineString")
+        spec = clearance.PipeSpec(body.utility, body.diameter_mm, body.depth_m, body.pressure_class)
+        return _json(clearance.check_proposed(conn, line, spec, caller=caller))
+    if kind in ("Polygon", "MultiPolygon"):
+        return _json(clearance.check_area(conn, _storage_geometry(body.geometry, body.crs, "Geometry"),
+                                          caller=caller))
+    raise InvalidGeometry("clearance takes a LineString (proposed pipe) or a Polygon (area)")
+
+
+@router.post("/pipes-in-area", summary="Pipes crossing an area with the length inside (for pre-review)")
+def pipes_in_area(body: AreaRequest, conn: DbRead, caller: CurrentCaller) -> Response:
+    area = _storage_geometry(body.geometry, body.crs, "Geometry")
+    return _json(service.pipes_in_area(conn, area, caller=caller))
+
+
+@router.get("/profile", summary="Longitudinal profile of a pipe run (纵断面): JSON, or PNG with f=png")
+def pipe_profile(conn: DbRead, caller: CurrentCaller, pipes: str, step_m: float = 5.0, f: str = "json") -> Response:
+    from data.democity import dem_path
+
+    try:
+        ids = [int(p) for p in pipes.split(",") if p.strip()]
+    except ValueError:
+        raise InvalidParameter("pipes is a comma-separated list of pipe ids, in run order") from None
+    result = profile.pipe_profile(conn, ids, dem_path(), caller=caller, step_m=step_m)
+    if f == "png":
+        return Response(profile.profile_png(result), media_type="image/png")
+    if f != "json":
+        raise InvalidParameter("f is json or png")
+    return _json(result)

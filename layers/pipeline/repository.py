@@ -251,3 +251,49 @@ def topology_rows(conn: Connection, network_id: int) -> dict[str, list[tuple]]:
               .where(customers.c.network_id == network_id).order_by(customers.c.id))
     return {"pipes": [tuple(r) for r in conn.execute(pipe_q)], "nodes": [tuple(r) for r in conn.execute(node_q)],
             "customers": [tuple(r) for r in conn.execute(cust_q)]}
+
+
+def _geom_param(geom: BaseGeometry) -> sa.ColumnElement[Any]:
+    return sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geom), sa.LargeBinary)),
+                              storage_srid())
+
+
+_CLEARANCE_COLUMNS = (pipes.c.id, pipes.c.code, networks.c.utility, pipes.c.diameter_mm, pipes.c.burial_depth_m,
+                      pipes.c.pressure_class, pipes.c.network_id)
+
+
+def pipes_near(conn: Connection, geom: BaseGeometry, distance: float) -> list[dict[str, Any]]:
+    """In-service pipes within ``distance`` metres of a storage-CRS geometry, with their lines."""
+    g = _geom_param(geom)
+    query = (sa.select(*_CLEARANCE_COLUMNS, sa.func.ST_AsBinary(pipes.c.geom).label("wkb"))
+             .join(networks, networks.c.id == pipes.c.network_id)
+             .where(sa.func.ST_DWithin(pipes.c.geom, g, distance), pipes.c.status == "in_service"))
+    out = []
+    for row in conn.execute(query).mappings():
+        item = dict(row)
+        item["geom"] = shapely.from_wkb(bytes(item.pop("wkb")))
+        out.append(item)
+    return out
+
+
+def pipe_pairs_in_area(conn: Connection, area: BaseGeometry, distance: float) -> list[tuple[dict, dict]]:
+    """Pairs of in-service pipes of different networks within ``distance`` of each other in ``area``."""
+    inside = pipes_near(conn, area, 0.0)
+    if len(inside) < 2:
+        return []
+    tree = shapely.STRtree([p["geom"] for p in inside])
+    left, right = tree.query([p["geom"] for p in inside], predicate="dwithin", distance=distance)
+    return [(inside[i], inside[j]) for i, j in zip(left.tolist(), right.tolist(), strict=True)
+            if i < j and inside[i]["network_id"] != inside[j]["network_id"]]
+
+
+def pipes_with_geometry(conn: Connection, pipe_ids: list[int]) -> dict[int, dict[str, Any]]:
+    query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.burial_depth_m, pipes.c.diameter_mm, networks.c.utility,
+                       sa.func.ST_AsBinary(pipes.c.geom).label("wkb"))
+             .join(networks, networks.c.id == pipes.c.network_id).where(pipes.c.id.in_(pipe_ids)))
+    out = {}
+    for row in conn.execute(query).mappings():
+        item = dict(row)
+        item["geom"] = shapely.from_wkb(bytes(item.pop("wkb")))
+        out[int(item["id"])] = item
+    return out

@@ -49,6 +49,7 @@ class ClearanceRequest(BaseModel):
     utility: str | None = Field(default=None, description="utility of the proposed pipe")
     diameter_mm: int | None = None
     depth_m: float | None = Field(default=None, description="burial depth (top of pipe) of the proposed pipe")
+    pressure_class: str | None = Field(default=None, description="gas: low / medium / subhigh")
 
 
 class AreaRequest(BaseModel):
