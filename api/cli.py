@@ -11,7 +11,7 @@ app.add_typer(db.app, name="db")
 app.command("serve")(db.serve)
 
 # Commands of other concerns register here: data (import/export/demo) and keys.
-for _module in ("api.commands.data", "api.commands.keys"):
+for _module in ("api.commands.data", "api.commands.keys", "api.commands.pipeline"):
     try:
         _mod = __import__(_module, fromlist=["register"])
     except ModuleNotFoundError as _exc:

@@ -18,13 +18,14 @@ from api.deps import CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.geometry import parse_geojson, to_storage
 from gis.settings import get_settings
-from layers.pipeline import clearance, orders, profile, repository, service
+from layers.pipeline import clearance, maintenance, orders, profile, repository, service
 from layers.pipeline.schemas import (
     AreaRequest,
     BurstRequest,
     ClearanceRequest,
     FailedValves,
     RepairOrderRequest,
+    RepairRecord,
     StatusChange,
 )
 
@@ -157,3 +158,28 @@ def pipe_profile(conn: DbRead, caller: CurrentCaller, pipes: str, step_m: float 
     if f != "json":
         raise InvalidParameter("f is json or png")
     return _json(result)
+
+
+@router.get("/networks/{network_id}/criticality",
+            summary="Customers lost by a burst on every pipe (planning); the most critical pipes first")
+def criticality(network_id: int, conn: DbRead, caller: CurrentCaller, top: int = 100) -> Response:
+    if not 1 <= top <= 10_000:
+        raise InvalidParameter("top is between 1 and 10000")
+    return _json(service.criticality(conn, network_id, caller=caller, top=top))
+
+
+@router.get("/networks/{network_id}/maintenance",
+            summary="Replacement warnings: age against service life by material, repair frequency")
+def maintenance_report(network_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(maintenance.maintenance_report(conn, network_id, caller=caller))
+
+
+@router.get("/pipes/{pipe_id}/repairs", summary="Repair records of a pipe")
+def pipe_repairs(pipe_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(maintenance.pipe_repairs(conn, pipe_id, caller=caller))
+
+
+@router.post("/pipes/{pipe_id}/repairs", summary="Record a repair on a pipe (audited)")
+def add_repair(pipe_id: int, body: RepairRecord, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(maintenance.add_repair(conn, pipe_id, caller=caller, repaired_on=body.repaired_on, kind=body.kind,
+                                        description=body.description, crew=body.crew, cost_yuan=body.cost_yuan))

@@ -55,3 +55,11 @@ class ClearanceRequest(BaseModel):
 class AreaRequest(BaseModel):
     geometry: dict[str, Any]
     crs: str = "OGC:CRS84"
+
+
+class RepairRecord(BaseModel):
+    repaired_on: dt.date
+    kind: str = Field(description="burst / leak / corrosion / replacement / other")
+    description: str | None = None
+    crew: str | None = None
+    cost_yuan: float | None = Field(default=None, ge=0)

@@ -4,6 +4,7 @@ functions, never the repository or the graph internals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -267,3 +268,40 @@ def topology_report(conn: Connection, network_id: int, *, caller: Caller) -> dic
     """The topology check of a network (see topology.validate_network)."""
     require_read(caller, PIPES)
     return validate_network(conn, network_id)
+
+
+def criticality(conn: Connection, network_id: int, *, caller: Caller, top: int = 100,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Customers lost by a burst on every pipe of a network, for planning (which mains hurt most).
+
+    Pipes of one valve segment share one answer, so the isolation runs once per segment;
+    ``progress(done, total)`` is called as segments are done (the CLI draws a bar with it).
+    """
+    require_read(caller, PIPES)
+    graph = network_graph(conn, network_id)
+    lost_by_segment = np.zeros(graph.n_segments, dtype=np.int64)
+    households = np.zeros(graph.n_segments, dtype=np.int64)
+    collateral = np.zeros(graph.n_segments, dtype=np.int64)
+    first_pipe = graph.seg_pipes[graph.seg_pipe_ptr[:-1]]
+    has_pipes = np.diff(graph.seg_pipe_ptr) > 0
+    todo = np.flatnonzero(has_pipes)
+    for done, seg in enumerate(todo, start=1):
+        iso = isolate(graph, int(first_pipe[seg]))
+        both = np.concatenate([iso.customers_inside, iso.customers_collateral])
+        lost_by_segment[seg] = len(both)
+        households[seg] = int(graph.customer_households[both].sum()) if len(both) else 0
+        collateral[seg] = len(iso.customers_collateral)
+        if progress is not None:
+            progress(done, len(todo))
+    per_pipe = lost_by_segment[graph.pipe_seg]
+    order = np.lexsort((graph.pipe_ids, -per_pipe))[:top]
+    return {
+        "network_id": network_id, "pipes": int(len(graph.pipe_ids)), "segments": int(len(todo)),
+        "customers": int(len(graph.customer_ids)),
+        "mean_customers_lost": round(float(per_pipe.mean()), 2) if len(per_pipe) else 0.0,
+        "max_customers_lost": int(per_pipe.max()) if len(per_pipe) else 0,
+        "pipes_with_collateral_outage": int((collateral[graph.pipe_seg] > 0).sum()),
+        "top": [{"pipe_id": int(graph.pipe_ids[p]), "code": graph.pipe_codes[p],
+                 "customers_lost": int(per_pipe[p]), "households_lost": int(households[graph.pipe_seg[p]]),
+                 "collateral": int(collateral[graph.pipe_seg[p]])} for p in order],
+    }

@@ -1,0 +1,107 @@
+"""`govgis pipeline ...`: import an EPANET INP, check topology, criticality run with a progress bar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gis.access import SYSTEM
+from gis.db import database_url, make_engine
+from gis.errors import GisError
+from gis.settings import get_settings
+
+app = typer.Typer(help="Pipeline networks: INP import, topology check, criticality.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="pipeline")
+
+
+def _engine():
+    import layers  # noqa: F401  (registry)
+
+    return make_engine(database_url(get_settings()), pool_size=1)
+
+
+def _fail(exc: GisError) -> typer.Exit:
+    typer.echo(f"[govgis] ERROR: {exc.detail}", err=True)
+    for item in exc.extra.get("errors", [])[:20]:
+        typer.echo(f"  {item}", err=True)
+    return typer.Exit(1)
+
+
+@app.command("import-inp")
+def import_inp(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="EPANET .inp file")],
+    name: Annotated[str, typer.Option(help="name of the new network")],
+    crs: Annotated[str, typer.Option(help="CRS of the INP coordinates (EPSG code or PROJ/WKT of a local grid)")],
+    valves: Annotated[Path | None, typer.Option(help="valve layer CSV with columns link,node")] = None,
+    customers_from_demand: Annotated[bool, typer.Option(help="one customer per junction with demand")] = False,
+) -> None:
+    """Import an EPANET INP file as a new water network."""
+    import csv
+
+    from layers.pipeline import inp
+
+    layer: list[tuple[str, str]] = []
+    if valves is not None:
+        with valves.open(encoding="utf-8") as handle:
+            layer = [(r["link"], r["node"]) for r in csv.DictReader(handle)]
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            result = inp.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, valve_layer=layer,
+                                    customers_from_demand=customers_from_demand)
+    except GisError as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"[govgis] network {result.network_id}: {len(result.node_ids)} nodes, {len(result.pipe_ids)} "
+               f"pipes, {len(result.valve_ids)} isolation valves, {result.customers} customers")
+    for warning in result.warnings:
+        typer.echo(f"[govgis] note: {warning}")
+
+
+@app.command("topology")
+def topology(network_id: int) -> None:
+    """Print the topology report of a network as JSON."""
+    from layers.pipeline.topology import validate_network
+
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            report = validate_network(conn, network_id)
+    except GisError as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    report.pop("features")
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+
+
+@app.command("criticality")
+def criticality(network_id: int, top: Annotated[int, typer.Option(help="pipes to list")] = 20) -> None:
+    """Customers lost by a burst on every pipe of a network, with a progress bar."""
+    from tqdm import tqdm
+
+    from layers.pipeline import service
+
+    engine = _engine()
+    bar = tqdm(unit="segment", desc="criticality")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        with engine.connect() as conn:
+            result = service.criticality(conn, network_id, caller=SYSTEM, top=top, progress=progress)
+    except GisError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+        engine.dispose()
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
