@@ -10,11 +10,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentCaller
 from api.routes.ogc import base_url, check_params, json_response, link, readable_layer, visible_layers
 from gis import tiles
-from gis.access import Caller
+from gis.access import ANONYMOUS, Caller
 from gis.errors import InvalidParameter, NotFound
 from gis.registry import Layer
 
@@ -30,11 +31,14 @@ def tile_cache(request: Request) -> tiles.TileCache:
     return cache
 
 
-def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int, y: int) -> Response:
+async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int, y: int) -> Response:
+    """A tile from the cache on the event loop; the database only for stale versions or a new tile."""
     tiles.check_tile(z, x, y)
     cache = tile_cache(request)
     engine = request.app.state.read_engine
-    versions = cache.versions(engine.connect)
+    versions = cache.fresh_versions()
+    if versions is None:
+        versions = await run_in_threadpool(cache.versions, engine.connect)
     key = cache.key(layers, versions, z, x, y)
     etag = cache.etag(key)
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key"}
@@ -42,10 +46,21 @@ def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int, y: i
         return Response(status_code=304, headers=headers)
     data = cache.get(key)
     if data is None:
-        with engine.connect() as conn:
-            data = tiles.render_tile(conn, layers, z, x, y, request.app.state.settings.storage_srid)
+        settings = request.app.state.settings
+        data = await run_in_threadpool(_render, engine, layers, z, x, y, settings.storage_srid,
+                                       settings.spatial.storage_crs)
         cache.put(key, data)
     return Response(data, media_type=MVT, headers=headers)
+
+
+def _render(engine: Any, layers: tuple[Layer, ...], z: int, x: int, y: int, srid: int, crs: str) -> bytes:
+    with engine.connect() as conn:
+        return tiles.render_tile(conn, layers, z, x, y, srid, crs)
+
+
+def _caller(request: Request) -> Caller:
+    # read directly (not through a sync dependency) so cached tiles never leave the event loop
+    return getattr(request.state, "caller", ANONYMOUS)
 
 
 def _layers_param(request: Request, caller: Caller) -> tuple[Layer, ...]:
@@ -124,13 +139,12 @@ def collection_tileset(request: Request, collection_id: str, tms_id: str, caller
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A vector tile (OGC order)",
             response_class=Response)
-def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, y: int, x: int,
-                    caller: CurrentCaller) -> Response:
+async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, y: int, x: int) -> Response:
     check_params(request, frozenset({"f"}))
-    layer = readable_layer(collection_id, caller)
+    layer = readable_layer(collection_id, _caller(request))
     if tms_id != TMS_ID:
         raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
-    return serve_tile(request, (layer,), z, x, y)
+    return await serve_tile(request, (layer,), z, x, y)
 
 
 @router.get("/tiles/tilejson.json", summary="TileJSON 3.0 for a multi-layer tile source")
@@ -158,6 +172,6 @@ def tilejson(request: Request, caller: CurrentCaller) -> Response:
 
 
 @router.get("/tiles/{z}/{x}/{y}.mvt", summary="Multi-layer vector tile (XYZ order)", response_class=Response)
-def xyz_tile(request: Request, z: int, x: int, y: int, caller: CurrentCaller) -> Response:
+async def xyz_tile(request: Request, z: int, x: int, y: int) -> Response:
     check_params(request, frozenset({"layers"}))
-    return serve_tile(request, _layers_param(request, caller), z, x, y)
+    return await serve_tile(request, _layers_param(request, _caller(request)), z, x, y)
