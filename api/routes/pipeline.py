@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentCaller, DbRead, DbWrite
+from gis.access import require_write
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.geometry import parse_geojson, to_storage
 from gis.settings import get_settings
-from layers.pipeline import clearance, maintenance, orders, profile, repository, service
+from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, service
+from layers.pipeline.layers import PIPES
 from layers.pipeline.schemas import (
     AreaRequest,
     BurstRequest,
@@ -183,3 +186,21 @@ def pipe_repairs(pipe_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
 def add_repair(pipe_id: int, body: RepairRecord, conn: DbWrite, caller: CurrentCaller) -> Response:
     return _json(maintenance.add_repair(conn, pipe_id, caller=caller, repaired_on=body.repaired_on, kind=body.kind,
                                         description=body.description, crew=body.crew, cost_yuan=body.cost_yuan))
+
+
+@router.post("/networks/import-inp", summary="Import an EPANET INP file as a new water network (CRS required)")
+async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, name: str, crs: str | None = None,
+                     customers_from_demand: bool = False) -> Response:
+    """Body: the INP text (Content-Type text/plain or application/octet-stream)."""
+    require_write(caller, PIPES)
+    body = await request.body()
+    if len(body) > get_settings().service.max_request_bytes:
+        raise InvalidParameter("the INP file is larger than the request limit")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("gbk", errors="strict")
+    result = await run_in_threadpool(inp.import_inp, conn, text, name=name, crs=crs, caller=caller,
+                                     customers_from_demand=customers_from_demand)
+    return _json({"network_id": result.network_id, "nodes": len(result.node_ids), "pipes": len(result.pipe_ids),
+                  "customers": result.customers, "warnings": result.warnings})

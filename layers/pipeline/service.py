@@ -28,6 +28,8 @@ from layers.pipeline.layers import CUSTOMERS, PIPES
 from layers.pipeline.models import CUSTOMER_CATEGORIES
 from layers.pipeline.topology import NetworkGraph, network_graph, validate_network
 
+TOUCH_M = 0.001
+
 
 def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> list[dict[str, Any]]:
     """Pipes of every utility crossing ``area`` (a shapely geometry in the storage CRS).
@@ -37,8 +39,9 @@ def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> li
     (metres of the pipe inside the area), longest first. Needs read access to ``pipeline_pipes``.
     """
     require_read(caller, PIPES)
+    # a pipe that only touches the boundary has nothing inside (below a millimetre is a touch)
     return [{**row, "length_inside_m": round(float(row["length_inside_m"]), 3)}
-            for row in repository.pipes_in_area(conn, area)]
+            for row in repository.pipes_in_area(conn, area) if row["length_inside_m"] >= TOUCH_M]
 
 
 CRITICAL_ORDER = ("hospital", "school", "fire", "government", "industrial", "commercial", "residential",
