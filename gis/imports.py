@@ -33,6 +33,9 @@ from gis.registry import Layer
 from gis.settings import Settings, get_settings
 
 COPY_CHUNK_ROWS = 50_000
+STREAM_CHUNK_ROWS = 100_000  # rows read, validated and COPY'd at a time from big files
+IMPORT_WORKERS = 2  # processes preparing slices of a big file
+PREFETCH_CHUNKS = 3  # slices prepared ahead of the COPY
 BULK_REINDEX_MIN_ROWS = 100_000  # rows from which a load into an empty table rebuilds indexes
 MAX_REPORTED_ERRORS = 100
 FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
@@ -111,9 +114,12 @@ def _format_of(path: Path) -> str:
 
 
 def read_source(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
-                crs: str | None = None, target: Layer | None = None) -> tuple[pd.DataFrame, str, str | None]:
+                crs: str | None = None, target: Layer | None = None, skip: int = 0,
+                max_rows: int | None = None) -> tuple[pd.DataFrame, str, str | None]:
     """The file as a frame with a ``geometry`` column of shapely geometries (source CRS), the CRS the
-    geometries are in (declared > file's own > format default), and the text encoding used."""
+    geometries are in (declared > file's own > format default), and the text encoding used.
+
+    ``skip``/``max_rows`` read a slice (GeoPackage and Shapefile), so big files stream in chunks."""
     import pyogrio
 
     path = Path(path)
@@ -137,6 +143,8 @@ def read_source(path: Path, *, layer_name: str | None = None, encoding: str | No
             layer_name = preferred[0]
     if layer_name is not None:
         kwargs["layer"] = layer_name
+    if skip or max_rows is not None:
+        kwargs.update(skip_features=skip, max_features=max_rows)
     try:
         frame = pyogrio.read_dataframe(path, encoding=used_encoding, **kwargs)
     except Exception as exc:  # GDAL's errors are many; each means the file could not be read
@@ -368,6 +376,17 @@ def validate(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[
 
     Returns the frame (columns = table columns, geometry last) and the ignored (read-only) columns.
     """
+    out, ignored, errors = check_rows(layer, data, source_crs, rename=rename, defaults=defaults, settings=settings)
+    if errors:
+        _reject(layer, errors, len(data))
+    return out, ignored
+
+
+def check_rows(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[str, str] | None = None,
+               defaults: dict[str, Any] | None = None, settings: Settings | None = None, first_row: int = 1
+               ) -> tuple[pd.DataFrame, list[str], list[tuple[int | None, str]]]:
+    """Like ``validate`` but returns the problems (row number or None for the file, reason) instead of
+    raising; rows are numbered from ``first_row`` (for a chunk of a bigger file)."""
     settings = settings or get_settings()
     rename = rename or {}
     defaults = defaults or {}
@@ -388,7 +407,8 @@ def validate(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[
     for i in np.flatnonzero(unparsable):
         reasons[i] = geoms[i].reason
         geoms[i] = None
-    geoms = shapely.force_2d(geoms.astype(object))
+    if shapely.has_z(geoms).any():
+        geoms = shapely.force_2d(geoms)
     if expected in ("Polygon", "MultiPolygon"):
         geoms = _promote(geoms, "Polygon")  # closed DXF polylines become polygons before the type check
     checked = frame_problems(geoms, expected)
@@ -414,13 +434,15 @@ def validate(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[
             for i in np.flatnonzero(outside):
                 reasons[i] = hint
         ok &= ~outside
-    errors.extend((i + 1, r) for i, r in enumerate(reasons) if r)
+    errors.extend((i + first_row, r) for i, r in enumerate(reasons) if r)
     out = pd.DataFrame(index=data.index)
+    unconvertible: dict[str, np.ndarray] = {}
     for source, name in mapping.items():
         column = layer.table.c[name]
         values, bad = _coerce(column, data[source])
+        unconvertible[name] = bad
         for i in np.flatnonzero(bad):
-            errors.append((int(i) + 1, f"field {name}: {str(data[source].iloc[i])[:40]!r} is not a valid "
+            errors.append((int(i) + first_row, f"field {name}: {str(data[source].iloc[i])[:40]!r} is not a valid "
                                        f"{_type_label(column)}"))
         out[name] = values
     for name, value in defaults.items():
@@ -433,14 +455,14 @@ def validate(layer: Layer, data: pd.DataFrame, source_crs: str, *, rename: dict[
             errors.append((None, f"required field {name!r} is missing: add the column, map one to it with "
                                  f"--map SOURCE={name}, or give one value for all rows with --set {name}=VALUE"))
             continue
-        empty = out[name].isna().to_numpy()
+        empty = out[name].isna().to_numpy() & ~unconvertible.get(name, np.zeros(count, dtype=bool))
         for i in np.flatnonzero(empty):
-            errors.append((int(i) + 1, f"required field {name} is empty"))
+            errors.append((int(i) + first_row, f"required field {name} is empty"))
     if errors:
-        _reject(layer, errors, count)
+        return out, ignored, errors
     stored = _promote(stored, expected)
     out[geometry_name] = stored
-    return out.reset_index(drop=True), ignored
+    return out.reset_index(drop=True), ignored, errors
 
 
 def _type_label(column: sa.Column) -> str:
@@ -589,56 +611,241 @@ def _bulk_indexes(conn: Connection, table: str, rows: int) -> list[tuple[str, st
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)"""), {"t": table})]
 
 
+def _db_rejection(layer: Layer, exc: Exception, rows: int) -> ImportRejected:
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps driver errors; a raw COPY does not
+    diag = getattr(orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+    detail = getattr(diag, "message_detail", None)
+    constraint = getattr(diag, "constraint_name", None)
+    text_message = f"{message}" + (f" ({constraint})" if constraint else "") + (f": {detail}" if detail else "")
+    return ImportRejected(
+        f"import into {layer.id!r} rejected by the database, nothing was written: {text_message}. "
+        "Correct that row and import again.",
+        errors=[{"row": None, "reason": text_message}], error_count=1, rows=rows,
+    )
+
+
+class _Staging:
+    """The temporary table an import is COPY'd into before one INSERT … SELECT into the layer's table."""
+
+    NAME = "govgis_import_rows"
+
+    def __init__(self, conn: Connection, layer: Layer, columns: list[str]) -> None:
+        self.conn, self.layer = conn, layer
+        self.table = layer.table.name  # from the registry, not from the client
+        self.quoted = ", ".join(f'"{layer.table.c[name].name}"' for name in columns)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.NAME}"))
+        conn.execute(sa.text(
+            f"CREATE TEMP TABLE {self.NAME} ON COMMIT DROP AS SELECT {self.quoted} FROM {self.table} WITH NO DATA"))
+        self.rows = 0
+
+    def copy(self, copy_data: str, rows: int) -> None:
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.copy_expert(f"COPY {self.NAME} ({self.quoted}) FROM STDIN", io.StringIO(copy_data),
+                               size=1 << 20)
+        self.rows += rows
+
+    def insert(self, stages: dict[str, float]) -> int:
+        """Move the staged rows into the layer's table; a big load into an (almost) empty table drops
+        the plain indexes first and builds them again after (a unique index that fails rejects it)."""
+        from sqlalchemy.exc import DBAPIError
+
+        conn, table = self.conn, self.table
+        clock = time.perf_counter()
+        savepoint = conn.begin_nested()
+        try:
+            rebuild = _bulk_indexes(conn, table, self.rows)
+            for name, _ in rebuild:
+                conn.execute(sa.text(f'DROP INDEX "{name}"'))
+            result = conn.execute(sa.text(
+                f"INSERT INTO {table} ({self.quoted}) SELECT {self.quoted} FROM {self.NAME}"))
+            stages["insert"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            if rebuild:
+                conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+                for _, definition in rebuild:
+                    conn.execute(sa.text(definition))
+                conn.execute(sa.text(f"ANALYZE {table}"))
+                stages["indexes"] = time.perf_counter() - clock
+            savepoint.commit()
+        except DBAPIError as exc:
+            savepoint.rollback()
+            self.drop()
+            raise _db_rejection(self.layer, exc, self.rows) from None
+        self.drop()
+        return int(result.rowcount)
+
+    def drop(self) -> None:
+        self.conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.NAME}"))
+
+
+class _DirectLoad:
+    """The bulk path: a big file into an (almost) empty table is COPY'd straight into the table, inside a
+    savepoint, with the plain indexes dropped and rebuilt at the end. COPY applies the same constraints,
+    defaults and triggers as INSERT, and the server's insert work overlaps the reading of the next
+    slices instead of following it. Any rejection rolls the savepoint back: the table is unchanged."""
+
+    def __init__(self, conn: Connection, layer: Layer, columns: list[str], rebuild: list[tuple[str, str]]) -> None:
+        self.conn, self.layer, self.rebuild = conn, layer, rebuild
+        self.table = layer.table.name  # from the registry, not from the client
+        self.quoted = ", ".join(f'"{layer.table.c[name].name}"' for name in columns)
+        self.savepoint = conn.begin_nested()
+        for name, _ in rebuild:
+            conn.execute(sa.text(f'DROP INDEX "{name}"'))
+        self.rows = 0
+
+    def copy(self, copy_data: str, rows: int) -> None:
+        import psycopg2
+
+        raw = self.conn.connection.driver_connection
+        try:
+            with raw.cursor() as cursor:
+                cursor.copy_expert(f"COPY {self.table} ({self.quoted}) FROM STDIN", io.StringIO(copy_data),
+                                   size=1 << 20)
+        except psycopg2.Error as exc:
+            self.drop()
+            raise _db_rejection(self.layer, exc, self.rows + rows) from None
+        self.rows += rows
+
+    def insert(self, stages: dict[str, float]) -> int:
+        from sqlalchemy.exc import DBAPIError
+
+        clock = time.perf_counter()
+        try:
+            self.conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+            for _, definition in self.rebuild:
+                self.conn.execute(sa.text(definition))
+            self.conn.execute(sa.text(f"ANALYZE {self.table}"))
+        except DBAPIError as exc:
+            self.drop()
+            raise _db_rejection(self.layer, exc, self.rows) from None
+        stages["indexes"] = time.perf_counter() - clock
+        self.savepoint.commit()
+        return self.rows
+
+    def drop(self) -> None:
+        if self.savepoint.is_active:
+            self.savepoint.rollback()
+
+
 def load_rows(conn: Connection, layer: Layer, frame: pd.DataFrame, *, progress: object | None = None,
               stages: dict[str, float] | None = None) -> int:
     """COPY validated rows into a temporary table, then INSERT … SELECT into the layer's table, so
-    every constraint, default and trigger of the real table applies. Returns the rows inserted.
-
-    A big load into an (almost) empty table drops the table's plain indexes first and builds them again
-    after the insert, in the same transaction (a unique index that fails to build rejects the import).
-    """
-    from sqlalchemy.exc import DBAPIError
-
-    table = layer.table.name  # from the registry, not from the client
-    columns = [str(layer.table.c[name].name) for name in frame.columns]
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    conn.execute(sa.text("DROP TABLE IF EXISTS govgis_import_rows"))
-    conn.execute(sa.text(
-        f"CREATE TEMP TABLE govgis_import_rows ON COMMIT DROP AS SELECT {quoted} FROM {table} WITH NO DATA"))
-    clock = time.perf_counter()
-    copy_frame(conn, "govgis_import_rows", frame, srid=get_settings().storage_srid, progress=progress)
+    every constraint, default and trigger of the real table applies. Returns the rows inserted."""
     stages = stages if stages is not None else {}
-    stages["copy"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    savepoint = conn.begin_nested()
+    staging = _Staging(conn, layer, list(frame.columns))
+    srid = get_settings().storage_srid
+    for start in range(0, len(frame), COPY_CHUNK_ROWS):
+        chunk = frame.iloc[start:start + COPY_CHUNK_ROWS]
+        staging.copy(copy_text(chunk, srid), len(chunk))
+        if progress is not None:
+            progress.update(len(chunk))  # type: ignore[attr-defined]
+    stages["copy"] = time.perf_counter() - clock
+    return staging.insert(stages)
+
+
+@dataclass
+class _Chunk:
+    """One slice of a file, read and validated, ready to COPY (picklable: it may come from a worker)."""
+
+    rows: int
+    columns: list[str]
+    ignored: list[str]
+    errors: list[tuple[int | None, str]]
+    copy_data: str | None
+    source_crs: str
+    encoding: str | None
+    seconds: float
+
+
+@dataclass
+class _PrepareJob:
+    path: Path
+    driver: str
+    layer: Layer
+    layer_name: str | None
+    encoding: str | None
+    crs: str | None
+    rename: dict[str, str] | None
+    defaults: dict[str, Any] | None
+    srid: int
+
+
+_JOB: _PrepareJob | None = None  # the import whose slices are being prepared (inherited by forked workers)
+
+
+def _prepare_slice(skip: int, max_rows: int | None) -> _Chunk:
+    """Read, validate and encode one slice of the current job's file."""
+    job = _JOB
+    assert job is not None
+    clock = time.perf_counter()
+    data, source_crs, used = read_source(job.path, layer_name=job.layer_name, encoding=job.encoding, crs=job.crs,
+                                         target=job.layer, skip=skip, max_rows=max_rows)
+    if job.driver == "DXF" and "Layer" in data.columns and "Layer" not in (job.rename or {}):
+        data = data.drop(columns=["Layer"])  # the CAD layer name; map it with --map Layer=FIELD to keep it
+    frame, ignored, errors = check_rows(job.layer, data, source_crs, rename=job.rename, defaults=job.defaults,
+                                        first_row=skip + 1)
+    copy_data = None if errors else copy_text(frame, job.srid)
+    return _Chunk(len(data), list(frame.columns), ignored, errors, copy_data, source_crs, used,
+                  time.perf_counter() - clock)
+
+
+class _Preparer:
+    """Where slices are prepared: forked worker processes for big files (reading and validating is CPU
+    work that would otherwise leave the database waiting), one thread for a single slice."""
+
+    def __init__(self, job: _PrepareJob, slices: int) -> None:
+        self.job, self.slices = job, slices
+
+    def __enter__(self) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+        global _JOB
+        _JOB = self.job
+        if self.slices >= 3 and "fork" in multiprocessing.get_all_start_methods():
+            self.pool: Any = ProcessPoolExecutor(max_workers=IMPORT_WORKERS,
+                                                 mp_context=multiprocessing.get_context("fork"))
+        else:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="govgis-import")
+        return self.pool
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _JOB
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        _JOB = None
+
+
+def _slices(path: Path, driver: str, layer_name: str | None) -> list[tuple[int, int | None]]:
+    """(skip, max) slices to stream a big GeoPackage or Shapefile in; one slice for anything else."""
+    import pyogrio
+
+    if driver not in ("GPKG", "ESRI Shapefile") or path.suffix.lower() == ".zip":
+        return [(0, None)]
     try:
-        rebuild = _bulk_indexes(conn, table, len(frame))
-        for name, _ in rebuild:
-            conn.execute(sa.text(f'DROP INDEX "{name}"'))
-        result = conn.execute(sa.text(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM govgis_import_rows"))
-        stages["insert"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        if rebuild:
-            conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
-            for _, definition in rebuild:
-                conn.execute(sa.text(definition))
-            conn.execute(sa.text(f"ANALYZE {table}"))
-            stages["indexes"] = time.perf_counter() - clock
-        savepoint.commit()
-    except DBAPIError as exc:
-        savepoint.rollback()
-        diag = getattr(exc.orig, "diag", None)
-        message = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
-        detail = getattr(diag, "message_detail", None)
-        constraint = getattr(diag, "constraint_name", None)
-        text_message = f"{message}" + (f" ({constraint})" if constraint else "") + (f": {detail}" if detail else "")
-        raise ImportRejected(
-            f"import into {layer.id!r} rejected by the database, nothing was written: {text_message}. "
-            "Correct that row and import again.",
-            errors=[{"row": None, "reason": text_message}], error_count=1, rows=len(frame),
-        ) from None
-    conn.execute(sa.text("DROP TABLE IF EXISTS govgis_import_rows"))
-    return int(result.rowcount)
+        count = int(pyogrio.read_info(path, layer=layer_name)["features"])
+    except Exception:  # unreadable here: let the full read report it properly
+        return [(0, None)]
+    if count <= STREAM_CHUNK_ROWS:
+        return [(0, None)]
+    return [(skip, STREAM_CHUNK_ROWS) for skip in range(0, count, STREAM_CHUNK_ROWS)]
+
+
+def _layer_in_file(path: Path, driver: str, layer: Layer, layer_name: str | None) -> str | None:
+    import pyogrio
+
+    if layer_name is not None or driver != "GPKG":
+        return layer_name
+    names = [name for name, _ in pyogrio.list_layers(path)]
+    if len(names) <= 1:
+        return names[0] if names else None
+    preferred = [n for n in names if n in (layer.id, layer.table.name)]
+    if not preferred:
+        raise InvalidParameter(f"{path.name} has {len(names)} layers ({', '.join(names)}): choose one with "
+                               "--layer-name")
+    return preferred[0]
 
 
 def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller, *, crs: str | None = None,
@@ -647,7 +854,9 @@ def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller
                 progress: bool = False) -> ImportReport:
     """Import a whole file into ``layer`` inside the caller's transaction (all or nothing, audited).
 
-    Raises ImportRejected (nothing written) listing row numbers and reasons for every bad row.
+    Big GeoPackages and Shapefiles stream in slices: worker processes read and validate the next
+    slices while this one is COPY'd, so the client's work overlaps the server's. A bad row anywhere
+    rejects the whole file: ImportRejected lists row numbers and reasons, and nothing is written.
     """
     from tqdm import tqdm
 
@@ -659,29 +868,60 @@ def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller
         raise InvalidParameter(f"layer {layer.id!r} has no geometry: import it with SQL tools, not a GIS file")
     settings = get_settings()
     path = Path(path)
-    bar = tqdm(total=4, desc=f"import {layer.id}", unit="step", disable=not progress)
-    bar.set_postfix_str("reading")
-    data, source_crs, used_encoding = read_source(path, layer_name=layer_name, encoding=encoding, crs=crs,
-                                                  target=layer)
-    if _format_of(path) == "DXF" and "Layer" in data.columns and "Layer" not in (rename or {}):
-        data = data.drop(columns=["Layer"])  # the CAD layer name; map it with --map Layer=FIELD to keep it
-    if len(data) > settings.service.max_upload_features:
-        raise PayloadTooLarge(f"{path.name} has {len(data)} features, more than GOVGIS_MAX_UPLOAD_FEATURES "
-                              f"({settings.service.max_upload_features}): split the file or raise the limit")
-    if len(data) == 0:
-        raise InvalidParameter(f"{path.name} has no features")
-    bar.update(1)
-    stages = {"read": time.perf_counter() - started}
-    bar.set_postfix_str(f"validating {len(data)} rows")
-    rows, ignored = validate(layer, data, source_crs, rename=rename, defaults=defaults, settings=settings)
-    stages["validate"] = time.perf_counter() - started - stages["read"]
-    bar.update(1)
+    if not path.exists():
+        raise InvalidParameter(f"file {path} does not exist")
+    driver = _format_of(path)
+    layer_name = _layer_in_file(path, driver, layer, layer_name)
+    slices = _slices(path, driver, layer_name)
+    limit = settings.service.max_upload_features
+    if (len(slices) - 1) * STREAM_CHUNK_ROWS > limit:
+        raise PayloadTooLarge(f"{path.name} has more than {limit} features (GOVGIS_MAX_UPLOAD_FEATURES): split "
+                              "the file or raise the limit")
+    stages = {"read+validate": 0.0, "copy": 0.0}
+    job = _PrepareJob(path, driver, layer, layer_name, encoding, crs, rename, defaults, settings.storage_srid)
+    bar = tqdm(total=None if len(slices) == 1 else len(slices) * STREAM_CHUNK_ROWS, desc=f"import {layer.id}",
+               unit="row", unit_scale=True, disable=not progress)
+    errors: list[tuple[int | None, str]] = []
+    total = 0
+    staging: _Staging | _DirectLoad | None = None
+    first: _Chunk | None = None
+    with _Preparer(job, len(slices)) as pool:
+        window = [pool.submit(_prepare_slice, *piece) for piece in slices[:PREFETCH_CHUNKS]]
+        for index in range(len(slices)):
+            chunk = window.pop(0).result()
+            if index + PREFETCH_CHUNKS < len(slices):
+                window.append(pool.submit(_prepare_slice, *slices[index + PREFETCH_CHUNKS]))
+            stages["read+validate"] += chunk.seconds
+            first = first or chunk
+            total += chunk.rows
+            if total > limit:
+                raise PayloadTooLarge(f"{path.name} has more than {limit} features (GOVGIS_MAX_UPLOAD_FEATURES): "
+                                      "split the file or raise the limit")
+            # file-level problems (columns) are the same in every slice: report them once
+            errors.extend(e for e in chunk.errors if e[0] is not None or index == 0)
+            if errors or chunk.copy_data is None:
+                bar.update(chunk.rows)
+                continue
+            clock = time.perf_counter()
+            if staging is None:
+                rebuild = _bulk_indexes(conn, layer.table.name, len(slices) * STREAM_CHUNK_ROWS) \
+                    if len(slices) >= 3 else []
+                staging = _DirectLoad(conn, layer, chunk.columns, rebuild) if rebuild else \
+                    _Staging(conn, layer, chunk.columns)
+            staging.copy(chunk.copy_data, chunk.rows)
+            stages["copy"] += time.perf_counter() - clock
+            bar.update(chunk.rows)
     bar.close()
-    copy_bar = tqdm(total=len(rows), desc=f"COPY {layer.id}", unit="row", unit_scale=True, disable=not progress)
-    inserted = load_rows(conn, layer, rows, progress=copy_bar, stages=stages)
-    copy_bar.close()
-    report = ImportReport(layer=layer.id, file=path.name, format=_format_of(path), rows=inserted,
-                          source_crs=_crs_label(source_crs), encoding=used_encoding, ignored_columns=ignored,
-                          seconds=time.perf_counter() - started, stages=stages)
+    if total == 0:
+        raise InvalidParameter(f"{path.name} has no features")
+    if errors:
+        if staging is not None:
+            staging.drop()
+        _reject(layer, errors, total)
+    assert staging is not None and first is not None
+    inserted = staging.insert(stages)
+    report = ImportReport(layer=layer.id, file=path.name, format=driver, rows=inserted,
+                          source_crs=_crs_label(first.source_crs), encoding=first.encoding,
+                          ignored_columns=first.ignored, seconds=time.perf_counter() - started, stages=stages)
     audit(conn, caller, layer.id, None, "import", None, None, report.as_dict())
     return report

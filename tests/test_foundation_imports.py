@@ -289,3 +289,51 @@ def test_export_masks_personal_data_by_default(conn, tmp_path) -> None:
     assert len(phones) > 0 and phones.str.contains(r"^\d{3}\*{4}\d{4}$").all()
     numbers = frame["holder_id_number"].dropna()
     assert numbers.str.contains(r"\*{11}").all()
+
+
+def _shelters_file(tmp_path: Path, count: int, *, bad_row: int | None = None, duplicate_row: int | None = None) -> Path:
+    boxes = [shapely.box(618000 + 30 * i, 2710000, 618020 + 30 * i, 2710020) for i in range(count)]
+    codes = [f"S{i:04d}" for i in range(count)]
+    if duplicate_row is not None:
+        codes[duplicate_row - 1] = codes[0]
+    frame = pd.DataFrame({"code": codes, "name": [f"场所{i}" for i in range(count)], "grade": "区级",
+                          "shelter_class": "紧急", "capacity_persons": [str(10 + i) for i in range(count)]})
+    if bad_row is not None:
+        frame.loc[bad_row - 1, "capacity_persons"] = "many"
+    import geopandas as gpd
+
+    path = tmp_path / f"shelters_{bad_row}_{duplicate_row}.gpkg"
+    pyogrio.write_dataframe(gpd.GeoDataFrame(frame, geometry=boxes, crs="EPSG:4548"), path)
+    return path
+
+
+def _index_names(conn, table: str) -> set[str]:
+    return {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = :t"), {"t": table})}
+
+
+def test_big_files_stream_in_slices(conn, tmp_path, monkeypatch) -> None:
+    """The streaming path (worker processes, direct COPY with index rebuild), shrunk to small numbers."""
+    from gis import imports
+
+    monkeypatch.setattr(imports, "STREAM_CHUNK_ROWS", 10)
+    monkeypatch.setattr(imports, "BULK_REINDEX_MIN_ROWS", 20)
+    layer = REGISTRY.get("emergency_shelters")
+    conn.execute(text("DELETE FROM emergency_shelters"))
+    indexes = _index_names(conn, "emergency_shelters")
+    # a bad value in a late slice: its real row number is reported and nothing is written
+    with pytest.raises(ImportRejected) as caught:
+        import_file(conn, layer, _shelters_file(tmp_path, 45, bad_row=37), SYSTEM)
+    assert [e["row"] for e in caught.value.extra["errors"]] == [37]
+    assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
+    # the database refuses a duplicate code in a late slice: the savepoint undoes the earlier slices
+    with pytest.raises(ImportRejected) as caught:
+        import_file(conn, layer, _shelters_file(tmp_path, 45, duplicate_row=41), SYSTEM)
+    assert "uq_emergency_shelters_code" in caught.value.detail
+    assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
+    assert _index_names(conn, "emergency_shelters") == indexes
+    # a good file: every row, in order, and the dropped indexes are back
+    report = import_file(conn, layer, _shelters_file(tmp_path, 45), SYSTEM)
+    assert report.rows == 45 and "indexes" in report.stages
+    rows = conn.execute(text("SELECT code, capacity_persons FROM emergency_shelters ORDER BY code")).all()
+    assert rows == [(f"S{i:04d}", 10 + i) for i in range(45)]
+    assert _index_names(conn, "emergency_shelters") == indexes
