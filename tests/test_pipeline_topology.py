@@ -88,3 +88,23 @@ def test_connectivity_and_feeders(engine):
     assert result["connected"] is True and result["feeders_of_b"] == [ids["S"]]
     assert cut["connected"] is False and cut["feeders_of_b"] == []  # V3 is closed
     assert graph.connected(graph.node_index[ids["S"]], graph.node_index[ids["J2"]])
+
+
+def test_build_topology_snaps_ends_and_splits_at_tees(engine):
+    """Pipes imported without nodes: A (0,0)–(100,0), B starting 2 cm further at (100.02,0)–(200,0),
+    C from (50,80) down onto A's middle at (50,0), D from (80,40) onto A at (80,0)."""
+    with engine.begin() as conn:
+        nid = repository.create_network(conn, utility="water", name="build")
+        lines = {"A": [(0, 0), (100, 0)], "B": [(100.02, 0), (200, 0)], "C": [(50, 80), (50, 0)],
+                 "D": [(80, 40), (80, 0)]}
+        repository.insert_pipes(conn, nid, [{"code": c, "from": None, "to": None,
+                                             "geom": LineString([(X0 + x, Y0 + y) for x, y in pts])}
+                                            for c, pts in lines.items()], {})
+        summary = service.build_network_topology(conn, nid, caller=SYSTEM)
+        report = validate_network(conn, nid)
+        graph = load_graph(conn, nid)
+    assert summary["nodes_created"] == 7  # (0,0) (100,0)≈(100.02,0) (200,0) (50,80) (50,0) (80,40) (80,0)
+    assert summary["pipes_split"] == 2  # A at x=50 and again at x=80
+    assert len(graph.pipe_ids) == 6 and report["components"] == 1
+    assert report["counts"]["unsnapped_endpoint"] == 0 and report["counts"]["missing_node"] == 0
+    assert sorted(round(x) for x in graph.pipe_length) == [20, 30, 40, 50, 80, 100]

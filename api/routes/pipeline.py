@@ -204,3 +204,9 @@ async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, nam
                                      customers_from_demand=customers_from_demand)
     return _json({"network_id": result.network_id, "nodes": len(result.node_ids), "pipes": len(result.pipe_ids),
                   "customers": result.customers, "warnings": result.warnings})
+
+
+@router.post("/networks/{network_id}/build-topology",
+             summary="Snap pipe ends to nodes within the snap tolerance and split pipes at tees (audited)")
+def build_topology(network_id: int, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(service.build_network_topology(conn, network_id, caller=caller))

@@ -297,3 +297,20 @@ def pipes_with_geometry(conn: Connection, pipe_ids: list[int]) -> dict[int, dict
         item["geom"] = shapely.from_wkb(bytes(item.pop("wkb")))
         out[int(item["id"])] = item
     return out
+
+
+def set_pipe_ends(conn: Connection, updates: list[dict[str, Any]]) -> None:
+    """Bulk set from_node/to_node (and optionally the line) of pipes."""
+    srid = storage_srid()
+    for u in updates:
+        values: dict[str, Any] = {"from_node": u["from_node"], "to_node": u["to_node"],
+                                  "version": pipes.c.version + 1, "updated_at": sa.func.now()}
+        if "geom" in u:
+            values["geom"] = from_shape(u["geom"], srid=srid)
+        conn.execute(pipes.update().where(pipes.c.id == u["id"]).values(values))
+
+
+def pipe_attributes(conn: Connection, pipe_id: int) -> dict[str, Any]:
+    row = conn.execute(sa.select(*[c for c in pipes.c if c.name not in ("geom", "length_m")])
+                       .where(pipes.c.id == pipe_id)).mappings().one()
+    return dict(row)

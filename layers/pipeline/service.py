@@ -26,7 +26,7 @@ from layers.pipeline import repository
 from layers.pipeline.isolation import isolate, network_distances, second_ring
 from layers.pipeline.layers import CUSTOMERS, PIPES
 from layers.pipeline.models import CUSTOMER_CATEGORIES
-from layers.pipeline.topology import NetworkGraph, network_graph, validate_network
+from layers.pipeline.topology import NetworkGraph, build_topology, network_graph, validate_network
 
 TOUCH_M = 0.001
 
@@ -308,3 +308,8 @@ def criticality(conn: Connection, network_id: int, *, caller: Caller, top: int =
                  "customers_lost": int(per_pipe[p]), "households_lost": int(households[graph.pipe_seg[p]]),
                  "collateral": int(collateral[graph.pipe_seg[p]])} for p in order],
     }
+
+
+def build_network_topology(conn: Connection, network_id: int, *, caller: Caller) -> dict[str, Any]:
+    """Snap pipe ends to nodes and split at tees (see topology.build_topology); audited."""
+    return build_topology(conn, network_id, caller=caller)

@@ -530,3 +530,99 @@ def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
         "problems": problems,
         "features": {"type": "FeatureCollection", "features": features},
     }
+
+
+def build_topology(conn: Connection, network_id: int, *, caller: Any, _depth: int = 0) -> dict[str, Any]:
+    """Build the node–edge topology of imported pipes: give every pipe end a node (the nearest node
+    within the network's snap tolerance, else a new junction shared by all ends within tolerance of
+    each other) and split a pipe where another pipe's end meets its interior (a tee). Audited.
+    """
+    from gis.access import require_write
+    from gis.writes import audit
+    from layers.pipeline.layers import PIPES
+
+    require_write(caller, PIPES)
+    net = repository.network(conn, network_id)
+    tol = float(net["snap_tolerance_m"])
+    rows = repository.topology_rows(conn, network_id)
+    node_rows = rows["nodes"]
+    pipe_rows = rows["pipes"]
+    geoms = {r[0]: shapely.from_wkb(bytes(r[5])) for r in pipe_rows}
+    ends = {r[0]: [r[2], r[3]] for r in pipe_rows}
+    node_xy = {r[0]: (r[3], r[4]) for r in node_rows}
+    node_tree_ids = list(node_xy)
+    node_tree = shapely.STRtree(shapely.points(np.array([node_xy[i] for i in node_tree_ids]).reshape(-1, 2))) \
+        if node_tree_ids else None
+    snapped = created = split = 0
+    # 1. ends without a node: nearest node within tolerance, else cluster the loose ends
+    loose: list[tuple[int, int, np.ndarray]] = []
+    for pid, geom in geoms.items():
+        coords = shapely.get_coordinates(geom)
+        for side, point in ((0, coords[0]), (1, coords[-1])):
+            if ends[pid][side] is not None:
+                continue
+            if node_tree is not None:
+                hit = node_tree.query_nearest(shapely.points(point), max_distance=tol)
+                if len(hit):
+                    ends[pid][side] = node_tree_ids[int(hit[0])]
+                    snapped += 1
+                    continue
+            loose.append((pid, side, point))
+    if loose:
+        pts = np.array([p for _, _, p in loose])
+        tree = shapely.STRtree(shapely.points(pts))
+        left, right = tree.query(shapely.points(pts), predicate="dwithin", distance=tol)
+        n = len(pts)
+        matrix = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n)).tocsr()
+        count, labels = connected_components(matrix, directed=False)
+        new_nodes = []
+        for c in range(count):
+            centre = pts[labels == c].mean(axis=0)
+            new_nodes.append({"code": f"AUTO-{network_id}-{len(node_xy) + c + 1}", "kind": "junction",
+                              "geom": shapely.points(centre)})
+        ids = repository.insert_nodes(conn, network_id, new_nodes)
+        created = len(new_nodes)
+        for k, (pid, side, _p) in enumerate(loose):
+            code = new_nodes[labels[k]]["code"]
+            ends[pid][side] = ids[code]
+            node_xy[ids[code]] = tuple(shapely.get_coordinates(new_nodes[labels[k]]["geom"])[0])
+    updates = [{"id": pid, "from_node": e[0], "to_node": e[1]} for pid, e in ends.items()]
+    # 2. tees: a node lying on another pipe's interior splits that pipe
+    line_ids = list(geoms)
+    line_tree = shapely.STRtree([geoms[i] for i in line_ids])
+    by_id = {u["id"]: u for u in updates}
+    new_pipes: list[dict[str, Any]] = []
+    used = {n for e in ends.values() for n in e if n is not None}
+    for node in used:
+        point = shapely.points(node_xy[node])
+        for k in line_tree.query(point, predicate="dwithin", distance=tol):
+            pid = line_ids[int(k)]
+            if node in ends[pid]:
+                continue
+            line = geoms[pid]
+            d = float(shapely.line_locate_point(line, point))
+            if d <= tol or d >= line.length - tol:
+                continue
+            from shapely.ops import substring
+
+            first, second = substring(line, 0, d), substring(line, d, line.length)
+            attrs = repository.pipe_attributes(conn, pid)
+            by_id[pid].update(geom=first, to_node=node)
+            new_pipes.append({"code": f"{attrs['code']}-{split + 1}", "from": node, "to": ends[pid][1],
+                              "geom": second, **{f: attrs.get(f) for f in ("material", "diameter_mm",
+                                                                            "install_year", "burial_depth_m",
+                                                                            "pressure_class")}})
+            geoms[pid] = first
+            ends[pid][1] = node
+            split += 1
+    repository.set_pipe_ends(conn, list(by_id.values()))
+    if new_pipes:
+        repository.insert_pipes(conn, network_id, [{**p, "from": p["from"], "to": p["to"]} for p in new_pipes],
+                                {n: n for p in new_pipes for n in (p["from"], p["to"])})
+    summary = {"network_id": network_id, "ends_snapped": snapped, "nodes_created": created, "pipes_split": split}
+    audit(conn, caller, "pipeline_pipes", None, "other", None, None, {"build_topology": summary})
+    if split and _depth < 20:  # a pipe with several tees is split once per pass
+        more = build_topology(conn, network_id, caller=caller, _depth=_depth + 1)
+        for key in ("ends_snapped", "nodes_created", "pipes_split"):
+            summary[key] += more[key]
+    return summary
