@@ -113,11 +113,20 @@ def export_cmd(
 @demo_app.command("load")
 def demo_load(size: Annotated[float, typer.Option(help="size factor: 1 ≈ 10,000 parcels")] = 1.0,
               seed: Annotated[int, typer.Option(help="random seed")] = 20261122) -> None:
-    """Generate the demo city and bulk-load it into the database (adds to what is there)."""
+    """Generate the demo city and bulk-load it into an empty database (one transaction)."""
+    from sqlalchemy import text
+
     from data import democity
 
     engine = _engine()
     try:
+        with engine.connect() as conn:
+            existing = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar()
+        if existing:
+            typer.echo(f"[govgis] ERROR: the database already has {existing} parcels; the demo city's codes would "
+                       "collide — load it into an empty database (govgis db downgrade base && govgis db setup)",
+                       err=True)
+            raise typer.Exit(1)
         counts = democity.load(engine, size=size, seed=seed, progress=True)
     finally:
         engine.dispose()
