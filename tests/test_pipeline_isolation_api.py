@@ -137,3 +137,25 @@ def test_masked_contacts_without_personal_scope(engine, net):
         result = service.isolate_burst(conn, net["network"], caller=caller, pipe_id=net["p3"], store=False)
     listing = {c["account_no"]: c for c in result["customers"]["list"]}
     assert listing["C-J2"]["contact_phone"] == "138****5678" and listing["C-J2"]["contact_name"] == "张**"
+
+
+def test_graph_cache_follows_edits(engine):
+    """An edit through the write path bumps the layer version: the next isolation sees it."""
+    from gis.writes import update_feature
+    from layers.pipeline.layers import NODES
+    from layers.pipeline.topology import network_graph
+
+    with engine.begin() as conn:
+        ids = build_network(conn, "cache T")
+    with engine.connect() as conn:
+        before = network_graph(conn, ids["network"])
+        assert network_graph(conn, ids["network"]) is before  # warm: same object
+    with engine.begin() as conn:
+        update_feature(conn, NODES, SYSTEM, ids["V1"], {"valve_state": "inoperable"}, None, expected_version=1)
+    with engine.begin() as conn:
+        after = network_graph(conn, ids["network"])
+        result = service.isolate_burst(conn, ids["network"], caller=SYSTEM, pipe_id=ids["p3"], store=False)
+    assert after is not before
+    # V1 cannot be operated any more: the source S is inside the ring now
+    assert [f["code"] for f in result["segment"]["feeders_inside"]] == ["S"]
+    assert result["valves_to_close"] == []

@@ -44,6 +44,9 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--source", choices=("democity", "grid"), default="democity",
+                        help="the demo city's water network (default) or a synthetic grid")
+    parser.add_argument("--size", type=float, default=20.0, help="demo city size (20 → ~107,000 water pipes)")
     parser.add_argument("--side", type=int, default=175, help="grid side (175 → ~106,000 pipes)")
     parser.add_argument("--n", type=int, default=300, help="isolations per warm loop")
     args = parser.parse_args()
@@ -61,13 +64,28 @@ def main() -> None:
     import layers  # noqa: F401
     from layers.pipeline import service, topology
 
-    name = f"bench-grid-{args.side}"
-    with engine.begin() as conn:
-        nid = conn.execute(sa.text("SELECT id FROM pipeline_networks WHERE name = :n"), {"n": name}).scalar()
-        if nid is None:
+    if args.source == "democity":
+        from data import democity
+
+        water = sa.text("SELECT id, name FROM pipeline_networks WHERE utility = 'water' AND name LIKE '%演示%' "
+                        "ORDER BY id DESC LIMIT 1")
+        with engine.connect() as conn:
+            found = conn.execute(water).first()
+        if found is None:
             t = time.perf_counter()
-            nid = grid_network(conn, name=name, side=args.side)
-            print(f"generated {name} in {time.perf_counter() - t:.1f} s")
+            democity.load(engine, size=args.size, progress=True)
+            print(f"loaded the demo city at size {args.size} in {time.perf_counter() - t:.0f} s")
+            with engine.connect() as conn:
+                found = conn.execute(water).first()
+        nid, name = found
+    else:
+        name = f"bench-grid-{args.side}"
+        with engine.begin() as conn:
+            nid = conn.execute(sa.text("SELECT id FROM pipeline_networks WHERE name = :n"), {"n": name}).scalar()
+            if nid is None:
+                t = time.perf_counter()
+                nid = grid_network(conn, name=name, side=args.side)
+                print(f"generated {name} in {time.perf_counter() - t:.1f} s")
     with engine.connect() as conn:
         n_pipes = conn.execute(sa.text("SELECT count(*) FROM pipeline_pipes WHERE network_id = :n"), {"n": nid}).scalar()
         n_valves = conn.execute(sa.text("SELECT count(*) FROM pipeline_nodes WHERE network_id = :n AND "
