@@ -246,17 +246,18 @@ def fetch_page(conn: Connection, q: ItemsQuery) -> Page:
         .offset(q.offset)
         .subquery()
     )
+    # the capped count rides in the same statement: one round trip, and it is cheap (≤ COUNT_CAP + 1 index rows)
+    capped = sa.select(sa.literal(1)).select_from(table).where(*q.where).limit(COUNT_CAP + 1).subquery()
     stmt = sa.select(
         sa.cast(sa.func.coalesce(sa.func.json_agg(inner.c.f), sa.literal_column("'[]'::json")), sa.Text),
         sa.func.count(),
+        sa.select(sa.func.count()).select_from(capped).scalar_subquery(),
     ).select_from(inner)
-    features_json, returned = conn.execute(stmt).one()
+    features_json, returned, count = conn.execute(stmt).one()
     matched: int | None
     if returned < q.limit and (returned > 0 or q.offset == 0):
         matched = q.offset + returned
     else:
-        capped = sa.select(sa.literal(1)).select_from(table).where(*q.where).limit(COUNT_CAP + 1).subquery()
-        count = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
         matched = count if count <= COUNT_CAP else None
     return Page(features_json, int(returned), matched)
 
