@@ -15,6 +15,7 @@ in ``filter-crs`` (default CRS84, lon/lat) and validated before they reach the d
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 from typing import Any
 
@@ -234,12 +235,50 @@ def _scalar(node: Any, ctx: FilterContext, depth: int) -> sa.ColumnElement[Any]:
     raise InvalidParameter(f"unsupported value in the filter: {node!r}")
 
 
+def _kind(column: Any) -> str:
+    try:
+        python_type = column.type.python_type
+    except (NotImplementedError, AttributeError):
+        return "other"
+    if python_type is bool:
+        return "boolean"
+    if python_type in (int, float, decimal.Decimal):
+        return "number"
+    if python_type in (dt.datetime, dt.date):
+        return "time"
+    return "text" if python_type is str else "other"
+
+
+def _coerce(column: sa.Column, value: Any) -> Any:
+    """A literal converted to the column's kind, or InvalidParameter naming what was expected."""
+    kind = _kind(column)
+    if kind == "text":
+        return value if isinstance(value, str) else str(value)
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidParameter(f"{column.name!r} is a number: compare it with a number, not {value!r}")
+        if isinstance(value, str):
+            try:
+                return float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                raise InvalidParameter(f"{column.name!r} is a number: {value!r} is not one") from None
+        return value
+    if kind == "boolean" and not isinstance(value, bool):
+        raise InvalidParameter(f"{column.name!r} is true/false: compare it with TRUE or FALSE")
+    if kind == "time" and not isinstance(value, (str, dt.datetime, dt.date)):
+        raise InvalidParameter(f"{column.name!r} is a time: compare it with TIMESTAMP('…') or DATE('…')")
+    return value
+
+
 def _align(left: Any, right: Any) -> tuple[Any, Any]:
-    """Bind a literal with the type of the column it is compared with (so '0701' stays text)."""
+    """Bind a literal with the type of the column it is compared with (so '0701' stays text), and
+    refuse comparisons between properties of different kinds (they would fail in the database)."""
     if isinstance(left, sa.Column) and isinstance(right, sa.BindParameter):
-        right = sa.bindparam(None, right.value, type_=left.type)
+        right = sa.bindparam(None, _coerce(left, right.value), type_=left.type)
     elif isinstance(right, sa.Column) and isinstance(left, sa.BindParameter):
-        left = sa.bindparam(None, left.value, type_=right.type)
+        left = sa.bindparam(None, _coerce(right, left.value), type_=right.type)
+    elif isinstance(left, sa.Column) and isinstance(right, sa.Column) and _kind(left) != _kind(right):
+        raise InvalidParameter(f"cannot compare {left.name!r} ({_kind(left)}) with {right.name!r} ({_kind(right)})")
     return left, right
 
 
@@ -283,6 +322,8 @@ def _temporal(op: str, lhs: Any, rhs: Any, *, ctx: FilterContext, depth: int) ->
     if not (isinstance(lhs, dict) and "property" in lhs):
         lhs, rhs = rhs, lhs
     column = _scalar(lhs, ctx, depth)
+    if not isinstance(column, sa.Column) or _kind(column) != "time":
+        raise InvalidParameter("temporal operators compare a date or time property with a TIMESTAMP, DATE or INTERVAL")
     start, end = _interval(rhs)
     typed = sa.DateTime(timezone=True)
 

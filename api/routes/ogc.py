@@ -13,6 +13,7 @@ one department never silently overwrites another's edit; a stale version gets 41
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -391,8 +392,15 @@ def items(request: Request, collection_id: str, caller: CurrentCaller) -> Respon
     layer = readable_layer(collection_id, caller)
     q, limit, offset = build_items_query(request, layer, caller)
     with request.app.state.read_engine.connect() as conn:
-        page = features.fetch_page(conn, q)
-    from datetime import UTC, datetime
+        try:
+            page = features.fetch_page(conn, q)
+        except (sa.exc.ProgrammingError, sa.exc.InternalError) as exc:
+            # a filter the translator let through but PostgreSQL cannot type (class 42): the client's input
+            code = getattr(exc.orig, "pgcode", "") or ""
+            if "filter" not in request.query_params or not code.startswith("42"):
+                raise
+            raise InvalidParameter("the filter compares values of incompatible types: check each property's "
+                                   "type at /collections/{id}/queryables") from None
 
     envelope: dict[str, Any] = {"type": "FeatureCollection",
                                 "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
