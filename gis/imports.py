@@ -39,7 +39,7 @@ PREFETCH_CHUNKS = 3  # slices prepared ahead of the COPY
 BULK_REINDEX_MIN_ROWS = 100_000  # rows from which a load into an empty table rebuilds indexes
 MAX_REPORTED_ERRORS = 100
 FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
-           ".csv": "CSV", ".dxf": "DXF", ".zip": "ESRI Shapefile"}
+           ".csv": "CSV", ".dxf": "DXF"}
 # CSV columns recognised as coordinates (lower case); lon/lat pairs default to EPSG:4326
 LONLAT_COLUMNS = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("经度", "纬度"))
 XY_COLUMNS = (("x", "y"), ("easting", "northing"), ("东坐标", "北坐标"))
@@ -822,7 +822,7 @@ def _slices(path: Path, driver: str, layer_name: str | None) -> list[tuple[int, 
     """(skip, max) slices to stream a big GeoPackage or Shapefile in; one slice for anything else."""
     import pyogrio
 
-    if driver not in ("GPKG", "ESRI Shapefile") or path.suffix.lower() == ".zip":
+    if driver not in ("GPKG", "ESRI Shapefile"):
         return [(0, None)]
     try:
         count = int(pyogrio.read_info(path, layer=layer_name)["features"])

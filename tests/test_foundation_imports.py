@@ -337,3 +337,25 @@ def test_big_files_stream_in_slices(conn, tmp_path, monkeypatch) -> None:
     rows = conn.execute(text("SELECT code, capacity_persons FROM emergency_shelters ORDER BY code")).all()
     assert rows == [(f"S{i:04d}", 10 + i) for i in range(45)]
     assert _index_names(conn, "emergency_shelters") == indexes
+
+
+def test_csv_xy_columns_in_a_declared_crs_and_geojson_is_lonlat(conn, tmp_path) -> None:
+    layer = REGISTRY.get("emergency_warehouses")
+    rows = conn.execute(text("SELECT code, name, agency, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses")).all()
+    exported = tmp_path / "warehouses.geojson"
+    export_layer(conn, layer, exported, SYSTEM)
+    body = json.loads(exported.read_text())
+    lon, lat = body["features"][0]["geometry"]["coordinates"]
+    assert 118.0 < lon < 118.3 and 24.3 < lat < 24.7  # RFC 7946 order: longitude first
+    # x/y columns in CGCS2000 GK CM 117 with the zone prefix (EPSG:4527): reprojected into EPSG:4548
+    to_prefixed = Transformer.from_crs("EPSG:4548", "EPSG:4527", always_xy=True)
+    xs, ys = to_prefixed.transform([r.x for r in rows], [r.y for r in rows])
+    source = tmp_path / "warehouses_xy.csv"
+    pd.DataFrame({"code": [r.code for r in rows], "name": [r.name for r in rows], "agency": [r.agency for r in rows],
+                  "X": [f"{v:.4f}" for v in xs], "Y": [f"{v:.4f}" for v in ys]}).to_csv(source, index=False)
+    _delete(conn, "emergency_warehouses", "code", [r.code for r in rows])
+    assert import_file(conn, layer, source, SYSTEM, crs="EPSG:4527").rows == len(rows)
+    back = {r.code: (r.x, r.y) for r in conn.execute(text(
+        "SELECT code, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses"))}
+    for r in rows:
+        assert abs(back[r.code][0] - r.x) < TOLERANCE_M and abs(back[r.code][1] - r.y) < TOLERANCE_M
