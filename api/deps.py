@@ -42,7 +42,9 @@ def current_caller(request: Request) -> Caller:
     return getattr(request.state, "caller", ANONYMOUS)
 
 
-DbWrite = Annotated[Connection, Depends(unit_of_work)]
+# scope="function": commit before the response is sent, so a client never gets 201 for a write that is
+# not yet (or never) committed — FastAPI's default runs a yield dependency's exit after the response
+DbWrite = Annotated[Connection, Depends(unit_of_work, scope="function")]
 DbRead = Annotated[Connection, Depends(read_connection)]
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
