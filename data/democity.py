@@ -597,7 +597,9 @@ def _roads(g: dict, srid: int) -> gpd.GeoDataFrame:
     }, geometry=geoms, crs=f"EPSG:{srid}")
 
 
-def _pipelines(g: dict, parcels: gpd.GeoDataFrame, seed: int, srid: int):
+def _pipelines(g: dict, parcels: gpd.GeoDataFrame, seed: int, srid: int
+               ) -> tuple[pd.DataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The water and gas networks: networks, nodes, pipes and customers (ids assigned here)."""
     networks = pd.DataFrame({
         "id": [1, 2], "utility": ["water", "gas"], "name": ["厦门岛供水管网（演示）", "厦门岛燃气管网（演示）"],
         "operator": ["厦门水务集团（示例）", "厦门燃气集团（示例）"], "snap_tolerance_m": [0.05, 0.05],
@@ -618,7 +620,16 @@ def _pipelines(g: dict, parcels: gpd.GeoDataFrame, seed: int, srid: int):
             gpd.GeoDataFrame(pd.concat(all_customers, ignore_index=True), crs=crs))
 
 
-def _network(g, parcels, net_id, utility, offset, prefix, seed, stream, first_node, first_pipe, srid):
+def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offset: float, prefix: str,
+             seed: int, stream: int, first_node: int, first_pipe: int, srid: int
+             ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """One utility network along the streets, offset from the centrelines by ``offset`` metres.
+
+    Nodes: every intersection (junction, or tee on the edge), then points inside street segments —
+    an isolation valve near the start (60 %) and/or the end (25 %), a hydrant (water) or a control valve
+    midway — and a source and a tank outside two corners. Each segment is split at its inner points,
+    so every pipe runs between two node ids and its end points are exactly those nodes' points.
+    """
     rng = _rng(seed, stream)
     n = g["n"]
     water = utility == "water"
