@@ -170,7 +170,8 @@ def planning_breakdown(conn: Connection, geometry: BaseGeometry, plan_name: str 
     rows = conn.execute(sa.text(f"""
         WITH a AS (SELECT {G} AS g)
         SELECT z.plan_name, z.class_system, z.class_code, min(z.class_name) AS class_name,
-               sum(ST_Area(ST_Intersection(z.geom, a.g))) AS area
+               sum(CASE WHEN ST_Contains(a.g, z.geom) THEN ST_Area(z.geom)
+                        ELSE ST_Area(ST_Intersection(z.geom, a.g)) END) AS area
           FROM landuse_planning_zones z, a
          WHERE (CAST(:plan AS text) IS NULL OR z.plan_name = :plan) AND z.geom && a.g AND ST_Intersects(z.geom, a.g)
          GROUP BY 1, 2, 3 ORDER BY area DESC"""), {"plan": plan_name, **_geom_param(geometry)}).mappings()
