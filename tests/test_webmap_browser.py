@@ -229,6 +229,8 @@ def test_language_switch_and_url_hash_keep_the_view(open_map, server, view):
     m.page.click("#gg-lang")
     assert m.page.inner_text("#gg-title") == "City map"
     assert "lang=en" in m.js("location.hash")
+    assert m.page.inner_text("[data-tool='measure_area']") == "Area"
+    assert m.page.get_attribute("#gg-search", "placeholder").startswith("Parcel code")
     assert m.page.locator("[data-layer-row]").first.inner_text().strip() != ""
     m.js("GovGis.map.setView([24.48, 118.12], 16, {animate: false})")
     m.page.wait_for_function("location.hash.startsWith('#map=16/24.48')")
