@@ -375,6 +375,12 @@ def test_department_key_shows_internal_layers_and_clusters_points(open_map, serv
     rasters = len(httpx.get(server + "/map/layers.json").json()["basemaps"])
     assert m.page.locator("[data-layer-row]").count() == len(anonymous) + rasters  # no key yet
     m.page.click("#gg-key-btn")
+    # a wrong key is refused and forgotten: the map stays anonymous
+    m.page.fill("#gg-key-input", "govgis_00000000_not-a-key")
+    m.page.click("#gg-key-save")
+    m.page.wait_for_selector("body[data-key-rejected='1']", state="attached")
+    assert m.js("sessionStorage.getItem('govgis.apiKey')") is None
+    assert m.page.locator("[data-layer-row]").count() == len(anonymous) + rasters
     m.page.fill("#gg-key-input", utility_key)
     m.page.click("#gg-key-save")
     m.page.wait_for_selector("[data-layer-row='pipeline_pipes']")

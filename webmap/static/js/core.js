@@ -248,10 +248,19 @@
       wanted.forEach(function (id) { if (G.state.layers[id]) G.setLayerVisible(id, true); });
       renderLayerList();
       renderKeyState();
+      document.body.removeAttribute("data-key-rejected");
       return body;
     }).catch(function (err) {
       G.message(G.t("keyRejected") + ": " + err.message, true);
-      document.getElementById("gg-key-state").textContent = G.t("keyRejected");
+      if (err.status === 401 && G.apiKey()) {
+        // an unknown or revoked key: forget it and carry on anonymously (public layers)
+        sessionStorage.removeItem(KEY_STORAGE);
+        return G.loadLayers().then(function (body) {
+          document.getElementById("gg-key-state").textContent = G.t("keyRejected");
+          document.body.setAttribute("data-key-rejected", "1");
+          return body;
+        });
+      }
     });
   };
   function renderLayerList() {
