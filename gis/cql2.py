@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,7 +66,7 @@ def parse_filter(text_or_json: str, lang: str) -> dict[str, Any] | Any:
     from pygeofilter.parsers.cql2_text import parse as parse_text
 
     try:
-        tree = parse_text(text_or_json)
+        tree = parse_text(_function_forms(text_or_json))
     except Exception as exc:  # lark raises many kinds; all mean "malformed"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidParameter(
@@ -73,6 +74,49 @@ def parse_filter(text_or_json: str, lang: str) -> dict[str, Any] | Any:
             "S_INTERSECTS(geom, BBOX(118.0,24.4,118.2,24.6))"
         ) from None
     return _text_tree_to_json(tree)
+
+
+_FUNCTION_FORM = re.compile(r"(T_[A-Za-z]+|S_DWITHIN)\s*\(", re.IGNORECASE)
+
+
+def _function_forms(text: str) -> str:
+    """CQL2's T_AFTER(a, b) and S_DWITHIN(a, b, d) as something pygeofilter 0.4 can parse.
+
+    Its text grammar knows only the older infix temporal form and no S_DWITHIN. Outside string
+    literals, each such call becomes ``govgis_t_after(a, b) = TRUE`` (a generic function compared
+    with TRUE, which the grammar accepts); the translator turns it back into the operator.
+    """
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "'":  # copy a string literal ('' escapes a quote)
+            j = i + 1
+            while j < n and not (text[j] == "'" and (j + 1 >= n or text[j + 1] != "'")):
+                j += 2 if text[j] == "'" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+            continue
+        match = _FUNCTION_FORM.match(text, i)
+        if match and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            depth, j = 1, match.end()
+            inner_start = j
+            while j < n and depth:
+                if text[j] == "'":
+                    j += 1
+                    while j < n and text[j] != "'":
+                        j += 1
+                elif text[j] == "(":
+                    depth += 1
+                elif text[j] == ")":
+                    depth -= 1
+                j += 1
+            inner = _function_forms(text[inner_start:j - 1]) if depth == 0 else text[inner_start:j]
+            out.append(f"govgis_{match.group(1).lower()}({inner}){' = TRUE' if depth == 0 else ''}")
+            i = j
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST node class
@@ -84,6 +128,9 @@ def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST n
         return {"op": "not", "args": [_text_tree_to_json(node.sub_node)]}
     if isinstance(node, ast.Combination):
         return {"op": node.op.value.lower(), "args": [_text_tree_to_json(node.lhs), _text_tree_to_json(node.rhs)]}
+    if (isinstance(node, ast.Equal) and isinstance(node.lhs, ast.Function) and node.lhs.name.startswith("govgis_")
+            and node.rhs is True):
+        return _text_tree_to_json(node.lhs)
     if isinstance(node, ast.Comparison):
         return {"op": node.op.value, "args": [_text_tree_to_json(node.lhs), _text_tree_to_json(node.rhs)]}
     if isinstance(node, ast.Between):
@@ -114,6 +161,8 @@ def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST n
             return {"bbox": list(node.arguments)}
         if node.name.lower() in ("lower", "casei"):
             return {"op": "casei", "args": [_text_tree_to_json(a) for a in node.arguments]}
+        if node.name.startswith("govgis_"):
+            return {"op": node.name.removeprefix("govgis_"), "args": [_text_tree_to_json(a) for a in node.arguments]}
         raise InvalidParameter(f"function {node.name!r} is not supported in filters; use CASEI() or BBOX()")
     if isinstance(node, values.Geometry):
         return json.loads(json.dumps(node.geometry))  # tuples → lists

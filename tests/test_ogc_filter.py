@@ -194,3 +194,27 @@ def test_queryables_lists_fields(api_client, spatial_data) -> None:
     assert {"parcel_code", "landuse_code", "geom"} <= set(body["properties"])
     assert body["properties"]["registered_area"]["type"] == "number"
     mapping(shapely.Point(0, 0))  # shapely.geometry import used by helpers
+
+
+@pytest.mark.parametrize("text, sql", [
+    ("T_AFTER(reported_at, TIMESTAMP('2024-03-01T00:00:00Z'))", "reported_at > '2024-03-01T00:00:00Z'"),
+    ("T_BEFORE(reported_at, DATE('2024-03-01'))", "reported_at < '2024-03-01T00:00:00Z'"),
+    ("T_DURING(reported_at, INTERVAL('2024-01-20T00:00:00Z', '2024-04-20T00:00:00Z'))",
+     "reported_at > '2024-01-20T00:00:00Z' AND reported_at < '2024-04-20T00:00:00Z'"),
+    ("NOT T_EQUALS(reported_at, TIMESTAMP('2024-02-15T08:00:00Z'))", "reported_at <> '2024-02-15T08:00:00Z'"),
+])
+def test_cql2_text_temporal_function_form(api_client, engine, api_keys, spatial_data, text: str, sql: str) -> None:
+    ids = matched(api_client, "emergency_incidents", f"code LIKE 'T_' AND {text}",
+                  headers={"X-API-Key": api_keys.emergency})
+    expected = sql_ids(engine, f"code LIKE 'T_' AND {sql}", "emergency_incidents")
+    assert ids == expected and expected
+
+
+def test_cql2_text_dwithin(api_client, engine, spatial_data) -> None:
+    parcels = _parcels(engine)
+    x0, y0 = spatial_data.origin
+    lon, lat = Transformer.from_crs(get_settings().spatial.storage_crs, "OGC:CRS84",
+                                    always_xy=True).transform(x0 - 50, y0 + 30)
+    ids = matched(api_client, "cadastre_parcels", f"{D} AND S_DWITHIN(geom, POINT({lon} {lat}), 140)")
+    expected = sorted(i for i, g in parcels.items() if g.distance(shapely.Point(x0 - 50, y0 + 30)) <= 140)
+    assert ids == expected and 0 < len(expected) < 12
