@@ -5,13 +5,18 @@
   var G = window.GovGis;
   G.addText({
     zh: { timeline: "宗地历史", asOf: "历史时点", asOfDate: "日期", asOfApply: "显示", asOfNow: "回到现状", timelineHint: "点击宗地查看历史与谱系",
-      versions: "版本", registrations: "登记", lineage: "谱系", ancestors: "来源宗地", descendants: "派生宗地", parcels: "宗地数", noParcel: "此处没有宗地" },
+      versions: "版本", validPeriod: "有效期", registrations: "登记", lineage: "谱系", ancestors: "来源宗地", descendants: "派生宗地", parcels: "宗地数", noParcel: "此处没有宗地" },
     en: { timeline: "Parcel history", asOf: "As of", asOfDate: "Date", asOfApply: "Show", asOfNow: "Back to today", timelineHint: "Click a parcel for its timeline and lineage",
-      versions: "Versions", registrations: "Registrations", lineage: "Lineage", ancestors: "Ancestors", descendants: "Descendants", parcels: "Parcels", noParcel: "No parcel here" }
+      versions: "Versions", validPeriod: "Valid", registrations: "Registrations", lineage: "Lineage", ancestors: "Ancestors", descendants: "Descendants", parcels: "Parcels", noParcel: "No parcel here" }
   });
-  var VERSION_FIELDS = ["valid_from", "valid_to", "recorded_from", "recorded_to", "right_holder", "landuse_code", "plane_area", "status"];
+  var VERSION_FIELDS = ["right_holder", "landuse_code", "plane_area", "status"];
 
-  function cell(v) { return v === null || v === undefined ? "—" : (typeof v === "number" ? G.fmt(v, 2) : String(v).replace("T00:00:00+00:00", "")); }
+  function cell(v) { return v === null || v === undefined ? "—" : (typeof v === "number" ? G.fmt(v, 2) : String(v)); }
+  function day(v) { return v ? String(v).slice(0, 10) : "…"; }
+  function fieldTitle(name) {
+    var e = G.state.layers.cadastre_parcels, f = e && e.def.fields && e.def.fields[name];
+    return f ? G.title(f) : name;
+  }
   function codeLink(code) {
     var a = G.el("a", { href: "#", "data-parcel-code": code, text: code });
     a.addEventListener("click", function (e) { e.preventDefault(); G.parcelHistory(code); });
@@ -27,11 +32,15 @@
       var fields = VERSION_FIELDS.filter(function (f) { return timeline.versions.some(function (v) { return f in v; }); });
       var box = G.el("div", { id: "gg-timeline", "data-parcel-code": code }, [
         G.el("h4", { text: code + " · " + G.t("versions") + " (" + timeline.versions.length + ")" }),
-        G.table(fields, timeline.versions.map(function (v) { return { cells: fields.map(function (f) { return cell(v[f]); }) }; }), { id: "gg-versions-table" }),
+        G.table([G.t("validPeriod")].concat(fields.map(fieldTitle)), timeline.versions.map(function (v) {
+          return { cells: [day(v.valid_from) + " – " + day(v.valid_to)].concat(fields.map(function (f) { return cell(v[f]); })) };
+        }), { id: "gg-versions-table" }),
         G.el("h4", { text: G.t("registrations") + " (" + timeline.registrations.length + ")" })]);
       var regFields = timeline.registrations.length ? Object.keys(timeline.registrations[0]).filter(function (k) {
-        var v = timeline.registrations[0][k]; return v === null || typeof v !== "object"; }).slice(0, 6) : [];
-      box.appendChild(G.table(regFields, timeline.registrations.map(function (reg) { return { cells: regFields.map(function (f) { return cell(reg[f]); }) }; }), { id: "gg-registrations-table" }));
+        var v = timeline.registrations[0][k]; return k !== "id" && (v === null || typeof v !== "object"); }).slice(0, 4) : [];
+      box.appendChild(G.table(regFields, timeline.registrations.map(function (reg) {
+        return { cells: regFields.map(function (f) { return /_at$|_on$/.test(f) ? day(reg[f]) : cell(reg[f]); }) };
+      }), { id: "gg-registrations-table" }));
       box.appendChild(G.el("h4", { text: G.t("lineage") }));
       box.appendChild(G.table([G.t("ancestors"), G.t("descendants")], [{ cells: [
         G.el("span", { id: "gg-ancestors" }, lineage.ancestors.map(codeLink).reduce(function (a, n) { if (a.length) a.push(" "); a.push(n); return a; }, [])),
