@@ -304,9 +304,12 @@ def _coerce(column: sa.Column, values: pd.Series) -> tuple[pd.Series, np.ndarray
         bad = present & numbers.isna().to_numpy()
         return numbers, bad
     if python_type is dt.datetime:
-        stamps = pd.to_datetime(values.where(present, None), errors="coerce", utc=True, format="mixed")
+        if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+            stamps = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        else:
+            stamps = pd.to_datetime(values.where(present, None), errors="coerce", utc=True, format="mixed")
         bad = present & stamps.isna().to_numpy()
-        return stamps.astype(object).where(~stamps.isna(), None), bad
+        return stamps, bad  # NaT is written as NULL
     if python_type is dt.date:
         stamps = pd.to_datetime(values.where(present, None), errors="coerce", format="mixed")
         bad = present & stamps.isna().to_numpy()
@@ -830,7 +833,7 @@ def _slices(path: Path, driver: str, layer_name: str | None) -> list[tuple[int, 
         return [(0, None)]
     if count <= STREAM_CHUNK_ROWS:
         return [(0, None)]
-    return [(skip, STREAM_CHUNK_ROWS) for skip in range(0, count, STREAM_CHUNK_ROWS)]
+    return [(skip, min(STREAM_CHUNK_ROWS, count - skip)) for skip in range(0, count, STREAM_CHUNK_ROWS)]
 
 
 def _layer_in_file(path: Path, driver: str, layer: Layer, layer_name: str | None) -> str | None:
@@ -879,7 +882,7 @@ def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller
                               "the file or raise the limit")
     stages = {"read+validate": 0.0, "copy": 0.0}
     job = _PrepareJob(path, driver, layer, layer_name, encoding, crs, rename, defaults, settings.storage_srid)
-    bar = tqdm(total=None if len(slices) == 1 else len(slices) * STREAM_CHUNK_ROWS, desc=f"import {layer.id}",
+    bar = tqdm(total=sum(n for _, n in slices) if slices[0][1] else None, desc=f"import {layer.id}",
                unit="row", unit_scale=True, disable=not progress)
     errors: list[tuple[int | None, str]] = []
     total = 0
