@@ -218,6 +218,25 @@ def geometry_json(layer: Layer, out: OutputCrs, storage_srid: int) -> sa.ColumnE
 
 
 def feature_object(q: ItemsQuery) -> sa.ColumnElement[Any]:
+    """The json_build_object of one Feature (built once per layer and output shape, then reused)."""
+    return _feature_object(q.layer.id, q.out, tuple(q.properties) if q.properties is not None else None,
+                           sees_personal_data(q.caller), q.skip_geometry, q.storage_srid)
+
+
+@lru_cache(maxsize=1024)
+def _feature_object(layer_id: str, out: OutputCrs, properties: tuple[str, ...] | None, personal: bool,
+                    skip_geometry: bool, storage_srid: int) -> sa.ColumnElement[Any]:
+    from gis.access import SYSTEM, Caller
+    from gis.registry import REGISTRY
+
+    layer = REGISTRY.get(layer_id)
+    caller = SYSTEM if personal else Caller(name="masked")
+    q = ItemsQuery(layer=layer, caller=caller, storage_srid=storage_srid, out=out,
+                   properties=list(properties) if properties is not None else None, skip_geometry=skip_geometry)
+    return _build_feature_object(q)
+
+
+def _build_feature_object(q: ItemsQuery) -> sa.ColumnElement[Any]:
     layer = q.layer
     geometry = sa.null() if q.skip_geometry else geometry_json(layer, q.out, q.storage_srid)
     return sa.func.json_build_object(
