@@ -24,7 +24,7 @@ from fastapi.responses import Response
 
 from api.deps import CurrentCaller, DbWrite
 from gis import cql2, features
-from gis.access import Caller, can_read, require_read
+from gis.access import ANONYMOUS, Caller, can_read, require_read
 from gis.crs import CRS84_URI
 from gis.errors import InvalidParameter, NotFound, UnknownCRS
 from gis.features import ItemsQuery, OutputCrs
@@ -98,6 +98,11 @@ def openapi_params(*names: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- helpers shared by tiles and queries
+
+
+def caller_of(request: Request) -> Caller:
+    """The caller set by api/access.py, read directly: a sync dependency would cost a thread hop."""
+    return getattr(request.state, "caller", ANONYMOUS)
 
 
 def settings_of(request: Request) -> Settings:
@@ -388,7 +393,8 @@ def _crs_header(out: OutputCrs) -> dict[str, str]:
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
             openapi_extra=openapi_params(*sorted(ITEMS_PARAMS)), response_class=Response)
-def items(request: Request, collection_id: str, caller: CurrentCaller) -> Response:
+def items(request: Request, collection_id: str) -> Response:
+    caller = caller_of(request)
     layer = readable_layer(collection_id, caller)
     q, limit, offset = build_items_query(request, layer, caller)
     with request.app.state.read_engine.connect() as conn:
@@ -431,7 +437,8 @@ def _feature_id(layer: Layer, raw: str) -> object:
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
             openapi_extra=openapi_params("f", "crs", "properties"), response_class=Response)
-def item(request: Request, collection_id: str, feature_id: str, caller: CurrentCaller) -> Response:
+def item(request: Request, collection_id: str, feature_id: str) -> Response:
+    caller = caller_of(request)
     layer = readable_layer(collection_id, caller)
     check_params(request, frozenset({"f", "crs", "properties"}))
     settings = settings_of(request)

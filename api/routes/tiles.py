@@ -13,9 +13,17 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentCaller
-from api.routes.ogc import base_url, check_params, json_response, link, readable_layer, visible_layers
+from api.routes.ogc import (
+    base_url,
+    caller_of,
+    check_params,
+    json_response,
+    link,
+    readable_layer,
+    visible_layers,
+)
 from gis import tiles
-from gis.access import ANONYMOUS, Caller
+from gis.access import Caller
 from gis.errors import InvalidParameter, NotFound
 from gis.registry import Layer
 
@@ -60,7 +68,7 @@ def _render(engine: Any, layers: tuple[Layer, ...], z: int, x: int, y: int, srid
 
 def _caller(request: Request) -> Caller:
     # read directly (not through a sync dependency) so cached tiles never leave the event loop
-    return getattr(request.state, "caller", ANONYMOUS)
+    return caller_of(request)
 
 
 def _layers_param(request: Request, caller: Caller) -> tuple[Layer, ...]:
