@@ -174,7 +174,7 @@ def test_collateral_outage_equals_networkx(case, engine):
 
 
 def test_local_cut_off_search_equals_whole_network_search(case):
-    """The fast local search for collateral outage agrees with a whole-network component search for
+    """The supply-tree search for collateral outage agrees with a whole-network component search for
     every pipe, with and without a failed boundary valve."""
     g = case["graph"]
     lost_somewhere = 0
@@ -189,8 +189,13 @@ def test_local_cut_off_search_equals_whole_network_search(case):
     assert lost_somewhere > 0  # collateral outage does occur in these networks
 
 
-def test_second_ring_equals_recomputing_with_the_failed_valve(case):
-    """The prepared fallback per valve equals a full isolation with that valve failed."""
+@pytest.mark.parametrize("tree_limit", [3000, 0], ids=["baseline-tree", "after-isolation-tree"])
+def test_second_ring_equals_recomputing_with_the_failed_valve(case, tree_limit, monkeypatch):
+    """The prepared fallback per valve equals a full isolation with that valve failed (through the
+    baseline supply tree, and with that disabled, through the tree after the first isolation)."""
+    from layers.pipeline import isolation
+
+    monkeypatch.setattr(isolation, "TREE_LIMIT", tree_limit)
     g = case["graph"]
     compared = 0
     for p in range(0, len(g.pipe_ids), 3):

@@ -25,6 +25,9 @@ from scipy.sparse.csgraph import dijkstra
 
 from layers.pipeline.topology import CLOSED, NetworkGraph
 
+# segments a subtree search may visit before a whole-network search is cheaper
+TREE_LIMIT = 3000
+
 
 @dataclass
 class Isolation:
@@ -129,42 +132,100 @@ def network_distances(graph: NetworkGraph, iso: Isolation, fraction: float = 0.5
     return {int(node): float(d) for node, d in zip(local, best, strict=True)}
 
 
+class AfterIsolationTree:
+    """Breadth-first supply tree of the segment graph without the isolated segments: removing one
+    more segment can only cut off its subtree here, and of that only what has no edge leading out."""
+
+    def __init__(self, graph: NetworkGraph, inside: set[int], limit: int = 3000) -> None:
+        from scipy.sparse.csgraph import breadth_first_order
+
+        self.graph, self.inside, self.limit = graph, inside, limit
+        n = graph.n_segments
+        gone = np.zeros(n, dtype=bool)
+        gone[list(inside)] = True
+        keep = ~(gone[graph.edge_a] | gone[graph.edge_b])
+        feeders = np.flatnonzero(graph.feeder_seg & ~gone)
+        rows = np.concatenate([graph.edge_a[keep], np.full(len(feeders), n)])
+        cols = np.concatenate([graph.edge_b[keep], feeders])
+        matrix = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        _, pred = breadth_first_order(matrix, n, directed=False, return_predecessors=True)
+        parents = np.where(pred[:n] >= 0, pred[:n], n + 1)
+        self.order = np.argsort(parents, kind="stable")
+        self.ptr = np.zeros(n + 3, dtype=np.int64)
+        np.cumsum(np.bincount(parents, minlength=n + 2), out=self.ptr[1:])
+
+    def cut_by(self, b: int, lost: set[int]) -> list[int] | None:
+        members: set[int] = set()
+        stack = [b]
+        while stack:
+            u = stack.pop()
+            kids = self.order[self.ptr[u]:self.ptr[u + 1]].tolist()
+            members.update(kids)
+            stack.extend(kids)
+            if len(members) > self.limit:
+                return None
+        blocked = self.inside | {b}
+        adjacency = self.graph.seg_adjacency
+        reached = {u for u in members
+                   if any(w not in members and w not in blocked and w not in lost for w in adjacency[u])}
+        stack = list(reached)
+        while stack:
+            u = stack.pop()
+            for w in adjacency[u]:
+                if w in members and w not in reached:
+                    reached.add(w)
+                    stack.append(w)
+        return [u for u in members if u not in reached]
+
+
 def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:
     """For each valve to close: what happens if it cannot be closed (the fallback valves and the
     extra pipes and customers), prepared before the crew leaves.
 
-    The segment beyond the failed valve joins the isolation; only what that segment's removal cuts
-    off is searched (from the state after the first isolation), with a full recompute as fallback.
+    The segment beyond the failed valve joins the isolation; the supply tree answers what the two
+    together cut off (see NetworkGraph.cut_off), with a full recompute as the fallback.
     """
     out = []
     inside = set(iso.segments.tolist())
     lost = set(iso.cut_off.tolist())
     failed = set(iso.failed.tolist())
+    base_close = set(iso.to_close.tolist())
+    base_customers = len(iso.customers_inside) + len(iso.customers_collateral)
+    tee_on_ring = graph._multi_side(iso.boundary, inside)
+    tree: AfterIsolationTree | None = None
     for v in iso.to_close.tolist():
         far = sorted(set(graph.valve_sides[v]) - inside)
-        extra_lost = graph.cut_off_more(inside, lost, far[0]) if len(far) == 1 else None
-        if extra_lost is None:
+        b = far[0] if len(far) == 1 else None
+        rim = [] if b is None else [w for w in graph.seg_valves[b] if w != v and w not in failed]
+        both = None
+        if b is not None and not tee_on_ring and \
+                not graph._multi_side(np.array(rim, dtype=np.int64), inside | {b}):
+            both = graph._tree_cut(inside | {b}, TREE_LIMIT)
+        if both is None and b is not None and not tee_on_ring and \
+                not graph._multi_side(np.array(rim, dtype=np.int64), inside | {b}):
+            # a trunk: the baseline subtree is too big; try the supply tree of the network as it
+            # stands after the first isolation, built once for all valves of this answer
+            tree = tree or AfterIsolationTree(graph, inside)
+            extra = tree.cut_by(b, lost)
+            both = None if extra is None else sorted(lost | set(extra))
+        if both is None:
             alt = isolate(graph, iso.pipe, [*failed, v])
-            out.append({
-                "valve": v,
-                "fallback_valves": [int(x) for x in alt.to_close if int(x) not in set(iso.to_close.tolist())],
-                "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
-                "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral)
-                                       - len(iso.customers_inside) - len(iso.customers_collateral)),
-            })
+            out.append({"valve": v, "fallback_valves": [int(x) for x in alt.to_close if int(x) not in base_close],
+                        "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
+                        "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral)
+                                               - base_customers)})
             continue
-        b = far[0]
+        lost_after = set(both)
         gone = inside | {b}
-        lost_after = lost | set(extra_lost)
         fallback = []
-        for w in graph.seg_valves[b]:
-            if w == v or w in failed or graph.node_state[w] == CLOSED:
+        for w in rim:
+            if graph.node_state[w] == CLOSED or w in base_close:
                 continue
             beyond = set(graph.valve_sides[w]) - gone
-            if any(graph.baseline_fed[t] and t not in lost_after for t in beyond) and w not in iso.to_close:
+            if any(graph.baseline_fed[t] and t not in lost_after for t in beyond):
                 fallback.append(w)
-        extra_customers = len(graph.customers_in([b])) + len(graph.customers_in(extra_lost))
+        extra_customers = len(graph.customers_in([b])) + len(graph.customers_in(sorted(lost_after - lost)))
         out.append({"valve": v, "fallback_valves": sorted(fallback),
-                    "extra_pipes": int(graph.seg_pipe_ptr[b + 1] - graph.seg_pipe_ptr[b]),
-                    "extra_customers": int(extra_customers)})
+                     "extra_pipes": int(graph.seg_pipe_ptr[b + 1] - graph.seg_pipe_ptr[b]),
+                     "extra_customers": int(extra_customers)})
     return out

@@ -14,8 +14,10 @@ How valves are modelled (and why it matches WNTR's ``valve_segments``):
   pumps are ordinary nodes here — they are not isolation barriers.
 * Supply reachability runs on the much smaller *segment graph*: vertices are segments, and each open
   barrier valve joins the segments of its pipes (a closed valve joins nothing). Collateral outage is
-  then a component search on that graph without the burst segment(s) and without the valves closed
-  to isolate them.
+  what loses its path to a feeder once the burst segment(s) are gone and their valves closed. A
+  breadth-first *supply tree* from the feeders over that graph, built with it, bounds the search:
+  only the subtrees of the removed segments can lose supply (``cut_off``); a whole-network component
+  search is the fallback for trunk mains near a source.
 
 The graph is built once per network and cached, keyed by the layer versions of the pipeline tables
 (an edit anywhere bumps them, so the next query rebuilds).
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 import shapely
 from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 from sqlalchemy.engine import Connection
 
 from gis.crs import transformer
@@ -160,6 +162,7 @@ class NetworkGraph:
             adjacency[a].append(b)
             adjacency[b].append(a)
         self.seg_adjacency = adjacency
+        self._build_supply_tree()
         cseg_ok = np.where(self.customer_seg >= 0, self.customer_seg, self.n_segments)
         ptr, order = _csr_groups(cseg_ok, self.n_segments + 1)
         self.seg_customer_ptr, self.seg_customers = ptr[: self.n_segments + 1], order
@@ -192,40 +195,24 @@ class NetworkGraph:
         parts = [self.seg_customers[self.seg_customer_ptr[s]:self.seg_customer_ptr[s + 1]] for s in segs]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def cut_off(self, removed: np.ndarray, boundary: np.ndarray, limit: int = 400) -> np.ndarray:
+    def cut_off(self, removed: np.ndarray | list[int], boundary: np.ndarray, limit: int = 3000) -> np.ndarray:
         """Segments that had supply and lose it when ``removed`` segments are isolated (their
-        ``boundary`` valves closed). A local search from the neighbours of the removed set decides it
-        (see ``_local_cut``); a whole-network component search is the fallback when that search grows
-        past ``limit`` segments or a closed valve joins two segments outside the removed set.
-        """
-        gone = set(int(s) for s in removed)
-        if self._multi_side(boundary, gone):
-            return self._cut_off_full(removed, boundary)
-        starts = sorted({n for s in gone for n in self.seg_adjacency[s]} - gone)
-        starts = [n for n in starts if self.baseline_fed[n]]
-        if not starts:
-            return np.zeros(0, dtype=np.int64)
-        component = int(self.base_component[starts[0]])  # the removed set is connected: one component
-        feeders_left = self.component_feeders[component] - sum(
-            bool(self.feeder_seg[s]) for s in gone if self.base_component[s] == component)
-        lost = self._local_cut(gone, starts, feeders_left > 0, limit)
-        if lost is None:
-            return self._cut_off_full(removed, boundary)
-        return np.array(sorted(lost), dtype=np.int64)
+        ``boundary`` valves closed).
 
-    def cut_off_more(self, removed: set[int], lost: set[int], extra: int, limit: int = 400) -> list[int] | None:
-        """Segments that additionally lose supply when segment ``extra`` is isolated too, given that
-        ``removed`` is isolated and ``lost`` already has no supply (the second ring). None when the
-        local search gives up (the caller then recomputes in full)."""
-        if self.feeder_seg[extra] or self._multi_side(np.array(self.seg_valves[extra]), removed | {extra}):
-            return None
-        gone = removed | {extra}
-        starts = [n for n in sorted(set(self.seg_adjacency[extra]))
-                  if n not in gone and n not in lost and self.baseline_fed[n]]
-        if not starts:
-            return []
-        # extra was fed with ``removed`` gone and is no feeder itself, so its component keeps a feeder
-        return self._local_cut(gone, starts, True, limit)
+        Uses the supply tree built with the graph (a breadth-first tree from all feeders over the
+        segment graph): a segment outside the subtrees of the removed ones keeps its tree path to a
+        feeder, so only those subtrees can lose supply, and within them exactly the segments with no
+        path to a segment outside. The search is over the subtrees only; past ``limit`` segments (a
+        burst on a trunk main near a source) a whole-network component search answers instead, as it
+        does when a closed valve joins two segments outside the removed set (a valve at a tee).
+        """
+        gone = {int(s) for s in removed}
+        if self._multi_side(boundary, gone):
+            return self._cut_off_full(np.array(sorted(gone), dtype=np.int64), boundary)
+        lost = self._tree_cut(gone, limit)
+        if lost is None:
+            return self._cut_off_full(np.array(sorted(gone), dtype=np.int64), boundary)
+        return np.array(sorted(lost), dtype=np.int64)
 
     def _multi_side(self, valves: np.ndarray, gone: set[int]) -> bool:
         """A closed valve joining two segments outside the removed set (a valve at a tee)."""
@@ -234,58 +221,41 @@ class NetworkGraph:
                 return True
         return False
 
-    def _local_cut(self, gone: set[int], starts: list[int], feeder_left: bool, limit: int) -> list[int] | None:
-        """Multi-source search on the segment graph without ``gone``. Each start (a neighbour of the
-        removed set) grows a group; groups that meet merge; a group that reaches a feeder is fed; a
-        group that runs out of segments is cut off. Once all groups have merged they are fed when a
-        feeder is left in the component (every former path to it ran through a neighbour). Returns
-        the cut-off segments, or None past ``limit`` visited segments."""
-        parent = list(range(len(starts)))
+    def _build_supply_tree(self) -> None:
+        n = self.n_segments
+        feeders = np.flatnonzero(self.feeder_seg)
+        rows = np.concatenate([self.edge_a, np.full(len(feeders), n)])
+        cols = np.concatenate([self.edge_b, feeders])
+        matrix = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        _, pred = breadth_first_order(matrix, n, directed=False, return_predecessors=True)
+        parents = np.where(pred[:n] >= 0, pred[:n], n + 1)
+        ptr, order = _csr_groups(parents, n + 2)
+        self.tree_children = [order[ptr[u]:ptr[u + 1]].tolist() for u in range(n)]
 
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        owner: dict[int, int] = {n: i for i, n in enumerate(starts)}
-        frontier: list[list[int]] = [[n] for n in starts]
-        fed_group = [bool(self.feeder_seg[n]) for n in starts]
-        roots = set(range(len(starts)))
+    def _tree_cut(self, gone: set[int], limit: int) -> list[int] | None:
+        members: set[int] = set()
+        stack = [s for s in gone if self.baseline_fed[s]]
+        children = self.tree_children
+        while stack:
+            u = stack.pop()
+            for c in children[u]:
+                if c not in gone and c not in members:
+                    members.add(c)
+                    stack.append(c)
+            if len(members) > limit:
+                return None
+        if not members:
+            return []
         adjacency = self.seg_adjacency
-        while True:
-            if len(roots) == 1 and feeder_left:
-                fed_group[next(iter(roots))] = True
-            active = [r for r in roots if not fed_group[r] and frontier[r]]
-            if not active:
-                break
-            for r in active:
-                if r not in roots or fed_group[r]:
-                    continue
-                current, frontier[r] = frontier[r], []
-                grown: list[int] = []
-                for u in current:
-                    for w in adjacency[u]:
-                        if w in gone:
-                            continue
-                        other = owner.get(w)
-                        if other is None:
-                            owner[w] = r
-                            grown.append(w)
-                            if self.feeder_seg[w]:
-                                fed_group[r] = True
-                        else:
-                            a = find(other)
-                            if a != r:
-                                parent[a] = r
-                                roots.discard(a)
-                                fed_group[r] = fed_group[r] or fed_group[a]
-                                frontier[r].extend(frontier[a])
-                                frontier[a] = []
-                frontier[r].extend(grown)
-                if len(owner) > limit:
-                    return None
-        return [u for u, i in owner.items() if not fed_group[find(i)]]
+        reached = {u for u in members if any(w not in members and w not in gone for w in adjacency[u])}
+        stack = list(reached)
+        while stack:
+            u = stack.pop()
+            for w in adjacency[u]:
+                if w in members and w not in reached:
+                    reached.add(w)
+                    stack.append(w)
+        return [u for u in members if u not in reached]
 
     def _cut_off_full(self, removed: np.ndarray, boundary: np.ndarray) -> np.ndarray:
         fed = self.fed_segments(removed, boundary)
