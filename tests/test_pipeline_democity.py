@@ -54,3 +54,40 @@ def test_demo_networks_are_clean_and_isolations_match_networkx(demo_city):
                 assert ours == expected
             result = service.isolate_burst(conn, nid, caller=SYSTEM, pipe_id=int(g.pipe_ids[0]), store=False)
             assert result["segment"]["pipe_count"] >= 1 and result["valves_to_close"] is not None
+
+
+def test_http_endpoints_on_the_demo_city(demo_city, client):
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        key = create_key(conn, department="市政公用事业局", read=["pipeline"], write=["pipeline"]).secret
+        water = conn.execute(text("SELECT id FROM pipeline_networks WHERE utility = 'water' AND name LIKE "
+                                  "'%演示%' ORDER BY id LIMIT 1")).scalar()
+        run = conn.execute(text("SELECT p.id, q.id FROM pipeline_pipes p JOIN pipeline_pipes q ON "
+                                "q.from_node = p.to_node AND q.network_id = p.network_id WHERE p.network_id = :n "
+                                "AND p.burial_depth_m IS NOT NULL AND q.burial_depth_m IS NOT NULL LIMIT 1"),
+                           {"n": water}).one()
+    h = {"X-API-Key": key}
+    nets = client.get("/pipeline/networks", headers=h).json()
+    assert water in [n["id"] for n in nets]
+    topo = client.get(f"/pipeline/networks/{water}/topology", headers=h).json()
+    assert topo["features"]["type"] == "FeatureCollection" and topo["pipes"] > 100
+    crit = client.get(f"/pipeline/networks/{water}/criticality", params={"top": 5}, headers=h).json()
+    assert len(crit["top"]) == 5 and crit["top"][0]["customers_lost"] == crit["max_customers_lost"]
+    maint = client.get(f"/pipeline/networks/{water}/maintenance", headers=h).json()
+    assert 0 < maint["pipes"] <= topo["pipes"] and "warnings" in maint
+    prof = client.get("/pipeline/profile", params={"pipes": f"{run[0]},{run[1]}"}, headers=h)
+    assert prof.status_code == 200, prof.text
+    assert prof.json()["samples"] and all(s["ground_m"] is not None for s in prof.json()["samples"])
+    png = client.get("/pipeline/profile", params={"pipes": f"{run[0]},{run[1]}", "f": "png"}, headers=h)
+    assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    line = {"type": "LineString", "coordinates": [[118.10, 24.48], [118.101, 24.481]]}
+    clear = client.post("/pipeline/clearance", json={"geometry": line, "utility": "gas", "diameter_mm": 100,
+                                                     "depth_m": 1.0, "pressure_class": "medium"}, headers=h)
+    assert clear.status_code == 200 and {"violations", "findings"} <= set(clear.json())
+    bad = client.post("/pipeline/clearance", json={"geometry": line}, headers=h)
+    assert bad.status_code == 400 and "utility" in bad.json()["detail"]
+    area = {"type": "Polygon", "coordinates": [[[118.08, 24.46], [118.12, 24.46], [118.12, 24.50],
+                                                [118.08, 24.50], [118.08, 24.46]]]}
+    inside = client.post("/pipeline/pipes-in-area", json={"geometry": area}, headers=h)
+    assert inside.status_code == 200 and all(p["length_inside_m"] > 0 for p in inside.json())
