@@ -26,7 +26,7 @@ from api.deps import CurrentCaller, DbWrite
 from gis import cql2, features
 from gis.access import ANONYMOUS, Caller, can_read, require_read
 from gis.crs import CRS84_URI
-from gis.errors import InvalidParameter, NotFound, UnknownCRS
+from gis.errors import InvalidParameter, NotFound
 from gis.features import ItemsQuery, OutputCrs
 from gis.geometry import parse_geojson, to_storage
 from gis.registry import REGISTRY, Layer
@@ -571,5 +571,3 @@ def delete_item(request: Request, collection_id: str, feature_id: str, caller: C
         cache.forget_versions()
     return Response(status_code=204)
 
-
-__all__ = ["router", "UnknownCRS"]
