@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import dijkstra
 from layers.pipeline.topology import CLOSED, NetworkGraph
 
 # segments a subtree search may visit before a whole-network search is cheaper
-TREE_LIMIT = 3000
+TREE_LIMIT = 1000
 
 
 @dataclass
@@ -64,8 +64,10 @@ def merged_segments(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) 
     return np.array(sorted(seen), dtype=np.int64)
 
 
-def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isolation:
-    """Isolate a burst on pipe index ``pipe``; ``failed`` are valve node indices that cannot close."""
+def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = (), *, tree_limit: int | None = None
+            ) -> Isolation:
+    """Isolate a burst on pipe index ``pipe``; ``failed`` are valve node indices that cannot close.
+    ``tree_limit`` caps the supply-tree search (0 = go straight to the whole-network search)."""
     failed_set = {int(v) for v in failed}
     segs = merged_segments(graph, pipe, failed_set)
     inside = set(segs.tolist())
@@ -82,7 +84,7 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> Isola
             far_sides.append(np.array(sorted(set(sides) - inside), dtype=np.int64))
     failed_arr = np.array(rim_failed, dtype=np.int64)
     boundary_arr = np.array(boundary, dtype=np.int64)
-    cut = graph.cut_off(segs, boundary_arr)
+    cut = graph.cut_off(segs, boundary_arr, TREE_LIMIT if tree_limit is None else tree_limit)
     lost = np.zeros(graph.n_segments, dtype=bool)
     lost[cut] = True
     to_close, already, not_needed = [], [], []
@@ -136,7 +138,7 @@ class AfterIsolationTree:
     """Breadth-first supply tree of the segment graph without the isolated segments: removing one
     more segment can only cut off its subtree here, and of that only what has no edge leading out."""
 
-    def __init__(self, graph: NetworkGraph, inside: set[int], limit: int = 3000) -> None:
+    def __init__(self, graph: NetworkGraph, inside: set[int], limit: int = TREE_LIMIT) -> None:
         from scipy.sparse.csgraph import breadth_first_order
 
         self.graph, self.inside, self.limit = graph, inside, limit
@@ -209,7 +211,7 @@ def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:
             extra = tree.cut_by(b, lost)
             both = None if extra is None else sorted(lost | set(extra))
         if both is None:
-            alt = isolate(graph, iso.pipe, [*failed, v])
+            alt = isolate(graph, iso.pipe, [*failed, v], tree_limit=0)  # the trees already gave up
             out.append({"valve": v, "fallback_valves": [int(x) for x in alt.to_close if int(x) not in base_close],
                         "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
                         "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral)
