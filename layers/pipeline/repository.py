@@ -170,22 +170,6 @@ def node_details(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
     return {int(r["id"]): dict(r) for r in conn.execute(query).mappings()}
 
 
-def segment_outline(conn: Connection, pipe_ids: list[int], buffer_m: float) -> str | None:
-    """GeoJSON (lon/lat) of the segment's pipes buffered by ``buffer_m`` metres."""
-    if not pipe_ids:
-        return None
-    outline = sa.func.ST_Transform(sa.func.ST_Buffer(sa.func.ST_Union(pipes.c.geom), buffer_m, 4), 4326)
-    return conn.execute(sa.select(sa.func.ST_AsGeoJSON(outline, 7)).where(pipes.c.id.in_(pipe_ids))).scalar()
-
-
-def segment_lines(conn: Connection, pipe_ids: list[int]) -> str | None:
-    """GeoJSON MultiLineString (lon/lat) of the segment's pipes."""
-    if not pipe_ids:
-        return None
-    lines = sa.func.ST_Transform(sa.func.ST_Collect(pipes.c.geom), 4326)
-    return conn.execute(sa.select(sa.func.ST_AsGeoJSON(lines, 7)).where(pipes.c.id.in_(pipe_ids))).scalar()
-
-
 def customer_details(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
     if not ids:
         return []

@@ -4,7 +4,7 @@ functions, never the repository or the graph internals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,7 @@ def _customers(conn: Connection, graph: NetworkGraph, inside: np.ndarray, collat
 
 
 def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id: int | None = None,
-                  point: Point | None = None, point_crs: str = "OGC:CRS84", failed_valves: list[int] = (),
+                  point: Point | None = None, point_crs: str = "OGC:CRS84", failed_valves: Sequence[int] = (),
                   parent_id: int | None = None, customer_limit: int = 200, store: bool = True) -> dict[str, Any]:
     """What to do about a burst: valves to close (nearest first), the isolated segment, the customers
     cut off (in the segment and collateral), the fallback ring per valve; stored and audited.
