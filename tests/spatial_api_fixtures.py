@@ -46,9 +46,12 @@ def _square(x: float, y: float, w: float, h: float) -> str:
 
 
 @pytest.fixture(scope="session")
-def spatial_data(engine: Engine) -> SpatialData:
+def spatial_data(demo_city: Engine) -> SpatialData:
     """12 current parcels (3 land uses, personal holder data), one retired parcel version, 2 control
-    lines (internal layer) and 5 incidents (internal, personal reporter phone, reported_at)."""
+    lines (internal layer) and 5 incidents (internal, personal reporter phone, reported_at).
+
+    Added after the demo city (which loads only into an empty register), off Xiamen Island."""
+    engine = demo_city
     srid = get_settings().storage_srid
     x0, y0 = _storage_origin()
     parcel_ids: list[int] = []
