@@ -129,6 +129,16 @@ def test_http_snap_point_masking_and_errors(api, net):
                       headers={"X-API-Key": reader})
     assert far.status_code == 400 and far.headers["content-type"].startswith("application/problem+json")
     assert client.get("/pipeline/isolations/999999", headers={"X-API-Key": reader}).status_code == 404
+    by_utility = client.post("/pipeline/isolations", json={"utility": "water", "lon": lon, "lat": lat},
+                             headers={"X-API-Key": reader})
+    # other test modules build the same network at the same place: any of them may be nearest
+    assert by_utility.status_code == 200 and by_utility.json()["burst"]["pipe_code"] == "p3"
+    assert by_utility.json()["burst"]["snap_distance_m"] == pytest.approx(3.0, abs=0.05)
+    nothing = client.post("/pipeline/isolations", json={"utility": "heat", "lon": lon, "lat": lat},
+                          headers={"X-API-Key": reader})
+    assert nothing.status_code == 404
+    assert client.post("/pipeline/isolations", json={"pipe_id": net["p3"]},
+                       headers={"X-API-Key": reader}).status_code == 400
 
 
 def test_masked_contacts_without_personal_scope(engine, net):

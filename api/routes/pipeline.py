@@ -60,8 +60,14 @@ def networks(conn: DbRead, caller: CurrentCaller) -> Response:
 
 @router.post("/isolations", summary="Isolate a burst: valves to close, segment, customers cut off (爆管关阀)")
 def isolate(body: BurstRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
-    return _json(service.isolate_burst(conn, body.network_id, caller=caller, pipe_id=body.pipe_id,
-                                       point=_burst_point(body), point_crs=body.crs,
+    point = _burst_point(body)
+    network_id = body.network_id
+    if network_id is None:
+        if body.utility is None or point is None:
+            raise InvalidParameter("give network_id, or utility together with the clicked point")
+        network_id = service.network_at(conn, body.utility, point, body.crs, caller=caller)
+    return _json(service.isolate_burst(conn, network_id, caller=caller, pipe_id=body.pipe_id,
+                                       point=point, point_crs=body.crs,
                                        failed_valves=body.failed_valves, customer_limit=body.customer_limit))
 
 

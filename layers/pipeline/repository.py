@@ -145,13 +145,20 @@ def _point_param(x: float, y: float) -> sa.ColumnElement[Any]:
     return sa.func.ST_SetSRID(sa.func.ST_MakePoint(x, y), storage_srid())
 
 
-def nearest_pipe(conn: Connection, network_id: int, x: float, y: float) -> dict[str, Any] | None:
-    """The in-service pipe of a network nearest to a storage-CRS point (KNN on the GiST index)."""
+def nearest_pipe(conn: Connection, network_id: int | None, x: float, y: float, *,
+                 utility: str | None = None) -> dict[str, Any] | None:
+    """The in-service pipe nearest to a storage-CRS point (KNN on the GiST index), in one network or
+    in every network of a utility."""
     pt = _point_param(x, y)
-    query = (sa.select(pipes.c.id, pipes.c.code, sa.func.ST_Distance(pipes.c.geom, pt).label("distance"),
+    query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.network_id,
+                       sa.func.ST_Distance(pipes.c.geom, pt).label("distance"),
                        sa.func.ST_LineLocatePoint(pipes.c.geom, pt).label("fraction"))
-             .where(pipes.c.network_id == network_id, pipes.c.status == "in_service")
+             .where(pipes.c.status == "in_service")
              .order_by(pipes.c.geom.op("<->")(pt)).limit(1))
+    if network_id is not None:
+        query = query.where(pipes.c.network_id == network_id)
+    else:
+        query = query.join(networks, networks.c.id == pipes.c.network_id).where(networks.c.utility == utility)
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 

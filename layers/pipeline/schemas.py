@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 class BurstRequest(BaseModel):
     """A burst: a pipe id, or a clicked point (GeoJSON Point, or lon/lat) in ``crs``."""
 
-    network_id: int
+    network_id: int | None = Field(default=None, description="the network; or give utility with a point")
+    utility: str | None = Field(default=None, description="water, gas, …: snap to that utility's nearest pipe")
     pipe_id: int | None = None
     point: dict[str, Any] | None = Field(default=None, description="GeoJSON Point geometry")
     lon: float | None = None

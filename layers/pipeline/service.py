@@ -25,7 +25,7 @@ from gis.writes import audit
 from layers.pipeline import repository
 from layers.pipeline.isolation import isolate, network_distances, second_ring
 from layers.pipeline.layers import CUSTOMERS, PIPES
-from layers.pipeline.models import CUSTOMER_CATEGORIES
+from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
 from layers.pipeline.topology import NetworkGraph, build_topology, network_graph, validate_network
 
 TOUCH_M = 0.001
@@ -313,3 +313,18 @@ def criticality(conn: Connection, network_id: int, *, caller: Caller, top: int =
 def build_network_topology(conn: Connection, network_id: int, *, caller: Caller) -> dict[str, Any]:
     """Snap pipe ends to nodes and split at tees (see topology.build_topology); audited."""
     return build_topology(conn, network_id, caller=caller)
+
+
+def network_at(conn: Connection, utility: str, point: Point, point_crs: str, *, caller: Caller) -> int:
+    """The network of ``utility`` whose pipe is nearest to a clicked point (when the caller chose a
+    utility, not a network)."""
+    require_read(caller, PIPES)
+    if utility not in UTILITIES:
+        raise InvalidParameter(f"unknown utility {utility!r}: one of {', '.join(UTILITIES)}")
+    settings = get_settings()
+    storage = to_storage(point, point_crs, storage_crs=settings.spatial.storage_crs,
+                         city_bounds=settings.spatial.city_bounds, expected="Point")
+    hit = repository.nearest_pipe(conn, None, storage.x, storage.y, utility=utility)
+    if hit is None:
+        raise NotFound(f"no {utility} pipe to snap the point to")
+    return int(hit["network_id"])
