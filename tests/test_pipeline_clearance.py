@@ -10,7 +10,7 @@ from gis.crs import transformer
 from gis.settings import get_settings
 from layers.pipeline import clearance, repository
 
-X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.14, 24.46)
+X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.44, 24.76)
 
 
 def _net(conn, utility: str, name: str, code: str, coords, **attrs) -> int:

@@ -15,7 +15,7 @@ from gis.keys import create_key
 from gis.settings import get_settings
 from layers.pipeline import inp, service
 
-E0, N0 = transformer("EPSG:4326", "EPSG:4548").transform(118.08, 24.50)
+E0, N0 = transformer("EPSG:4326", "EPSG:4548").transform(118.42, 24.80)
 
 SMALL = f"""[TITLE]
 hand-made

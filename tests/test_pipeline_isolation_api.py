@@ -21,7 +21,7 @@ from gis.keys import create_key
 from gis.settings import get_settings
 from layers.pipeline import repository, service
 
-X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.10, 24.48)
+X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.40, 24.78)
 
 
 def build_network(conn, name: str) -> dict[str, int]:

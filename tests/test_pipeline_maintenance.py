@@ -14,7 +14,7 @@ from gis.errors import InvalidParameter
 from gis.settings import get_settings
 from layers.pipeline import maintenance, repository
 
-X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.18, 24.49)
+X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.48, 24.79)
 TODAY = dt.date(2026, 11, 22)
 
 

@@ -13,7 +13,7 @@ from gis.crs import transformer
 from gis.settings import get_settings
 from layers.pipeline import profile, repository
 
-X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.16, 24.47)
+X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.46, 24.77)
 
 
 @pytest.fixture(scope="module")

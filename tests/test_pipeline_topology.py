@@ -11,7 +11,7 @@ from gis.settings import get_settings
 from layers.pipeline import repository, service
 from layers.pipeline.topology import load_graph, validate_network
 
-X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.12, 24.47)
+X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.42, 24.76)
 
 
 @pytest.fixture(scope="module")

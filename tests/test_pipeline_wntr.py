@@ -27,10 +27,11 @@ CASES = [("Net3", "strategic"), ("Net3", "random"), ("ky4", "strategic"), ("ky4"
 
 
 def local_grid(wn: wntr.network.WaterNetworkModel, unit_m: float) -> str:
-    """A PROJ local grid putting the INP coordinate centre at 118.1°E 24.5°N, ``unit_m`` metres/unit."""
+    """A PROJ local grid putting the INP coordinate centre at 118.40°E 24.65°N (inside the city bounds,
+    away from the demo city and the other tests' networks), ``unit_m`` metres per INP unit."""
     xy = np.array([n.coordinates for _, n in wn.nodes()])
     cx, cy = (xy.min(0) + xy.max(0)) / 2
-    return (f"+proj=tmerc +lat_0=24.5 +lon_0=118.1 +k=1 +x_0={cx * unit_m} +y_0={cy * unit_m} "
+    return (f"+proj=tmerc +lat_0=24.65 +lon_0=118.40 +k=1 +x_0={cx * unit_m} +y_0={cy * unit_m} "
             f"+to_meter={unit_m} +ellps=GRS80 +no_defs +type=crs")
 
 
