@@ -7,6 +7,7 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box
 from sqlalchemy import text
+from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM, Caller
 from gis.crs import transformer

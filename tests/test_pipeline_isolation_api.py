@@ -21,6 +21,19 @@ from gis.keys import create_key
 from gis.settings import get_settings
 from layers.pipeline import repository, service
 
+
+@pytest.fixture(scope="module", autouse=True)
+def pipeline_cleanup(engine):
+    """Drop the networks a test module built (cascading to its nodes, pipes, customers, isolations and
+    orders), so other modules' tests see the demo city alone. Imported by every pipeline test module."""
+    with engine.connect() as conn:
+        start = conn.execute(text("SELECT coalesce(max(id), 0) FROM pipeline_networks")).scalar()
+    yield
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM pipeline_networks WHERE id > :start AND name NOT LIKE '%演示%'"),
+                     {"start": start})
+
+
 X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.40, 24.78)
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from shapely.geometry import LineString, Point
 from sqlalchemy import text
+from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM
 from gis.crs import transformer

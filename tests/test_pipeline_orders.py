@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from test_pipeline_isolation_api import build_network
+from test_pipeline_isolation_api import build_network, pipeline_cleanup  # noqa: F401
 
 from gis.access import SYSTEM, Caller
 from gis.errors import Conflict, Forbidden, InvalidParameter, StaleVersion

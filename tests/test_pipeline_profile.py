@@ -7,6 +7,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import LineString, Point
+from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM
 from gis.crs import transformer

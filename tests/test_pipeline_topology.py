@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from shapely.geometry import LineString, Point
+from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM
 from gis.crs import transformer

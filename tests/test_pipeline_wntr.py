@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import wntr
 from sqlalchemy import text
+from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM
 from layers.pipeline import inp
