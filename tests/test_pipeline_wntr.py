@@ -175,7 +175,7 @@ def test_collateral_outage_equals_networkx(case, engine):
     assert len(cust_rows) > 50
 
 
-def test_local_cut_off_search_equals_whole_network_search(case):
+def test_supply_tree_cut_off_equals_whole_network_search(case):
     """The supply-tree search for collateral outage agrees with a whole-network component search for
     every pipe, with and without a failed boundary valve."""
     g = case["graph"]
