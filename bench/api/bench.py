@@ -184,7 +184,7 @@ def main() -> None:  # noqa: C901 — a linear script
         tx1, ty0 = tile_xy(x1, y1, z)
         tiles_all += [(z, x, y) for x in range(tx0, tx1 + 1) for y in range(ty0, ty1 + 1)]
     rng.shuffle(tiles_all)
-    per_set = min(args.requests, (len(tiles_all) - 30) // 2)
+    per_set = min(args.requests, (len(tiles_all) - 48) // 2)  # the last 48 warm the servers
     tile_sets = [tiles_all[:per_set], tiles_all[per_set:2 * per_set]]
 
     # --- servers
@@ -231,11 +231,13 @@ def main() -> None:  # noqa: C901 — a linear script
             z, x, y = t
             return f"{tipg_base}/collections/{tipg_id}/tiles/WebMercatorQuad/{z}/{x}/{y}"
 
-        # warm both (connection pools, catalog, PostgreSQL buffers) on boxes/tiles not measured
-        load([ours_items(b) for b in boxes[:30]], 2, 30, "warm")
-        load([tipg_items(b) for b in boxes[:30]], 2, 30, "warm")
-        load([tipg_tile(t) for t in tiles_all[-30:]], 2, 30, "warm")
-        load([ours_tile(t) for t in tiles_all[-30:]], 2, 30, "warm")
+        # warm both at the highest concurrency measured, so each has its full set of database connections
+        # (a new PostgreSQL backend pays for loading PostGIS on its first query) and its catalog
+        warm_boxes = [f"{118.1 + i * 1e-4:.6f},24.48,{118.1025 + i * 1e-4:.6f},24.4825" for i in range(48)]
+        load([ours_items(b) for b in warm_boxes], 8, 60, "warm")
+        load([tipg_items(b) for b in warm_boxes], 8, 60, "warm")
+        load([tipg_tile(t) for t in tiles_all[-48:]], 8, 60, "warm")
+        load([ours_tile(t) for t in tiles_all[-48:]], 8, 60, "warm")
 
         rows = []
         for c in (1, 8):
