@@ -17,6 +17,9 @@ from gis import migrate
 from gis.db import database_url, drop_database, ensure_database, make_engine
 from gis.settings import get_settings
 
+# shared fixtures of the spatial API tests (known data set, keys, a live server)
+pytest_plugins = ["spatial_api_fixtures"]
+
 # The demo city the tests share: small enough to load in seconds, big enough for every module.
 TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))
 
@@ -54,24 +57,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
-    """An engine on the migrated throw-away database."""
+    """An engine on the migrated throw-away database, with the demo city loaded first.
+
+    Loading it before any test module adds its own rows means every module sees the same city,
+    whatever order the modules run in.
+    """
+    from data import democity
+
     eng = make_engine(database_url(get_settings()), pool_size=4)
     migrate.upgrade(eng)
+    democity.load(eng, size=TEST_DEMO_SIZE, seed=20261122, progress=False)
     yield eng
     eng.dispose()
 
 
 @pytest.fixture(scope="session")
 def demo_city(engine: Engine) -> Engine:
-    """The engine, with the demo city loaded (once per session)."""
-    from sqlalchemy import text
-
-    from data import democity
-
-    with engine.connect() as conn:
-        loaded = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar()
-    if not loaded:
-        democity.load(engine, size=TEST_DEMO_SIZE, seed=20261122, progress=False)
+    """The engine on the database holding the demo city (a name for tests that read the city)."""
     return engine
 
 

@@ -8,8 +8,6 @@ from typer.testing import CliRunner
 from api.access import RateLimiter
 from api.cli import app as cli
 
-pytest_plugins = ["spatial_api_fixtures"]
-
 
 def test_cli_create_list_revoke_and_hash_only(api_client, engine, spatial_data) -> None:
     runner = CliRunner()

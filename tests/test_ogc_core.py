@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-pytest_plugins = ["spatial_api_fixtures"]
-
 
 def test_landing_and_conformance(api_client) -> None:
     r = api_client.get("/")

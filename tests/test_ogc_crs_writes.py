@@ -11,7 +11,6 @@ from shapely.geometry import shape
 
 from gis.settings import get_settings
 
-pytest_plugins = ["spatial_api_fixtures"]
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 
 

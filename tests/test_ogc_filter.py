@@ -13,7 +13,6 @@ from shapely.geometry import Polygon, mapping
 
 from gis.settings import get_settings
 
-pytest_plugins = ["spatial_api_fixtures"]
 D = "district = '359999'"
 
 

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from gis.access import ANONYMOUS, can_read
 from gis.registry import REGISTRY
 
-pytest_plugins = ["spatial_api_fixtures"]
 ROOT = Path(__file__).resolve().parent.parent
 OGCTESTS_VENV = ROOT / "bench" / ".venv-ogctests"
 OGCTESTS_VERSION = "0.1.15"

@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-pytest_plugins = ["spatial_api_fixtures"]
-
 WEIRD = ["", " ", "'", "\\", "%00", "null", "-1", "1e309", "NaN", "9" * 40, "ü🙂", "a,b", "1,2,3,4,5",
          "<script>", "../../etc/passwd", "EPSG:4326", "2024-13-45T99:99:99Z", "../..", "{\"op\":1}"]
 ITEM_PARAMS = ["bbox", "bbox-crs", "crs", "datetime", "filter", "filter-crs", "limit", "offset", "properties",

@@ -10,8 +10,6 @@ from shapely.geometry import mapping
 
 from gis.settings import get_settings
 
-pytest_plugins = ["spatial_api_fixtures"]
-
 
 def _to_ll():
     return Transformer.from_crs(get_settings().spatial.storage_crs, "OGC:CRS84", always_xy=True)

@@ -12,7 +12,6 @@ from shapely.ops import transform
 
 from gis.settings import get_settings
 
-pytest_plugins = ["spatial_api_fixtures"]
 HALF = 20037508.342789244
 
 
