@@ -49,6 +49,11 @@ def feature_columns() -> list[sa.Column]:
     ]
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL for a CHECK that ``column`` holds one of a code list's values (the list lives in Python)."""
+    return f"{column} IN (" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
 def valid_geometry_check(table_name: str, column: str = "geom") -> sa.CheckConstraint:
     """The database refuses invalid or empty geometries too, whatever path a row comes by."""
     return sa.CheckConstraint(f"ST_IsValid({column}) AND NOT ST_IsEmpty({column})", name=f"{column}_valid")

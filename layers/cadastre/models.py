@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
 
 # GB/T 37346-2019: county(6) district(3) sub-district(3) ownership G/J/Z, type letter, sequence(5)
 PARCEL_CODE_RE = r"^[0-9]{12}[GJZ][ABCDEFGHSWXY][0-9]{5}$"
@@ -78,7 +78,7 @@ registrations = sa.Table(
     sa.Column("certificate_no", sa.Text, comment="不动产权证书号"),
     sa.Column("note", sa.Text),
     sa.Column("detail", JSONB),
-    sa.CheckConstraint("kind IN (" + ",".join(f"'{k}'" for k in REGISTRATION_KINDS) + ")", name="kind_known"),
+    sa.CheckConstraint(one_of("kind", REGISTRATION_KINDS), name="kind_known"),
 )
 
 lineage = sa.Table(
@@ -89,7 +89,7 @@ lineage = sa.Table(
     sa.Column("child_code", sa.String(19), nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("registration_id", sa.BigInteger, sa.ForeignKey("cadastre_registrations.id"), nullable=False),
-    sa.CheckConstraint("kind IN (" + ",".join(f"'{k}'" for k in LINEAGE_KINDS) + ")", name="kind_known"),
+    sa.CheckConstraint(one_of("kind", LINEAGE_KINDS), name="kind_known"),
     sa.CheckConstraint("parent_code <> child_code OR kind = 'boundary_adjustment'", name="not_self"),
 )
 sa.Index("ix_cadastre_lineage_parent", lineage.c.parent_code)

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
 
 RESOURCE_STATUSES = ("available", "assigned", "out_of_service")
 INCIDENT_LINES = ("110", "119", "120", "122", "municipal")
 
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 resources = sa.Table(
@@ -31,7 +28,7 @@ resources = sa.Table(
     sa.Column("duty_phone", sa.Text, comment="值班电话"),
     sa.Column("leader_phone", sa.Text, comment="负责人电话"),
     geometry_column("Point"),
-    sa.CheckConstraint(_in("status", RESOURCE_STATUSES), name="status_known"),
+    sa.CheckConstraint(one_of("status", RESOURCE_STATUSES), name="status_known"),
     sa.CheckConstraint("capability_level BETWEEN 1 AND 4", name="level_range"),
     sa.UniqueConstraint("code"),
 )
@@ -46,7 +43,7 @@ resource_status_history = sa.Table(
     sa.Column("since", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("incident_id", sa.BigInteger),
     sa.Column("actor", sa.Text),
-    sa.CheckConstraint(_in("status", RESOURCE_STATUSES), name="status_known"),
+    sa.CheckConstraint(one_of("status", RESOURCE_STATUSES), name="status_known"),
 )
 
 warehouses = sa.Table(
@@ -112,7 +109,7 @@ incidents = sa.Table(
     geometry_column("Point"),
     geometry_column("MultiPolygon", name="incident_area", nullable=True, comment="事发范围"),
     geometry_column("MultiPolygon", name="impact_area", nullable=True, comment="影响范围"),
-    sa.CheckConstraint(_in("source_line", INCIDENT_LINES), name="line_known"),
+    sa.CheckConstraint(one_of("source_line", INCIDENT_LINES), name="line_known"),
     sa.CheckConstraint("level BETWEEN 1 AND 4", name="level_range"),
     sa.CheckConstraint("status IN ('open','responding','closed')", name="status_known"),
     sa.UniqueConstraint("code"),

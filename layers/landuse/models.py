@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
 
 SYSTEMS = ("GB/T 21010-2017", "三调工作分类", "用地用海分类指南(2023)")
 CONTROL_LINE_KINDS = ("permanent_basic_farmland", "ecological_red_line", "urban_development_boundary")
@@ -30,7 +30,7 @@ survey_patches = sa.Table(
     sa.Column("ellipsoidal_area", sa.Float, nullable=False, comment="椭球面积 m²"),
     sa.Column("plane_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="平面面积 m²"),
     geometry_column("MultiPolygon"),
-    sa.CheckConstraint("class_system IN (" + ",".join(f"'{s}'" for s in SYSTEMS) + ")", name="system_known"),
+    sa.CheckConstraint(one_of("class_system", SYSTEMS), name="system_known"),
     sa.CheckConstraint("class_code ~ '^[0-9]{2}([0-9A-Z]{2})?$'", name="class_code_format"),
     sa.CheckConstraint("settlement_code IS NULL OR settlement_code IN ('201','202','203','204','205')",
                        name="settlement_known"),
@@ -52,7 +52,7 @@ planning_zones = sa.Table(
     sa.Column("class_name", sa.Text),
     sa.Column("district", sa.String(6), nullable=False),
     geometry_column("MultiPolygon"),
-    sa.CheckConstraint("class_system IN (" + ",".join(f"'{s}'" for s in SYSTEMS) + ")", name="system_known"),
+    sa.CheckConstraint(one_of("class_system", SYSTEMS), name="system_known"),
     valid_geometry_check("landuse_planning_zones"),
 )
 
@@ -66,7 +66,7 @@ control_lines = sa.Table(
     sa.Column("approved_on", sa.Date, comment="批准日期"),
     sa.Column("approval_no", sa.Text, comment="批准文号"),
     geometry_column("MultiPolygon"),
-    sa.CheckConstraint("kind IN (" + ",".join(f"'{k}'" for k in CONTROL_LINE_KINDS) + ")", name="kind_known"),
+    sa.CheckConstraint(one_of("kind", CONTROL_LINE_KINDS), name="kind_known"),
     sa.CheckConstraint("zone_type IS NULL OR zone_type IN ('core','general')", name="zone_type_known"),
     valid_geometry_check("landuse_control_lines"),
 )

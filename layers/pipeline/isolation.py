@@ -166,18 +166,7 @@ class AfterIsolationTree:
             stack.extend(kids)
             if len(members) > self.limit:
                 return None
-        blocked = self.inside | {b}
-        adjacency = self.graph.seg_adjacency
-        reached = {u for u in members
-                   if any(w not in members and w not in blocked and w not in lost for w in adjacency[u])}
-        stack = list(reached)
-        while stack:
-            u = stack.pop()
-            for w in adjacency[u]:
-                if w in members and w not in reached:
-                    reached.add(w)
-                    stack.append(w)
-        return [u for u in members if u not in reached]
+        return self.graph.stranded(members, self.inside | {b} | lost)
 
 
 def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:

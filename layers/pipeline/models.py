@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gis.schema import METADATA, feature_columns, geometry_column, valid_geometry_check
+from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
 
 UTILITIES = ("water", "drainage", "storm", "sewer", "gas", "heat", "power", "telecom", "industrial")
 NODE_KINDS = ("junction", "isolation_valve", "control_valve", "hydrant", "tee", "meter", "source", "tank",
@@ -19,9 +19,6 @@ VALVE_STATES = ("open", "closed", "inoperable")
 CUSTOMER_CATEGORIES = ("residential", "commercial", "industrial", "hospital", "school", "government",
                        "fire", "other")
 
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 networks = sa.Table(
@@ -32,7 +29,7 @@ networks = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("operator", sa.Text, comment="权属单位"),
     sa.Column("snap_tolerance_m", sa.Float, nullable=False, server_default="0.05"),
-    sa.CheckConstraint(_in("utility", UTILITIES), name="utility_known"),
+    sa.CheckConstraint(one_of("utility", UTILITIES), name="utility_known"),
     sa.UniqueConstraint("name"),
 )
 
@@ -52,9 +49,9 @@ nodes = sa.Table(
     sa.Column("ground_elevation_m", sa.Float, comment="地面高程 m"),
     sa.Column("install_year", sa.SmallInteger),
     geometry_column("Point"),
-    sa.CheckConstraint(_in("kind", NODE_KINDS), name="kind_known"),
+    sa.CheckConstraint(one_of("kind", NODE_KINDS), name="kind_known"),
     sa.CheckConstraint("(kind = 'isolation_valve') = (valve_state IS NOT NULL)", name="valve_state_iff_valve"),
-    sa.CheckConstraint("valve_state IS NULL OR " + _in("valve_state", VALVE_STATES), name="valve_state_known"),
+    sa.CheckConstraint("valve_state IS NULL OR " + one_of("valve_state", VALVE_STATES), name="valve_state_known"),
     sa.UniqueConstraint("network_id", "code"),
 )
 sa.Index("ix_pipeline_nodes_network_kind", nodes.c.network_id, nodes.c.kind)
@@ -102,7 +99,7 @@ customers = sa.Table(
     sa.Column("households", sa.Integer, nullable=False, server_default="1", comment="户数"),
     sa.Column("parcel_code", sa.String(19), comment="所在宗地"),
     geometry_column("Point"),
-    sa.CheckConstraint(_in("category", CUSTOMER_CATEGORIES), name="category_known"),
+    sa.CheckConstraint(one_of("category", CUSTOMER_CATEGORIES), name="category_known"),
     sa.UniqueConstraint("network_id", "account_no"),
 )
 sa.Index("ix_pipeline_customers_node", customers.c.node_id)
@@ -161,7 +158,7 @@ repair_orders = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint(_in("status", ORDER_STATUSES), name="status_known"),
+    sa.CheckConstraint(one_of("status", ORDER_STATUSES), name="status_known"),
     sa.UniqueConstraint("code"),
 )
 

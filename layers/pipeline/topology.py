@@ -246,6 +246,14 @@ class NetworkGraph:
                 return None
         if not members:
             return []
+        return self.stranded(members, gone)
+
+    def stranded(self, members: set[int], gone: set[int]) -> list[int]:
+        """The segments of ``members`` (cut from their feed in the supply tree) that stay unfed.
+
+        A member touching a live segment outside the cut (not in ``gone``) is fed again by that side
+        path, and so is every member it reaches; the rest has lost supply.
+        """
         adjacency = self.seg_adjacency
         reached = {u for u in members if any(w not in members and w not in gone for w in adjacency[u])}
         stack = list(reached)
