@@ -1,24 +1,17 @@
-"""The `govgis` command line. Each concern's commands live in api/commands/."""
+"""The `govgis` command line. Each concern's commands live in api/commands/ and register here."""
 
 from __future__ import annotations
 
 import typer
 
-from api.commands import db
+from api.commands import data, db, keys, pipeline
 
 app = typer.Typer(help="govgis — city spatial data service", no_args_is_help=True, add_completion=False)
 app.add_typer(db.app, name="db")
 app.command("serve")(db.serve)
-
-# Commands of other concerns register here: data (import/export/demo) and keys.
-for _module in ("api.commands.data", "api.commands.keys", "api.commands.pipeline"):
-    try:
-        _mod = __import__(_module, fromlist=["register"])
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-        continue
-    _mod.register(app)
+data.register(app)  # import, export, demo
+keys.register(app)  # department API keys
+pipeline.register(app)  # INP import, topology, criticality
 
 
 if __name__ == "__main__":
