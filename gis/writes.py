@@ -26,16 +26,12 @@ from gis.schema import audit_log, storage_srid
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row as JSON-safe values for the audit record (geometry as EWKT, times as ISO)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, (dt.date, dt.datetime)):
-            out[key] = value.isoformat()
-        elif hasattr(value, "desc") and hasattr(value, "srid"):  # geoalchemy2 WKBElement
-            out[key] = None  # replaced with EWKT by the caller's SELECT
-        else:
-            out[key] = json.loads(json.dumps(value, default=str))
-    return out
+    """A row as JSON-safe values for the audit record (snapshots carry geometry as EWKT text)."""
+    return {
+        key: value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else
+        json.loads(json.dumps(value, default=str))
+        for key, value in row.items()
+    }
 
 
 def audit(conn: Connection, caller: Caller, layer_id: str, feature_id: object, action: str,
