@@ -14,6 +14,7 @@ from fastapi import FastAPI
 import layers  # noqa: F401  (declares every layer in the registry)
 from api import errors, openapi
 from api.access import AccessMiddleware
+from api.limits import BodyLimitMiddleware
 from api.routes import health, land, ogc, planning, query, tiles, webmap
 from api.routes import pipeline as pipeline_routes
 from gis.db import database_url, make_engine, read_url
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(land.router)
     app.include_router(planning.router)
     app.add_middleware(AccessMiddleware, rate_limit_per_minute=settings.service.rate_limit_per_minute)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.service.max_request_bytes)
     openapi.install(app)
     app.include_router(webmap.router)
     return app
