@@ -116,27 +116,24 @@ def registrations_of(conn: Connection, code: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def _lineage_walk(near: str, far: str) -> str:
+    """A recursive walk of the lineage graph from :code: ``near`` is the column that holds the code
+    (child_code to walk up to ancestors, parent_code to walk down), ``far`` the one that leads on."""
+    return f"""
+        WITH RECURSIVE walk(parent_code, child_code, kind, registration_id, depth) AS (
+          SELECT parent_code, child_code, kind, registration_id, 1 FROM cadastre_lineage
+           WHERE {near} = :code AND parent_code <> child_code
+          UNION
+          SELECT l.parent_code, l.child_code, l.kind, l.registration_id, w.depth + 1
+            FROM cadastre_lineage l JOIN walk w ON l.{near} = w.{far}
+           WHERE l.parent_code <> l.child_code AND w.depth < :max_depth)
+        SELECT parent_code, child_code, kind, registration_id, min(depth) AS depth FROM walk
+         GROUP BY 1, 2, 3, 4 ORDER BY depth, parent_code, child_code"""
+
+
 _LINEAGE_SQL = {
-    "ancestors": """
-        WITH RECURSIVE walk(parent_code, child_code, kind, registration_id, depth) AS (
-          SELECT parent_code, child_code, kind, registration_id, 1 FROM cadastre_lineage
-           WHERE child_code = :code AND parent_code <> child_code
-          UNION
-          SELECT l.parent_code, l.child_code, l.kind, l.registration_id, w.depth + 1
-            FROM cadastre_lineage l JOIN walk w ON l.child_code = w.parent_code
-           WHERE l.parent_code <> l.child_code AND w.depth < :max_depth)
-        SELECT parent_code, child_code, kind, registration_id, min(depth) AS depth FROM walk
-         GROUP BY 1, 2, 3, 4 ORDER BY depth, parent_code, child_code""",
-    "descendants": """
-        WITH RECURSIVE walk(parent_code, child_code, kind, registration_id, depth) AS (
-          SELECT parent_code, child_code, kind, registration_id, 1 FROM cadastre_lineage
-           WHERE parent_code = :code AND parent_code <> child_code
-          UNION
-          SELECT l.parent_code, l.child_code, l.kind, l.registration_id, w.depth + 1
-            FROM cadastre_lineage l JOIN walk w ON l.parent_code = w.child_code
-           WHERE l.parent_code <> l.child_code AND w.depth < :max_depth)
-        SELECT parent_code, child_code, kind, registration_id, min(depth) AS depth FROM walk
-         GROUP BY 1, 2, 3, 4 ORDER BY depth, parent_code, child_code""",
+    "ancestors": _lineage_walk(near="child_code", far="parent_code"),
+    "descendants": _lineage_walk(near="parent_code", far="child_code"),
 }
 
 
