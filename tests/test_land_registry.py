@@ -5,7 +5,6 @@ committed transaction by transaction (record time is transaction time)."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import uuid
 
 import pytest
@@ -29,17 +28,9 @@ def day(n: int) -> dt.datetime:
 
 
 @pytest.fixture(scope="module")
-def land_engine(request, engine):
-    """The engine, with the demo city loaded first when its generator exists (so ours add to it)."""
-    if importlib.util.find_spec("data.democity") is not None:
-        return request.getfixturevalue("demo_city")
-    return engine
-
-
-@pytest.fixture(scope="module")
-def spot(land_engine):
+def spot(demo_city):
     """A 1 km square of the city with no live parcel, and a fresh sub-district code for this run."""
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         for y in range(2682000, 2755000, 3000):
             for x in range(590000, 655000, 3000):
                 busy = conn.execute(sa.text(
@@ -54,7 +45,7 @@ def spot(land_engine):
         else:
             raise AssertionError("no empty square km in the city for the registry tests")
     yield x, y, prefix
-    remove_parcels(land_engine, [prefix, prefix[:6] + "9" + prefix[7:]])
+    remove_parcels(demo_city, [prefix, prefix[:6] + "9" + prefix[7:]])
 
 
 def remove_parcels(engine, prefixes: list[str]) -> None:
@@ -99,9 +90,9 @@ def test_code_format_and_validation():
         codes.unit_code(code, "W", 1, 0)
 
 
-def test_registration_chain(land_engine, spot):
+def test_registration_chain(demo_city, spot):
     x, y, prefix = spot
-    eng = land_engine
+    eng = demo_city
     a = run(eng, reg.register_initial, sub_district=prefix, ownership="G", parcel_type="B", attributes=attrs(),
             geometry=box(x, y, x + 200, y + 100), effective_at=day(0))
     b = run(eng, reg.register_initial, sub_district=prefix, ownership="G", parcel_type="B", attributes=attrs(),
@@ -191,10 +182,10 @@ def test_registration_chain(land_engine, spot):
     assert len(everything) == 9
 
 
-def test_refused_registrations_leave_nothing(land_engine, spot):
+def test_refused_registrations_leave_nothing(demo_city, spot):
     x, y, prefix = spot
     x += 500  # a part of the spot the chain test does not use
-    eng = land_engine
+    eng = demo_city
     p = run(eng, reg.register_initial, sub_district=prefix, ownership="J", parcel_type="C",
             attributes=attrs("村集体"), geometry=box(x, y, x + 100, y + 100), effective_at=day(0))["created"][0]
     q = run(eng, reg.register_initial, sub_district=prefix, ownership="J", parcel_type="C",
@@ -232,7 +223,7 @@ def test_refused_registrations_leave_nothing(land_engine, spot):
     assert codes.parse_parcel_code(nxt["created"][0]).sequence == codes.parse_parcel_code(r).sequence + 1
 
 
-def test_codes_unique_under_concurrency(land_engine, spot):
+def test_codes_unique_under_concurrency(demo_city, spot):
     """Two transactions issuing codes in one sub-district at once get different numbers."""
     import threading
 
@@ -242,7 +233,7 @@ def test_codes_unique_under_concurrency(land_engine, spot):
     barrier = threading.Barrier(2)
 
     def issue() -> None:
-        with land_engine.begin() as conn:
+        with demo_city.begin() as conn:
             barrier.wait()
             [code] = codes.next_parcel_codes(conn, prefix, "G", "B")
             # record it so the other transaction (waiting on the lock) sees it as used

@@ -5,7 +5,6 @@ an empty square kilometre of the city, so the demo city's own data does not inte
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import io
 import json
 import tempfile
@@ -42,16 +41,9 @@ CLASSES_1 = ["0701", "0601", "0101", "0301", "05H1", "1004", "1101", "0103", "07
 
 
 @pytest.fixture(scope="module")
-def land_engine(request, engine):
-    if importlib.util.find_spec("data.democity") is not None:
-        return request.getfixturevalue("demo_city")
-    return engine
-
-
-@pytest.fixture(scope="module")
-def site(land_engine):
+def site(demo_city):
     """Loads two survey years, control lines, a plan, price zones and two parcels on an empty km²."""
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         spot = None
         for y in range(2754000, 2682000, -3000):
             for x in range(654000, 590000, -3000):
@@ -68,7 +60,7 @@ def site(land_engine):
     x, y = spot
     grid0 = [box(x + i * 250, y + j * 250, x + (i + 1) * 250, y + (j + 1) * 250) for j in range(4) for i in range(4)]
     grid1 = [box(x + i * 200, y + j * 200, x + (i + 1) * 200, y + (j + 1) * 200) for j in range(5) for i in range(5)]
-    with land_engine.begin() as conn:
+    with demo_city.begin() as conn:
         first = survey.load_survey_year(conn, OFFICER, year=Y0, patches=[
             {"patch_no": f"T{Y0}-{k}", "class_code": c, "district": DISTRICT, "geometry": g}
             for k, (g, c) in enumerate(zip(grid0, CLASSES_0, strict=True))])
@@ -107,7 +99,7 @@ def site(land_engine):
     yield {"x": x, "y": y, "grid0": grid0, "grid1": grid1, "first": first, "second": second}
     # take the hand-made data out again so later modules see the demo city as generated
     area = box(x - 1, y - 1, x + 1001, y + 1001).wkt
-    with land_engine.begin() as conn:
+    with demo_city.begin() as conn:
         conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE from_year BETWEEN 1991 AND 1993"))
         conn.execute(sa.text("DELETE FROM landuse_survey_patches WHERE survey_year BETWEEN 1991 AND 1993"))
         conn.execute(sa.text("DELETE FROM landuse_planning_zones WHERE plan_name = :p"), {"p": PLAN})
@@ -133,7 +125,7 @@ def frame(engine, sql: str, **params) -> gpd.GeoDataFrame:
 
 # --- survey and change survey ----------------------------------------------------------------------
 
-def test_survey_load_and_change_patches(land_engine, site):
+def test_survey_load_and_change_patches(demo_city, site):
     assert site["first"]["previous_year"] is None
     assert site["second"]["previous_year"] == Y0 and site["second"]["change_patches"] > 0
     # oracle: overlay of the two grids where the class differs
@@ -143,7 +135,7 @@ def test_survey_load_and_change_patches(land_engine, site):
             a = g0.intersection(g1).area
             if c0 != c1 and a > 1.0:
                 expected[(c0, c1)] = expected.get((c0, c1), 0.0) + a
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         rows = conn.execute(sa.text("SELECT from_code, to_code, sum(plane_area) FROM landuse_change_patches WHERE "
                                     "from_year = :a AND to_year = :b GROUP BY 1, 2"), {"a": Y0, "b": Y1}).all()
         old = conn.execute(sa.text("SELECT count(*) FROM landuse_survey_patches WHERE survey_year = :a"),
@@ -158,14 +150,14 @@ def test_survey_load_and_change_patches(land_engine, site):
     assert 0.999 < ratio < 1.0
 
 
-def test_survey_refuses_bad_year_and_codes(land_engine, site):
-    with land_engine.begin() as conn, pytest.raises(GisError):
+def test_survey_refuses_bad_year_and_codes(demo_city, site):
+    with demo_city.begin() as conn, pytest.raises(GisError):
         survey.load_survey_year(conn, OFFICER, year=Y0, patches=[
             {"patch_no": "x", "class_code": "0101", "district": DISTRICT, "geometry": site["grid0"][0]}])
-    with land_engine.begin() as conn, pytest.raises(InvalidParameter):
+    with demo_city.begin() as conn, pytest.raises(InvalidParameter):
         survey.load_survey_year(conn, OFFICER, year=1993, patches=[
             {"patch_no": "x", "class_code": "9999", "district": DISTRICT, "geometry": site["grid0"][0]}])
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM landuse_survey_patches WHERE survey_year = 1993")).scalar() == 0
 
 
@@ -189,16 +181,16 @@ def oracle_by_class(engine, year: int, area: Polygon | None) -> dict[str, tuple[
 
 
 @pytest.mark.parametrize("basis", ["ellipsoidal", "plane"])
-def test_balance_two_years_matches_geopandas(land_engine, site, basis):
+def test_balance_two_years_matches_geopandas(demo_city, site, basis):
     area = red_line_shape(site)
     pick = 1 if basis == "ellipsoidal" else 0
     groups = legal_groups()
     for geometry, district in ((None, DISTRICT), (area, None)):
-        with land_engine.connect() as conn:
+        with demo_city.connect() as conn:
             table = bal.balance_table(conn, base_year=Y0, target_year=Y1, geometry=geometry, district=district,
                                       basis=basis)
-        base = oracle_by_class(land_engine, Y0, geometry)
-        target = oracle_by_class(land_engine, Y1, geometry)
+        base = oracle_by_class(demo_city, Y0, geometry)
+        target = oracle_by_class(demo_city, Y1, geometry)
         rows = {(r["level"], r["code"] or r["name"]): r for r in table["rows"]}
         for code in base.keys() | target.keys():
             row = rows.get((2, code))
@@ -220,8 +212,8 @@ def test_balance_two_years_matches_geopandas(land_engine, site, basis):
         assert table["area_basis"] == basis
 
 
-def test_balance_survey_against_plan_and_exports(land_engine, site):
-    with land_engine.connect() as conn:
+def test_balance_survey_against_plan_and_exports(demo_city, site):
+    with demo_city.connect() as conn:
         table = bal.balance_table(conn, base_year=Y1, target_plan=PLAN, district=DISTRICT)
     assert table["area_basis"] == "plane"
     rows = {(r["level"], r["code"] or r["name"]): r for r in table["rows"]}
@@ -231,7 +223,7 @@ def test_balance_survey_against_plan_and_exports(land_engine, site):
     assert rows[(2, "0701")]["area_1"] == pytest.approx(500 * 1000, abs=0.01)  # 0701 → 0701 via the crosswalk
     assert rows[(2, "0601")]["area_1"] == pytest.approx(500 * 900, abs=0.01)  # 1001 → 0601
 
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         table = bal.balance_table(conn, base_year=Y0, target_year=Y1, district=DISTRICT)
     text = bal.balance_csv(table).decode("utf-8-sig")
     assert "合计" in text and "农用地" in text
@@ -241,12 +233,12 @@ def test_balance_survey_against_plan_and_exports(land_engine, site):
     assert totals and totals[0][2] == pytest.approx(table["rows"][-1]["area_0"], abs=0.01)
     page = bal.balance_html(table)
     assert "<table>" in page and "总面积不变" in page
-    with land_engine.connect() as conn, pytest.raises(InvalidParameter):
+    with demo_city.connect() as conn, pytest.raises(InvalidParameter):
         bal.balance_table(conn, base_year=Y0, district=DISTRICT)
 
 
-def test_statistics_by_hierarchy(land_engine, site):
-    with land_engine.connect() as conn:
+def test_statistics_by_hierarchy(demo_city, site):
+    with demo_city.connect() as conn:
         stats = bal.landuse_statistics(conn, year=Y0, district=DISTRICT, basis="plane")
     assert stats["area_basis"] == "plane"
     assert stats["total"] == pytest.approx(1000 * 1000, abs=0.01)
@@ -338,15 +330,15 @@ def test_txt_without_zone_anywhere_is_refused(site):
 
 # --- pre-review ------------------------------------------------------------------------------------
 
-def test_prereview_areas_match_shapely(land_engine, site):
+def test_prereview_areas_match_shapely(demo_city, site):
     parsed = redline.parse_redline(txt_for(red_line_shape(site)))
     red = parsed.geometry
-    with land_engine.begin() as conn:
+    with demo_city.begin() as conn:
         report = pre.site_prereview(conn, OFFICER, parsed, project_name="测试项目", intended_use="1001",
                                     survey_year=Y0, plan_name=PLAN, price_class="industrial")
     assert report["total_area"] == pytest.approx(red.area, abs=0.01)
     # land use by class
-    oracle = oracle_by_class(land_engine, Y0, red)
+    oracle = oracle_by_class(demo_city, Y0, red)
     expected = {c: v[0] for c, v in oracle.items()}
     got = {r["class_code"]: r["plane_area"] for r in report["landuse"]}
     assert got.keys() == expected.keys()
@@ -357,7 +349,7 @@ def test_prereview_areas_match_shapely(land_engine, site):
     assert classes_first_is_arable(report["landuse"])
     assert report["arable_area"] == pytest.approx(sum(v for c, v in expected.items() if c.startswith("01")), abs=0.01)
     # control lines, dissolved per kind
-    lines = frame(land_engine, "SELECT kind, coalesce(zone_type, '') AS zone_type, geom FROM landuse_control_lines "
+    lines = frame(demo_city, "SELECT kind, coalesce(zone_type, '') AS zone_type, geom FROM landuse_control_lines "
                   "WHERE ST_Intersects(geom, ST_GeomFromText(:g, 4548))", g=red.wkt)
 
     def inside(kind: str, zone: str | None = None) -> float:
@@ -377,7 +369,7 @@ def test_prereview_areas_match_shapely(land_engine, site):
     assert items["urban_development_boundary"]["outside_area"] == pytest.approx(red.area - udb, abs=0.01)
     assert report["verdict"] == "refused" if core > 0.01 else True
     # planning conformity: zones 0701 (not industrial) and 1001 (conforms)
-    zones = frame(land_engine, "SELECT class_code, geom FROM landuse_planning_zones WHERE plan_name = :p", p=PLAN)
+    zones = frame(demo_city, "SELECT class_code, geom FROM landuse_planning_zones WHERE plan_name = :p", p=PLAN)
     conform = sum(g.intersection(red).area for c, g in zip(zones.class_code, zones.geometry, strict=True)
                   if c.startswith("1001"))
     nonconform = sum(g.intersection(red).area for c, g in zip(zones.class_code, zones.geometry, strict=True)
@@ -385,7 +377,7 @@ def test_prereview_areas_match_shapely(land_engine, site):
     assert items["planning"]["conforming_area"] == pytest.approx(conform, abs=0.01)
     assert items["planning"]["nonconforming_area"] == pytest.approx(nonconform, abs=0.01)
     # parcels and holders
-    parcels = frame(land_engine, "SELECT parcel_code, right_holder, geom FROM cadastre_parcels WHERE valid_to IS NULL "
+    parcels = frame(demo_city, "SELECT parcel_code, right_holder, geom FROM cadastre_parcels WHERE valid_to IS NULL "
                     "AND recorded_to IS NULL AND ST_Intersects(geom, ST_GeomFromText(:g, 4548))", g=red.wkt)
     expected_parcels = {c: g.intersection(red).area for c, g in zip(parcels.parcel_code, parcels.geometry, strict=True)
                         if g.intersection(red).area > 0.01}
@@ -394,7 +386,7 @@ def test_prereview_areas_match_shapely(land_engine, site):
     for code, area in expected_parcels.items():
         assert got_parcels[code] == pytest.approx(area, abs=0.01)
     # base land price
-    zones = frame(land_engine, "SELECT land_class, price_per_m2, geom FROM landuse_price_zones WHERE "
+    zones = frame(demo_city, "SELECT land_class, price_per_m2, geom FROM landuse_price_zones WHERE "
                   "ST_Intersects(geom, ST_GeomFromText(:g, 4548))", g=red.wkt)
     value = sum(float(p) * g.intersection(red).area for c, p, g in
                 zip(zones.land_class, zones.price_per_m2, zones.geometry, strict=True) if c == "industrial")
@@ -402,7 +394,7 @@ def test_prereview_areas_match_shapely(land_engine, site):
     assert report["pipelines"]["available"] in (True, False)
 
     # stored, re-opened and masked for a viewer without the personal-data scope
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         again, geom = pre.open_report(conn, OFFICER, report["id"])
         masked, _ = pre.open_report(conn, VIEWER, report["id"])
         page = pre.report_html(masked, geom, [])
@@ -422,35 +414,35 @@ def classes_first_is_arable(rows: list[dict]) -> bool:
     return True
 
 
-def test_supervision_comparison_and_price(land_engine, site):
+def test_supervision_comparison_and_price(demo_city, site):
     from layers.landuse import service as land
 
     x, y = site["x"], site["y"]
     patch = box(x + 50, y + 50, x + 450, y + 350)
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         result = land.supervision_comparison(conn, OFFICER, geometry=patch,
                                              first=dt.datetime(1991, 6, 1, tzinfo=dt.UTC),
                                              second=dt.datetime(1992, 6, 1, tzinfo=dt.UTC))
     assert result["first"]["survey_year"] == Y0 and result["second"]["survey_year"] == Y1
-    expected0 = oracle_by_class(land_engine, Y0, patch)
-    expected1 = oracle_by_class(land_engine, Y1, patch)
+    expected0 = oracle_by_class(demo_city, Y0, patch)
+    expected1 = oracle_by_class(demo_city, Y1, patch)
     for code in expected0.keys() | expected1.keys():
         change = expected1.get(code, (0, 0))[0] - expected0.get(code, (0, 0))[0]
         if abs(change) > 0.01:
             assert result["changes"]["landuse"][code] == pytest.approx(change, abs=0.01)
     assert len(result["first"]["parcels"]) == 1
 
-    with land_engine.connect() as conn:
+    with demo_city.connect() as conn:
         point = land.point_from_lonlat(*transformer("EPSG:4548", "OGC:CRS84").transform(x + 100, y + 100))
         at = land.land_price_at(conn, OFFICER, point=point)
     assert {(z["land_class"], z["price_per_m2"]) for z in at["zones"]} >= {("industrial", 1500.0), ("commercial", 8000.0)}
 
 
-def test_land_approval_links_parcels_and_is_audited(land_engine, site):
+def test_land_approval_links_parcels_and_is_audited(demo_city, site):
     from layers.landuse import service as land
 
     x, y = site["x"], site["y"]
-    with land_engine.begin() as conn:
+    with demo_city.begin() as conn:
         audits = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE layer = 'landuse_land_approvals'")).scalar()
         row = land.record_land_approval(conn, OFFICER, {
             "approval_no": f"厦地批-{uuid.uuid4().hex[:6]}", "supply_kind": "lease", "project_name": "仓库",
