@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import pyproj
 from pyproj.exceptions import CRSError
@@ -99,10 +100,42 @@ def lonlat_first(srid: int) -> bool:
     return not (axes and axes[0].direction.lower() in ("north", "south"))
 
 
+class Transform:
+    """An always-x/y (lon/lat, easting/northing) transform between two CRSs, cheap on any thread.
+
+    pyproj remakes a Transformer for each thread that uses it, and remaking one from two CRSs searches
+    PROJ's database for the operation again: 100 ms on a new request thread (the server's threads come
+    and go), a second of stall when eight start at once. When PROJ settled on a single operation, points
+    go through a transformer rebuilt from that operation's pipeline text, which a thread remakes in a
+    fraction of a millisecond and which gives the same coordinates. A transform that still chooses
+    between operations point by point (grids, areas of use) stays as PROJ made it.
+    """
+
+    def __init__(self, source: pyproj.CRS, target: pyproj.CRS) -> None:
+        found = pyproj.Transformer.from_crs(source, target, always_xy=True)
+        single = found.definition.startswith("proj=")
+        self._points = pyproj.Transformer.from_pipeline(found.definition) if single else found
+
+    def transform(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """x/y (numbers or arrays) in the source CRS → the same in the target CRS."""
+        return self._points.transform(x, y)
+
+    def transform_bounds(self, x0: float, y0: float, x1: float, y1: float,
+                         densify_pts: int = 21) -> tuple[float, float, float, float]:
+        """The box in the target CRS that holds a source box: its edges, each cut into ``densify_pts``
+        pieces, transformed, and their extremes taken, so a curved edge keeps its bulge. For
+        city-sized boxes (no antimeridian, no pole)."""
+        steps = [i / densify_pts for i in range(densify_pts + 1)]
+        xs = [x0 + (x1 - x0) * f for f in steps] * 2 + [x0] * len(steps) + [x1] * len(steps)
+        ys = [y0] * len(steps) + [y1] * len(steps) + [y0 + (y1 - y0) * f for f in steps] * 2
+        tx, ty = self.transform(xs, ys)
+        return min(tx), min(ty), max(tx), max(ty)
+
+
 @lru_cache(maxsize=64)
-def transformer(source: str, target: str) -> pyproj.Transformer:
-    """A cached always-x/y (lon/lat, easting/northing) transformer between two CRS strings."""
-    return pyproj.Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+def transformer(source: str, target: str) -> Transform:
+    """A cached always-x/y transform between two CRS strings (see Transform)."""
+    return Transform(parse_crs(source), parse_crs(target))
 
 
 def register_custom_crs(conn: Connection, srid: int, crs_text: str) -> None:

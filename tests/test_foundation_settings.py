@@ -77,3 +77,30 @@ def test_local_grid_as_proj_text_accepted_and_registered(engine) -> None:
 
     wkt = CRS.from_proj4(LOCAL_GRID).to_wkt()
     assert SpatialSettings(storage_crs=wkt, storage_srid=990002).storage_srid == 990002
+
+
+@pytest.mark.parametrize("source,target,point", [
+    ("OGC:CRS84", "EPSG:4548", (118.2, 24.6)),
+    ("EPSG:4548", "EPSG:4326", (600000.0, 2720000.0)),
+    ("EPSG:3857", "EPSG:4548", (13149614.8, 2807990.6)),
+    ("EPSG:4267", "EPSG:4269", (-100.0, 40.0)),  # PROJ still chooses an operation per point here
+])
+def test_transform_same_as_pyproj_on_every_thread(source, target, point) -> None:
+    """gis.crs.transformer gives pyproj's own coordinates and bounds, on the creating thread and others."""
+    import threading
+
+    from gis.crs import parse_crs, transformer
+
+    reference = Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+    ours = transformer(source, target)
+    results = [ours.transform(*point)]
+    worker = threading.Thread(target=lambda: results.append(ours.transform(*point)))
+    worker.start()
+    worker.join()
+    expected = reference.transform(*point)
+    for got in results:
+        assert got == pytest.approx(expected, abs=1e-6)
+    x, y = point
+    d = 0.05 if abs(x) < 400 else 5000.0
+    assert ours.transform_bounds(x - d, y - d, x + d, y + d) == pytest.approx(
+        reference.transform_bounds(x - d, y - d, x + d, y + d, densify_pts=21), abs=1e-6)
