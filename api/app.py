@@ -27,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_engine(database_url(settings), pool_size=settings.database.pool_size)
+        pool = {"pool_size": settings.database.pool_size,
+                "parallel_workers": settings.database.parallel_workers_per_query}
+        app.state.engine = make_engine(database_url(settings), **pool)
         app.state.read_engine = (
-            make_engine(read_url(settings), pool_size=settings.database.pool_size)
+            make_engine(read_url(settings), **pool)
             if settings.database.read_database_url else app.state.engine
         )
         try:

@@ -33,6 +33,12 @@ class DatabaseSettings(BaseSettings):
         default="", description="Optional read-only replica URL; reads go there, writes to the primary."
     )
     pool_size: int = Field(default=8, ge=1, le=200)
+    parallel_workers_per_query: int = Field(
+        default=0, ge=0, le=64,
+        description="PostgreSQL parallel workers one API query may start (max_parallel_workers_per_gather). "
+                    "0: a service answering many small queries at once gains throughput and a shorter tail "
+                    "without them; batch commands keep the server's default.",
+    )
 
     @field_validator("database_url", "read_database_url")
     @classmethod
