@@ -8,6 +8,7 @@ import mapbox_vector_tile
 import sqlalchemy as sa
 from pyproj import Transformer
 from shapely import box, wkb
+from shapely.geometry import shape
 from shapely.ops import transform
 
 from gis.settings import get_settings
@@ -108,3 +109,67 @@ def test_tile_metadata_and_bad_tiles(api_client, spatial_data) -> None:
         r = api_client.get(bad)
         assert r.status_code == 400, (bad, r.status_code)
     assert api_client.get("/collections/cadastre_parcels/tiles/Other/1/0/0").status_code == 404
+
+
+def _ring_area(ring: list) -> float:
+    return sum(ring[i][0] * ring[i + 1][1] - ring[i + 1][0] * ring[i][1] for i in range(len(ring) - 1)) / 2
+
+
+def test_fast_tile_path_matches_st_asmvtgeom(engine, spatial_data) -> None:
+    """Features taking the fast path (affine straight to tile pixels) come out as ST_AsMVTGeom makes them."""
+    from gis import tiles
+    from gis.registry import REGISTRY
+
+    settings = get_settings()
+    layer = REGISTRY.get("cadastre_parcels")
+    z = 15
+    x, y = tile_of(*_origin_lonlat(spatial_data), z)
+    statement, params = tiles.tile_query((layer,), z, x, y, settings.storage_srid, settings.spatial.storage_crs)
+    assert "ta" in params, "zoom 15 over the city should use the affine (fast) path"
+    general = {**params, "ix0": 0.0, "iy0": 0.0, "ix1": 0.0, "iy1": 0.0}  # an empty inner box: nothing is fast
+    with engine.connect() as conn:
+        fast_tile = bytes(conn.execute(statement, params).scalar())
+        general_tile = bytes(conn.execute(statement, general).scalar())
+        in_box, total = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE geom @ ST_MakeEnvelope(:ix0, :iy0, :ix1, :iy1, :srid) "
+            "AND ST_Area(geom) >= :px * ST_Perimeter(geom)), count(*) FROM cadastre_parcels "
+            "WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), :srid) AND valid_to IS NULL"),
+            {**params, "srid": settings.storage_srid}).one()
+    assert in_box >= total / 2 > 0, (in_box, total)  # most features did take the fast path
+    options = {"y_coord_down": True}
+    fast = {f["id"]: f for f in mapbox_vector_tile.decode(fast_tile, default_options=options)[layer.id]["features"]}
+    slow = {f["id"]: f for f in mapbox_vector_tile.decode(general_tile, default_options=options)[layer.id]["features"]}
+    assert set(fast) == set(slow) and len(fast) >= in_box
+    for fid, feature in slow.items():
+        assert fast[fid]["properties"] == feature["properties"]
+        a, b = shape(fast[fid]["geometry"]), shape(feature["geometry"])
+        assert a.is_valid and a.symmetric_difference(b).area <= 1.0, fid  # at most one square pixel apart
+        polygons = ([fast[fid]["geometry"]["coordinates"]] if fast[fid]["geometry"]["type"] == "Polygon"
+                    else fast[fid]["geometry"]["coordinates"])
+        # MVT 2.1 §4.3.4.4: an exterior ring has a positive area in tile coordinates, holes negative
+        assert all(_ring_area(poly[0]) > 0 and all(_ring_area(h) < 0 for h in poly[1:]) for poly in polygons)
+
+
+def test_tile_pixel_map_against_pyproj() -> None:
+    """The affine storage → tile-pixel map puts points within a quarter pixel of pyproj's answer, and the
+    inner box lies inside the buffered tile."""
+    import numpy as np
+
+    from gis import tiles
+
+    storage = get_settings().spatial.storage_crs
+    to_merc = Transformer.from_crs(storage, "EPSG:3857", always_xy=True)
+    for z, lon, lat in ((14, 118.1, 24.5), (15, 118.3, 24.8), (18, 117.9, 24.3)):
+        x, y = tile_of(lon, lat, z)
+        mercator, residual = tiles.affine_to_mercator(z, x, y, storage)
+        assert residual < tiles.pixel_metres(z) / 4  # what tile_query requires before it uses the affine path
+        m = tiles.tile_pixel_map(z, x, y, mercator)
+        minx, _, maxx, maxy = tiles.tile_bounds_3857(z, x, y)
+        scale = 4096 / (maxx - minx)
+        for sx, sy in ((m["ix0"], m["iy0"]), (m["ix1"], m["iy1"]), (m["ix0"], m["iy1"]), (m["ix1"], m["iy0"])):
+            px = m["ta"] * sx + m["tb"] * sy + m["txo"]
+            py = m["td"] * sx + m["te"] * sy + m["tyo"]
+            mx, my = to_merc.transform(sx, sy)
+            assert np.hypot(px - (mx - minx) * scale, py - (maxy - my) * scale) < 0.25
+            assert -64 <= px <= 4160 and -64 <= py <= 4160
+        assert m["ix1"] - m["ix0"] > 0.9 * (maxx - minx) and m["px"] > 0
