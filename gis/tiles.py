@@ -140,9 +140,10 @@ def affine_to_mercator(z: int, x: int, y: int, storage_crs: str) -> tuple[dict[s
     my = np.array([miny, miny, maxy, maxy, (miny + maxy) / 2])
     sx, sy = transformer("EPSG:3857", storage_crs).transform(mx, my)
     design = np.column_stack([sx, sy, np.ones(5)])
-    (a, b, xo), *_ = np.linalg.lstsq(design, mx, rcond=None)
-    (d, e, yo), *_ = np.linalg.lstsq(design, my, rcond=None)
-    residual = float(max(np.abs(design @ [a, b, xo] - mx).max(), np.abs(design @ [d, e, yo] - my).max()))
+    target = np.column_stack([mx, my])
+    fit, *_ = np.linalg.lstsq(design, target, rcond=None)  # columns: (a, b, xo) and (d, e, yo)
+    residual = float(np.abs(design @ fit - target).max())
+    (a, d), (b, e), (xo, yo) = fit
     params = {"a": float(a), "b": float(b), "d": float(d), "e": float(e), "xo": float(xo), "yo": float(yo)}
     return params, residual
 
