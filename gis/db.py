@@ -7,9 +7,12 @@ nothing connects at import time. A unit of work is one transaction: ``with engin
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from gis.crs import register_custom_crs
@@ -49,9 +52,12 @@ def read_url(settings: Settings) -> URL:
     return database_url(settings)
 
 
+IDLE_PING_SECONDS = 10.0
+
+
 def make_engine(url: URL, *, pool_size: int = 8, application_name: str = "govgis",
                 parallel_workers: int | None = None) -> Engine:
-    """An engine with a pool, pre-ping and a session timezone of UTC.
+    """An engine with a pool, liveness checks and a session timezone of UTC.
 
     ``parallel_workers`` caps the parallel workers per query of its sessions (None: the server's
     default). Parallel workers are new processes started per query; under concurrent load they only
@@ -61,13 +67,41 @@ def make_engine(url: URL, *, pool_size: int = 8, application_name: str = "govgis
     options = "-c timezone=UTC"
     if parallel_workers is not None:
         options += f" -c max_parallel_workers_per_gather={int(parallel_workers)}"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         connect_args={"application_name": application_name, "options": options},
     )
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_checkin)
+    return engine
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Check a pooled connection that has sat idle before handing it out (a restarted or
+    failed-over server leaves dead ones behind); one that was in use moments ago is alive.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per request, a tenth of a
+    small tile's time. Raising DisconnectionError makes the pool drop this connection and try another.
+    """
+    if time.monotonic() - record.info.get("checked_in_at", 0.0) < IDLE_PING_SECONDS:
+        return
+    try:
+        _liveness_check(dbapi_connection)
+    except Exception as exc:  # noqa: BLE001 — any failure means this connection is unusable
+        raise sa_exc.DisconnectionError(f"pooled connection failed its liveness check: {exc}") from exc
+
+
+def _liveness_check(dbapi_connection: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    if not dbapi_connection.autocommit:
+        dbapi_connection.rollback()
 
 
 def ensure_database(url: URL, settings: Settings) -> bool:
