@@ -76,15 +76,17 @@ def parse_filter(text_or_json: str, lang: str) -> dict[str, Any] | Any:
     return _text_tree_to_json(tree)
 
 
-_FUNCTION_FORM = re.compile(r"(T_[A-Za-z]+|S_DWITHIN)\s*\(", re.IGNORECASE)
+_FUNCTION_FORM = re.compile(r"(T_[A-Za-z]+|S_DWITHIN|INTERVAL)\s*\(", re.IGNORECASE)
 
 
 def _function_forms(text: str) -> str:
     """CQL2's T_AFTER(a, b) and S_DWITHIN(a, b, d) as something pygeofilter 0.4 can parse.
 
-    Its text grammar knows only the older infix temporal form and no S_DWITHIN. Outside string
-    literals, each such call becomes ``govgis_t_after(a, b) = TRUE`` (a generic function compared
-    with TRUE, which the grammar accepts); the translator turns it back into the operator.
+    Its text grammar knows only the older infix temporal form and no S_DWITHIN, and its INTERVAL
+    takes two full timestamps only (CQL2 also allows dates and '..' for an open end). Outside string
+    literals, each such operator call becomes ``govgis_t_after(a, b) = TRUE`` (a generic function
+    compared with TRUE, which the grammar accepts) and INTERVAL(a, b) becomes ``govgis_interval(a, b)``;
+    the translator turns them back into the operator and the interval.
     """
     out: list[str] = []
     i, n = 0, len(text)
@@ -111,7 +113,8 @@ def _function_forms(text: str) -> str:
                     depth -= 1
                 j += 1
             inner = _function_forms(text[inner_start:j - 1]) if depth == 0 else text[inner_start:j]
-            out.append(f"govgis_{match.group(1).lower()}({inner}){' = TRUE' if depth == 0 else ''}")
+            predicate = depth == 0 and match.group(1).upper() != "INTERVAL"
+            out.append(f"govgis_{match.group(1).lower()}({inner}){' = TRUE' if predicate else ''}")
             i = j
             continue
         out.append(text[i])
@@ -161,6 +164,10 @@ def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST n
             return {"bbox": list(node.arguments)}
         if node.name.lower() in ("lower", "casei"):
             return {"op": "casei", "args": [_text_tree_to_json(a) for a in node.arguments]}
+        if node.name == "govgis_interval":
+            if len(node.arguments) != 2:
+                raise InvalidParameter("INTERVAL takes two ends: INTERVAL('2024-01-01', '..') ('..' = open)")
+            return {"interval": [_interval_end(a) for a in node.arguments]}
         if node.name.startswith("govgis_"):
             return {"op": node.name.removeprefix("govgis_"), "args": [_text_tree_to_json(a) for a in node.arguments]}
         raise InvalidParameter(f"function {node.name!r} is not supported in filters; use CASEI() or BBOX()")
@@ -181,6 +188,15 @@ def _text_tree_to_json(node: Any) -> Any:  # noqa: C901 — one branch per AST n
 
 def _instant_text(value: Any) -> str:
     return ".." if value is None else value.isoformat()
+
+
+def _interval_end(value: Any) -> str:
+    """One end of a CQL2-text INTERVAL: '..', a quoted date or timestamp, DATE(…) or TIMESTAMP(…)."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    raise InvalidParameter("an INTERVAL end is a date or timestamp in quotes, DATE(…), TIMESTAMP(…) or '..'")
 
 
 def to_clause(cql: Any, ctx: FilterContext) -> sa.ColumnElement[bool]:

@@ -149,6 +149,22 @@ def test_cql2_temporal(api_client, engine, api_keys, spatial_data, op: str, arg:
     assert ids == expected and expected
 
 
+@pytest.mark.parametrize("text, sql", [
+    ("T_INTERSECTS(reported_at, INTERVAL('2024-02-15T08:00:00Z', '..'))", "reported_at >= '2024-02-15T08:00:00Z'"),
+    ("T_DURING(reported_at, INTERVAL('..', '2024-02-15T08:00:00Z'))", "reported_at < '2024-02-15T08:00:00Z'"),
+    ("T_DURING(reported_at, INTERVAL('2024-01-20', '2024-04-20'))",
+     "reported_at > '2024-01-20T00:00:00Z' AND reported_at < '2024-04-20T00:00:00Z'"),
+    ("T_INTERSECTS(reported_at, INTERVAL(DATE('2024-02-01'), TIMESTAMP('2024-03-31T00:00:00Z')))",
+     "reported_at BETWEEN '2024-02-01T00:00:00Z' AND '2024-03-31T00:00:00Z'"),
+])
+def test_cql2_text_intervals_open_and_dated(api_client, engine, api_keys, spatial_data, text: str, sql: str) -> None:
+    """CQL2-text INTERVAL with '..' open ends, quoted dates and DATE()/TIMESTAMP() ends."""
+    ids = matched(api_client, "emergency_incidents", f"code LIKE 'T_' AND {text}",
+                  headers={"X-API-Key": api_keys.emergency})
+    expected = sql_ids(engine, f"code LIKE 'T_' AND {sql}", "emergency_incidents")
+    assert ids == expected and expected
+
+
 @pytest.mark.parametrize("bad", [
     "parcel_code = 'x'; DROP TABLE cadastre_parcels",
     "parcel_code = 'x'' OR 1=1 --'",
