@@ -536,25 +536,25 @@ def create_item(request: Request, collection_id: str, caller: CurrentCaller, con
             openapi_extra=openapi_params("crs"))
 def replace_item(request: Request, collection_id: str, feature_id: str, caller: CurrentCaller, conn: DbWrite,
                  payload: Any = Body(...)) -> Response:
-    check_params(request, frozenset({"crs"}))
-    layer = readable_layer(collection_id, caller)
-    feature = _feature_body(payload)
-    geometry = _incoming_geometry(request, layer, feature, required=True)
-    row = update_feature(conn, layer, caller, _feature_id(layer, feature_id), feature.get("properties") or {},
-                         geometry, expected_version=_if_match(request), replace=True, require_version=True)
-    return _written(request, layer, row, 200)
+    return _update_item(request, collection_id, feature_id, caller, conn, payload, replace=True)
 
 
 @router.patch("/collections/{collection_id}/items/{feature_id}", summary="Update some fields (If-Match)",
               openapi_extra=openapi_params("crs"))
 def patch_item(request: Request, collection_id: str, feature_id: str, caller: CurrentCaller, conn: DbWrite,
                payload: Any = Body(...)) -> Response:
+    return _update_item(request, collection_id, feature_id, caller, conn, payload, replace=False)
+
+
+def _update_item(request: Request, collection_id: str, feature_id: str, caller: Caller, conn: Any, payload: Any,
+                 *, replace: bool) -> Response:
+    """PUT (replace: every field and the geometry) and PATCH (only what is sent), both If-Match guarded."""
     check_params(request, frozenset({"crs"}))
     layer = readable_layer(collection_id, caller)
     feature = _feature_body(payload)
-    geometry = _incoming_geometry(request, layer, feature, required=False)
+    geometry = _incoming_geometry(request, layer, feature, required=replace)
     row = update_feature(conn, layer, caller, _feature_id(layer, feature_id), feature.get("properties") or {},
-                         geometry, expected_version=_if_match(request), require_version=True)
+                         geometry, expected_version=_if_match(request), replace=replace, require_version=True)
     return _written(request, layer, row, 200)
 
 
