@@ -8,6 +8,7 @@ caller's masking applied; each layer is checked against the caller's read scope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 from shapely.geometry import Point
+from sqlalchemy.engine import Connection
 
 from api.deps import CurrentCaller
 from api.routes.ogc import check_params, json_response, readable_layer, settings_of, visible_layers
@@ -130,17 +132,13 @@ def _is_number(text: str | None) -> bool:
 
 @router.post("/within", summary="Features within a distance of a geometry 缓冲查询")
 def within(request: Request, caller: CurrentCaller, payload: Any = Body(...)) -> Response:
-    check_params(request, frozenset())
-    body = _body(payload, {"geometry", "crs", "distance", "layers"}, {"geometry"})
-    distance = _number(body.get("distance", 0), "distance (metres)", maximum=50_000)
-    area = _storage_geometry(request, body["geometry"], body.get("crs"))
-    out: dict[str, Any] = {"layers": {}}
-    with request.app.state.read_engine.connect() as conn:
-        for layer in _layers(request, caller, body.get("layers")):
-            geom = layer.table.c[layer.geometry_column]
-            q = _query(request, layer, caller, sa.func.ST_DWithin(geom, area, distance))
-            out["layers"][layer.id] = _measured(conn, q, sa.func.ST_Distance(geom, area), "distance_m")
-    return json_response(out)
+    def answer(conn: Connection, layer: Layer, area: Any, body: dict[str, Any]) -> dict[str, Any]:
+        distance = _number(body.get("distance", 0), "distance (metres)", maximum=50_000)
+        geom = layer.table.c[layer.geometry_column]
+        q = _query(request, layer, caller, sa.func.ST_DWithin(geom, area, distance))
+        return _measured(conn, q, sa.func.ST_Distance(geom, area), "distance_m")
+
+    return _per_layer(request, caller, payload, {"distance"}, answer)
 
 
 @router.post("/nearest", summary="The nearest N features of a layer 最近邻")
@@ -162,39 +160,42 @@ def nearest(request: Request, caller: CurrentCaller, payload: Any = Body(...)) -
 
 @router.post("/intersect", summary="Features intersecting a geometry, with the intersected area/length 叠加")
 def intersect(request: Request, caller: CurrentCaller, payload: Any = Body(...)) -> Response:
-    check_params(request, frozenset())
-    body = _body(payload, {"geometry", "crs", "layers"}, {"geometry"})
-    area = _storage_geometry(request, body["geometry"], body.get("crs"))
-    out: dict[str, Any] = {"layers": {}}
-    with request.app.state.read_engine.connect() as conn:
-        for layer in _layers(request, caller, body.get("layers")):
-            geom = layer.table.c[layer.geometry_column]
-            kind = (layer.geometry_type or "").removeprefix("Multi")
-            q = _query(request, layer, caller, sa.func.ST_Intersects(geom, area))
-            if kind == "Polygon":
-                measure, name = sa.func.ST_Area(sa.func.ST_Intersection(geom, area)), "intersected_area_m2"
-            elif kind == "LineString":
-                measure, name = sa.func.ST_Length(sa.func.ST_Intersection(geom, area)), "intersected_length_m"
-            else:
-                measure, name = sa.func.ST_NPoints(sa.func.ST_Intersection(geom, area)), "intersected_points"
-            out["layers"][layer.id] = _measured(conn, q, measure, name)
-    return json_response(out)
+    def answer(conn: Connection, layer: Layer, area: Any, body: dict[str, Any]) -> dict[str, Any]:
+        geom = layer.table.c[layer.geometry_column]
+        kind = (layer.geometry_type or "").removeprefix("Multi")
+        q = _query(request, layer, caller, sa.func.ST_Intersects(geom, area))
+        if kind == "Polygon":
+            measure, name = sa.func.ST_Area(sa.func.ST_Intersection(geom, area)), "intersected_area_m2"
+        elif kind == "LineString":
+            measure, name = sa.func.ST_Length(sa.func.ST_Intersection(geom, area)), "intersected_length_m"
+        else:
+            measure, name = sa.func.ST_NPoints(sa.func.ST_Intersection(geom, area)), "intersected_points"
+        return _measured(conn, q, measure, name)
+
+    return _per_layer(request, caller, payload, set(), answer)
 
 
 @router.post("/summary", summary="Counts and sums of numeric fields inside an area 统计")
 def summary(request: Request, caller: CurrentCaller, payload: Any = Body(...)) -> Response:
+    def answer(conn: Connection, layer: Layer, area: Any, body: dict[str, Any]) -> dict[str, Any]:
+        numeric = [f.name for f in layer.fields() if f.json_type in NUMERIC and not f.personal
+                   and f.name not in (layer.key, "version")]
+        geom = layer.table.c[layer.geometry_column]
+        columns = [sa.func.count()] + [sa.func.sum(layer.table.c[n]) for n in numeric]
+        row = conn.execute(sa.select(*columns).where(layer.current_clause(), sa.func.ST_Intersects(geom, area))).one()
+        return {"count": int(row[0]),
+                "sums": {n: (None if v is None else float(v)) for n, v in zip(numeric, row[1:], strict=True)}}
+
+    return _per_layer(request, caller, payload, set(), answer)
+
+
+def _per_layer(request: Request, caller: Caller, payload: Any, extra: set[str],
+               answer: Callable[[Connection, Layer, Any, dict[str, Any]], dict[str, Any]]) -> Response:
+    """The shape the area queries share: a GeoJSON geometry in any offered CRS (plus ``extra`` fields),
+    the layers asked for that the caller may read, and one answer per layer from one connection."""
     check_params(request, frozenset())
-    body = _body(payload, {"geometry", "crs", "layers"}, {"geometry"})
+    body = _body(payload, {"geometry", "crs", "layers", *extra}, {"geometry"})
     area = _storage_geometry(request, body["geometry"], body.get("crs"))
-    out: dict[str, Any] = {"layers": {}}
     with request.app.state.read_engine.connect() as conn:
-        for layer in _layers(request, caller, body.get("layers")):
-            numeric = [f.name for f in layer.fields() if f.json_type in NUMERIC and not f.personal
-                       and f.name not in (layer.key, "version")]
-            geom = layer.table.c[layer.geometry_column]
-            columns = [sa.func.count()] + [sa.func.sum(layer.table.c[n]) for n in numeric]
-            row = conn.execute(sa.select(*columns).where(layer.current_clause(), sa.func.ST_Intersects(geom, area))).one()
-            out["layers"][layer.id] = {"count": int(row[0]),
-                                       "sums": {n: (None if v is None else float(v)) for n, v in zip(numeric, row[1:],
-                                                                                                     strict=True)}}
-    return json_response(out)
+        layers = {layer.id: answer(conn, layer, area, body) for layer in _layers(request, caller, body.get("layers"))}
+    return json_response({"layers": layers})
