@@ -17,7 +17,7 @@ from api.access import AccessMiddleware
 from api.limits import BodyLimitMiddleware
 from api.routes import health, land, ogc, planning, query, tiles, webmap
 from api.routes import pipeline as pipeline_routes
-from gis.db import database_url, make_engine, read_url
+from gis.db import LoopReader, database_url, make_engine, read_url
 from gis.settings import Settings, get_settings
 
 
@@ -34,9 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             make_engine(read_url(settings), **pool)
             if settings.database.read_database_url else app.state.engine
         )
+        app.state.tile_reader = LoopReader(read_url(settings), size=settings.database.pool_size,
+                                           parallel_workers=settings.database.parallel_workers_per_query)
         try:
             yield
         finally:
+            app.state.tile_reader.close()
             app.state.engine.dispose()
             if app.state.read_engine is not app.state.engine:
                 app.state.read_engine.dispose()
@@ -52,10 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    app.include_router(tiles.router)
     app.include_router(health.router)
     app.include_router(pipeline_routes.router)
     app.include_router(ogc.router)
-    app.include_router(tiles.router)
     app.include_router(query.router)
     app.include_router(land.router)
     app.include_router(planning.router)

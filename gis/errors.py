@@ -98,6 +98,14 @@ class PreconditionRequired(GisError):
     slug = "precondition-required"
 
 
+class DatabaseUnavailable(GisError):
+    """The database could not be reached or dropped the connection; retrying later may succeed."""
+
+    status = 503
+    title = "Database unavailable"
+    slug = "database-unavailable"
+
+
 class RateLimited(GisError):
     status = 429
     title = "Too many requests"

@@ -44,3 +44,92 @@ def test_only_idle_connections_are_pinged(engine, monkeypatch) -> None:
         assert len(pings) == 2
     finally:
         pool_engine.dispose()
+
+
+# --- LoopReader: reads awaited on the event loop (the cold-tile path) ---------------------------------
+
+
+def _run(coroutine):  # noqa: ANN001, ANN202 — a test helper
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def test_loop_reader_reads_what_the_engine_reads(engine) -> None:
+    statement = sa.text("SELECT id, ST_AsBinary(geom) FROM cadastre_parcels WHERE id <= :n ORDER BY id")
+
+    async def read() -> tuple:
+        reader = db.LoopReader(db.database_url(get_settings()), size=2)
+        try:
+            return await reader.rows(statement, {"n": 5}), await reader.scalar(sa.text("SELECT 100 % 7 + :a"), {"a": 1})
+        finally:
+            reader.close()
+
+    rows, value = _run(read())
+    with engine.connect() as conn:
+        expected = [(gid, bytes(wkb)) for gid, wkb in conn.execute(statement, {"n": 5})]
+    assert [(gid, bytes(wkb)) for gid, wkb in rows] == expected and len(expected) == 5
+    assert value == 100 % 7 + 1
+
+
+def test_loop_reader_replaces_a_connection_that_died_idle(engine) -> None:
+    pid_sql = sa.text("SELECT pg_backend_pid()")
+
+    async def scenario() -> tuple[int, int, int]:
+        reader = db.LoopReader(db.database_url(get_settings()), size=1)
+        try:
+            first = await reader.scalar(pid_sql)
+            with engine.connect() as admin:  # the server ends that session while it sits idle
+                assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar()
+            second = await reader.scalar(pid_sql)  # no error: a new connection, the read sent again
+            return first, second, len(reader._idle)
+        finally:
+            reader.close()
+
+    first, second, idle = _run(scenario())
+    assert first != second and idle == 1
+
+
+def test_loop_reader_cancelled_read_stops_the_query(engine) -> None:
+    """A read abandoned mid-statement (the client went away) is cancelled on the server, and its
+    connection is not reused."""
+    import asyncio
+
+    async def scenario() -> tuple[int, int]:
+        reader = db.LoopReader(db.database_url(get_settings()), size=1)
+        try:
+            pid = await reader.scalar(sa.text("SELECT pg_backend_pid()"))
+            task = asyncio.ensure_future(reader.scalar(sa.text("SELECT pg_sleep(30)")))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await asyncio.sleep(0.3)
+            with engine.connect() as admin:
+                still_running = admin.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND state = 'active'"), {"pid": pid}).scalar()
+            return still_running, len(reader._idle)
+        finally:
+            reader.close()
+
+    still_running, idle = _run(scenario())
+    assert still_running == 0 and idle == 0
+
+
+def test_loop_reader_without_a_server_says_so(tmp_path) -> None:
+    from gis.errors import DatabaseUnavailable
+
+    nowhere = db.embedded_url().set(query={"host": str(tmp_path), "port": "5432"})
+
+    async def read() -> None:
+        reader = db.LoopReader(nowhere, size=1)
+        await reader.scalar(sa.text("SELECT 1"))
+
+    try:
+        _run(read())
+    except DatabaseUnavailable as exc:
+        assert exc.status == 503 and "retry" in exc.detail
+    else:
+        raise AssertionError("a read without a server must fail with DatabaseUnavailable")

@@ -159,7 +159,7 @@ def test_tile_pixel_map_against_pyproj() -> None:
 
     storage = get_settings().spatial.storage_crs
     to_merc = Transformer.from_crs(storage, "EPSG:3857", always_xy=True)
-    for z, lon, lat in ((14, 118.1, 24.5), (15, 118.3, 24.8), (18, 117.9, 24.3)):
+    for z, lon, lat in ((14, 118.1, 24.5), (15, 118.3, 24.8), (18, 117.9, 24.3), (21, 118.2, 24.6)):
         x, y = tile_of(lon, lat, z)
         mercator, residual = tiles.affine_to_mercator(z, x, y, storage)
         assert residual < tiles.pixel_metres(z) / 4  # what tile_query requires before it uses the affine path

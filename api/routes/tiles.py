@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentCaller
 from api.routes.ogc import (
@@ -32,6 +31,51 @@ MVT = "application/vnd.mapbox-vector-tile"
 TMS_ID = "WebMercatorQuad"
 
 
+def _path_parameter(name: str, description: str, integer: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "integer", "minimum": 0} if integer else {"type": "string"}}
+
+
+_ZXY = [_path_parameter("z", "zoom level (tile matrix), 0–24", True),
+        _path_parameter("x", "tile column", True), _path_parameter("y", "tile row", True)]
+_LAYERS = {"name": "layers", "in": "query", "required": False, "schema": {"type": "string"},
+           "description": "comma-separated layer ids; default: every layer the caller may read"}
+
+
+def _tile_address(request: Request) -> tuple[int, int, int]:
+    """z, x, y from the path. Tile routes read their path themselves rather than declare it:
+    FastAPI's per-request parameter validation costs more than the rest of a cold tile's Python."""
+    raw = [request.path_params[name] for name in ("z", "x", "y")]
+    if not all(part.isascii() and part.isdigit() for part in raw):
+        raise InvalidParameter(f"tile address {'/'.join(raw)} is not three whole numbers: use zoom/column/row, "
+                               "for example 15/26949/14279")
+    z, x, y = (int(part) for part in raw)
+    return z, x, y
+
+
+# The two routes that serve tiles come first: routes are matched in order, and these take the most requests.
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A vector tile (OGC order)",
+            response_class=Response, openapi_extra={"parameters": [
+                _path_parameter("collection_id", "layer id"), _path_parameter("tms_id", "tile matrix set: WebMercatorQuad"),
+                *_ZXY]})
+async def collection_tile(request: Request) -> Response:
+    check_params(request, frozenset({"f"}))
+    z, x, y = _tile_address(request)
+    layer = readable_layer(request.path_params["collection_id"], _caller(request))
+    tms_id = request.path_params["tms_id"]
+    if tms_id != TMS_ID:
+        raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
+    return await serve_tile(request, (layer,), z, x, y)
+
+
+@router.get("/tiles/{z}/{x}/{y}.mvt", summary="Multi-layer vector tile (XYZ order)", response_class=Response,
+            openapi_extra={"parameters": [*_ZXY, _LAYERS]})
+async def xyz_tile(request: Request) -> Response:
+    check_params(request, frozenset({"layers"}))
+    z, x, y = _tile_address(request)
+    return await serve_tile(request, _layers_param(request, _caller(request)), z, x, y)
+
+
 def tile_cache(request: Request) -> tiles.TileCache:
     cache = getattr(request.app.state, "tile_cache", None)
     if cache is None:
@@ -40,13 +84,14 @@ def tile_cache(request: Request) -> tiles.TileCache:
 
 
 async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int, y: int) -> Response:
-    """A tile from the cache on the event loop; the database only for stale versions or a new tile."""
+    """A tile from the cache; the database only for stale versions or a new tile, awaited on the
+    event loop (gis.db.LoopReader) so a cold tile costs little more than its SQL."""
     tiles.check_tile(z, x, y)
     cache = tile_cache(request)
-    engine = request.app.state.read_engine
+    reader = request.app.state.tile_reader
     versions = cache.fresh_versions()
     if versions is None:
-        versions = await run_in_threadpool(cache.versions, engine.connect)
+        versions = cache.set_versions(await reader.rows(tiles.VERSIONS_SQL))
     key = cache.key(layers, versions, z, x, y)
     etag = cache.etag(key)
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key"}
@@ -55,15 +100,10 @@ async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int
     data = cache.get(key)
     if data is None:
         settings = request.app.state.settings
-        data = await run_in_threadpool(_render, engine, layers, z, x, y, settings.storage_srid,
-                                       settings.spatial.storage_crs)
+        statement, params = tiles.tile_query(layers, z, x, y, settings.storage_srid, settings.spatial.storage_crs)
+        data = bytes(await reader.scalar(statement, params) or b"")
         cache.put(key, data)
     return Response(data, media_type=MVT, headers=headers)
-
-
-def _render(engine: Any, layers: tuple[Layer, ...], z: int, x: int, y: int, srid: int, crs: str) -> bytes:
-    with engine.connect() as conn:
-        return tiles.render_tile(conn, layers, z, x, y, srid, crs)
 
 
 def _caller(request: Request) -> Caller:
@@ -145,16 +185,6 @@ def collection_tileset(request: Request, collection_id: str, tms_id: str, caller
     return json_response(_tileset(request, layer))
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A vector tile (OGC order)",
-            response_class=Response)
-async def collection_tile(request: Request, collection_id: str, tms_id: str, z: int, y: int, x: int) -> Response:
-    check_params(request, frozenset({"f"}))
-    layer = readable_layer(collection_id, _caller(request))
-    if tms_id != TMS_ID:
-        raise NotFound(f"tile matrix set {tms_id!r} is not offered; use {TMS_ID}")
-    return await serve_tile(request, (layer,), z, x, y)
-
-
 @router.get("/tiles/tilejson.json", summary="TileJSON 3.0 for a multi-layer tile source")
 def tilejson(request: Request, caller: CurrentCaller) -> Response:
     check_params(request, frozenset({"layers"}))
@@ -177,9 +207,3 @@ def tilejson(request: Request, caller: CurrentCaller) -> Response:
             for name, spec in _fields(layer).items()}, "minzoom": int(layer.style.get("min_zoom", 0)), "maxzoom": 22}
             for layer in layers],
     })
-
-
-@router.get("/tiles/{z}/{x}/{y}.mvt", summary="Multi-layer vector tile (XYZ order)", response_class=Response)
-async def xyz_tile(request: Request, z: int, x: int, y: int) -> Response:
-    check_params(request, frozenset({"layers"}))
-    return await serve_tile(request, _layers_param(request, _caller(request)), z, x, y)
