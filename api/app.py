@@ -55,10 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    app.include_router(tiles.router)
+    app.include_router(tiles.serving)
     app.include_router(health.router)
     app.include_router(pipeline_routes.router)
     app.include_router(ogc.router)
+    app.include_router(tiles.router)
     app.include_router(query.router)
     app.include_router(land.router)
     app.include_router(planning.router)
