@@ -7,9 +7,11 @@ nothing connects at import time. A unit of work is one transaction: ``with engin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -156,12 +158,42 @@ def drop_database(url: URL) -> None:
 
 
 _PSYCOPG2 = PGDialect_psycopg2()
+_NUMBERED = PGDialect_psycopg2(paramstyle="numeric_dollar")  # $1, $2 … as PREPARE takes them
 
 
 @lru_cache(maxsize=512)
 def driver_sql(statement: TextClause) -> str:
     """A text() statement as psycopg2 takes it (``%(name)s`` parameters, literal % escaped)."""
     return str(statement.compile(dialect=_PSYCOPG2))
+
+
+@dataclass(frozen=True)
+class PreparedForm:
+    """A text() statement as a server-side prepared statement: its name (from its text, so the same
+    on every connection), the PREPARE, and the EXECUTE with the parameter names in $n order."""
+
+    name: str
+    prepare: str
+    execute: str
+    names: tuple[str, ...]
+
+
+@lru_cache(maxsize=1024)
+def prepared_form(statement: TextClause) -> PreparedForm:
+    compiled = statement.compile(dialect=_NUMBERED)
+    name = "govgis_" + hashlib.blake2b(compiled.string.encode(), digest_size=8).hexdigest()
+    names = tuple(compiled.positiontup or ())
+    # no parameter types: PostgreSQL infers each from where it stands, as it does for a plain query
+    execute = f"EXECUTE {name}" + (f"({', '.join(['%s'] * len(names))})" if names else "")
+    return PreparedForm(name, f"PREPARE {name} AS {compiled.string}", execute, names)
+
+
+class _ReaderConnection(extensions.connection):
+    """An asynchronous connection that remembers which statements it has prepared."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
 
 
 class LoopReader:
@@ -173,26 +205,39 @@ class LoopReader:
     tile's database time. psycopg2's asynchronous connections (autocommit by nature) let the event
     loop send the statement and wait for the socket instead. A read is idempotent, so a connection
     that died while idle (a restarted server) is replaced and the statement sent once more.
+
+    ``prepare=True`` runs a statement as a server-side prepared statement, prepared on each
+    connection at first use: the tile statement is long and calls overloaded PostGIS functions, and
+    parsing it again for every tile cost 0.15–0.3 ms of a 4 ms tile. Each execution is still planned
+    for its own values (``plan_cache_mode=force_custom_plan``): a generic plan, blind to the tile's
+    box, ran slower. Only for statements whose every parameter stands where PostgreSQL can tell its
+    type (a function argument, an operand of a typed column): a bare ``SELECT :a`` would be typed text.
     """
 
     def __init__(self, url: URL, *, size: int = 8, application_name: str = "govgis",
                  parallel_workers: int | None = None) -> None:
         _, params = _PSYCOPG2.create_connect_args(url)
         self._connect_params = {**params, "application_name": application_name,
-                                "options": session_options(parallel_workers)}
-        self._idle: list[Any] = []
+                                "options": session_options(parallel_workers) + " -c plan_cache_mode=force_custom_plan"}
+        self._idle: list[_ReaderConnection] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def rows(self, statement: TextClause, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    async def rows(self, statement: TextClause, params: Mapping[str, Any] | None = None, *,
+                   prepare: bool = False) -> list[tuple]:
         """Every row of a read-only statement."""
-        sql = driver_sql(statement)
+        form = prepared_form(statement) if prepare else None
+        values: Any = [(params or {})[name] for name in form.names] if form else (params or {})
         async with self._slots:
             for attempt in (1, 2):
                 reused = bool(self._idle)
                 conn = self._idle.pop() if reused else await self._connect()
                 try:
                     cursor = conn.cursor()
-                    cursor.execute(sql, params or {})
+                    if form and form.name not in conn.prepared:
+                        cursor.execute(form.prepare)
+                        await _ready(conn)
+                        conn.prepared.add(form.name)
+                    cursor.execute(form.execute if form else driver_sql(statement), values)
                     await _ready(conn)
                     rows = cursor.fetchall()
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
@@ -202,6 +247,9 @@ class LoopReader:
                         continue  # it died while idle (a restarted server): once more on a new one
                     raise DatabaseUnavailable(f"the database did not answer: {str(exc).strip()}; "
                                               "retry shortly, and tell the operators if it persists") from exc
+                except psycopg2.Error:
+                    self._idle.append(conn)  # the statement failed; the connection is fine (autocommit)
+                    raise
                 except BaseException:
                     _discard(conn)  # cancelled or failed mid-statement: its state is unknown
                     raise
@@ -209,14 +257,15 @@ class LoopReader:
                 return rows
         raise AssertionError("unreachable")
 
-    async def scalar(self, statement: TextClause, params: Mapping[str, Any] | None = None) -> Any:
+    async def scalar(self, statement: TextClause, params: Mapping[str, Any] | None = None, *,
+                     prepare: bool = False) -> Any:
         """The first column of the first row of a read-only statement (None when there is no row)."""
-        rows = await self.rows(statement, params)
+        rows = await self.rows(statement, params, prepare=prepare)
         return rows[0][0] if rows else None
 
     async def _connect(self) -> Any:
         try:
-            conn = psycopg2.connect(**self._connect_params, async_=True)
+            conn = psycopg2.connect(**self._connect_params, connection_factory=_ReaderConnection, async_=True)
             await _ready(conn)
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}; retry shortly, "

@@ -133,3 +133,30 @@ def test_loop_reader_without_a_server_says_so(tmp_path) -> None:
         assert exc.status == 503 and "retry" in exc.detail
     else:
         raise AssertionError("a read without a server must fail with DatabaseUnavailable")
+
+
+def test_loop_reader_prepared_statements_answer_as_plain_ones(engine) -> None:
+    """A prepared read gives what the plain one gives, is prepared once per connection, and each run
+    uses its own values."""
+    statement = sa.text("SELECT count(*) FROM cadastre_parcels WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, "
+                        "ST_SRID(geom)) AND id > :after")
+    with engine.connect() as conn:
+        x0, y0, x1, y1 = conn.execute(sa.text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                              "(SELECT ST_Extent(geom) e FROM cadastre_parcels) s")).one()
+    boxes = [{"x0": x0, "y0": y0, "x1": (x0 + x1) / 2, "y1": (y0 + y1) / 2, "after": 0},
+             {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "after": 3}]
+
+    async def read() -> tuple[list, list, set]:
+        reader = db.LoopReader(db.database_url(get_settings()), size=1)
+        try:
+            prepared = [await reader.scalar(statement, box, prepare=True) for box in boxes]
+            plain = [await reader.scalar(statement, box) for box in boxes]
+            return prepared, plain, set(reader._idle[0].prepared)
+        finally:
+            reader.close()
+
+    prepared, plain, names = _run(read())
+    with engine.connect() as conn:
+        expected = [conn.execute(statement, box).scalar() for box in boxes]
+    assert prepared == plain == expected and expected[0] < expected[1]
+    assert names == {db.prepared_form(statement).name}

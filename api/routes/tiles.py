@@ -115,7 +115,8 @@ async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int
     if data is None:
         settings = request.app.state.settings
         statement, params = tiles.tile_query(layers, z, x, y, settings.storage_srid, settings.spatial.storage_crs)
-        data = bytes(await reader.scalar(statement, params) or b"")
+        # prepared: every tile parameter is a typed function argument (see LoopReader)
+        data = bytes(await reader.scalar(statement, params, prepare=True) or b"")
         cache.put(key, data)
     return Response(data, media_type=MVT, headers=headers)
 
