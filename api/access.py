@@ -4,8 +4,11 @@ A pure ASGI middleware (no BaseHTTPMiddleware overhead). Requests without a key 
 as anonymous (public layers only). A keyed request costs one indexed lookup before and one log
 INSERT after; an unknown or revoked key gets 401, a key over its per-minute budget 429 with
 Retry-After. The access log stores the key's id, the route, the layer and the status — never the key.
-The rate limit is counted per process (run N processes → N × the budget; put a shared limiter in
-front of a multi-process deployment if that matters).
+
+The rate limit holds across processes: the key lookup also counts the key's requests in the access
+log for the current minute, which every process writes to, and a request is refused when either
+that count or this process's own count has reached the budget. A request is logged once answered,
+so processes together can overshoot the budget by at most the requests they have in flight.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis.access import Caller
-from gis.keys import log_access, resolve_key
+from gis.keys import log_access, requests_this_minute, resolve_key
 
 log = logging.getLogger("govgis.access")
 PROBLEM_TYPE = "https://govgis.org/problems/"
@@ -34,14 +37,15 @@ def _problem(status: int, title: str, detail: str, slug: str, headers: list[tupl
 
 
 class RateLimiter:
-    """Fixed one-minute windows per key id, in this process."""
+    """Fixed one-minute windows per key id. ``allow`` counts this process's requests; given
+    ``logged`` (the key's requests this minute in the shared access log) it counts the larger of the two."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._windows: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key_id: int, now: float | None = None) -> int:
+    def allow(self, key_id: int, now: float | None = None, logged: int = 0) -> int:
         """0 when allowed, else the seconds until the next window."""
         now = time.time() if now is None else now
         window = int(now // 60)
@@ -49,7 +53,7 @@ class RateLimiter:
             start, count = self._windows.get(key_id, (window, 0))
             if start != window:
                 start, count = window, 0
-            if count >= self.per_minute:
+            if max(count, logged) >= self.per_minute:
                 return max(1, int((window + 1) * 60 - now) + 1)
             self._windows[key_id] = (start, count + 1)
         return 0
@@ -86,13 +90,13 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         engine = scope["app"].state.engine
-        caller: Caller | None = await run_in_threadpool(self._resolve, engine, key)
+        caller, logged = await run_in_threadpool(self._resolve, engine, key)
         if caller is None:
             await self._reply(send, *_problem(
                 401, "Authentication required", "the X-API-Key is unknown or revoked: ask your department's "
                 "govgis administrator for a key (govgis keys create)", "unauthorized"))
             return
-        wait = self.limiter.allow(caller.key_id or 0)
+        wait = self.limiter.allow(caller.key_id or 0, logged=logged)
         status_box: dict[str, int] = {}
         if wait:
             status_box["status"] = 429
@@ -116,9 +120,11 @@ class AccessMiddleware:
         await run_in_threadpool(self._log, engine, row)
 
     @staticmethod
-    def _resolve(engine: Any, key: str) -> Caller | None:
+    def _resolve(engine: Any, key: str) -> tuple[Caller | None, int]:
+        """The key's caller and its requests this minute across processes (one connection)."""
         with engine.connect() as conn:
-            return resolve_key(conn, key)
+            caller = resolve_key(conn, key)
+            return caller, (requests_this_minute(conn, caller.key_id) if caller and caller.key_id else 0)
 
     @staticmethod
     def _log(engine: Any, row: dict[str, object]) -> None:

@@ -116,6 +116,14 @@ def resolve_key(conn: Connection, key: str) -> Caller | None:
                   key_id=int(row["id"]))
 
 
+def requests_this_minute(conn: Connection, key_id: int) -> int:
+    """How many answered (not rate-limited) requests the access log holds for a key in the current
+    clock minute, from every process serving the API (an index range on (key_id, at))."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(access_log).where(
+        access_log.c.key_id == key_id, access_log.c.at >= sa.func.date_trunc("minute", sa.func.now()),
+        access_log.c.status != 429)).scalar_one())
+
+
 def list_keys(conn: Connection) -> list[dict[str, object]]:
     """Every key without its secret: id, prefix, department, scopes, flags, times."""
     columns = [c for c in api_keys.columns if c.name not in ("salt", "key_hash")]

@@ -65,9 +65,40 @@ def test_rate_limit_429_with_retry_after(engine, spatial_data) -> None:
     assert anonymous.status_code == 200
 
 
+def test_rate_limit_holds_across_processes(engine, spatial_data) -> None:
+    """Two service processes (two apps) share one budget through the access log: requests spread
+    over both are refused once the key's total for the minute reaches it."""
+    import os
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.keys import create_key
+    from gis.settings import get_settings
+
+    if time.time() % 60 > 50:  # keep the requests inside one clock minute
+        time.sleep(61 - time.time() % 60)
+    with engine.begin() as conn:
+        secret = create_key(conn, department="测试", read=["cadastre"]).secret
+    os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"] = "4"
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    finally:
+        del os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"]
+        get_settings.cache_clear()
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        codes = [(first if i % 2 == 0 else second).get("/conformance", headers={"X-API-Key": secret}).status_code
+                 for i in range(8)]
+    # alone, each process would let 4 through (8 in all); together they let 4 through
+    assert codes == [200] * 4 + [429] * 4
+
+
 def test_rate_limiter_windows() -> None:
     limiter = RateLimiter(2)
     assert limiter.allow(1, now=60.0) == 0 and limiter.allow(1, now=61.0) == 0
     assert limiter.allow(1, now=62.0) > 0
     assert limiter.allow(2, now=62.0) == 0  # per key
     assert limiter.allow(1, now=120.5) == 0  # next minute
+    assert limiter.allow(3, now=121.0, logged=2) > 0  # other processes used the budget already
