@@ -9,9 +9,10 @@
    "cold" (each tile asked for the first time; tipg has no cache, so all of its tiles are cold) and
    "cached" (the same tiles again). Each scenario stops after --requests requests or --seconds s.
 4. The floor: govgis's cold-tile latency ÷ the tile SQL's own planning + execution time in
-   PostgreSQL (EXPLAIN ANALYZE of the very statement govgis runs), on the same tiles: a fresh govgis
-   process (empty tile cache) serves the tiles of the c=8 set one by one, then EXPLAIN takes them in
-   the same order, so each side meets each tile in the same state.
+   PostgreSQL (EXPLAIN ANALYZE of the very statement govgis runs — govgis runs it prepared, planned
+   for each tile), on the same tiles: a fresh govgis process (empty tile cache) serves the tiles of
+   the c=8 set one by one, then EXPLAIN takes them in the same order, so each side meets each tile
+   in the same state.
 
 Run: bench/api/run.sh [--requests 400] [--seconds 20] [--fresh]
 """
