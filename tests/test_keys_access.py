@@ -37,24 +37,35 @@ def test_cli_create_list_revoke_and_hash_only(api_client, engine, spatial_data) 
     assert bad.exit_code == 1
 
 
-def test_rate_limit_429_with_retry_after(engine, spatial_data) -> None:
+def _key_and_budget(engine, per_minute: int):  # noqa: ANN001, ANN202 — a test helper
+    """A new key and settings with a rate limit of ``per_minute``; returns inside one clock minute
+    with at least 10 s of it left, so a test's requests share a window."""
     import os
+    import time
 
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
     from gis.keys import create_key
     from gis.settings import get_settings
 
     with engine.begin() as conn:
         secret = create_key(conn, department="测试", read=["cadastre"]).secret
-    os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"] = "3"
+    os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"] = str(per_minute)
     get_settings.cache_clear()
     try:
         settings = get_settings()
     finally:
         del os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"]
         get_settings.cache_clear()
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    return secret, settings
+
+
+def test_rate_limit_429_with_retry_after(engine, spatial_data) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    secret, settings = _key_and_budget(engine, 3)
     with TestClient(create_app(settings)) as client:
         codes = [client.get("/conformance", headers={"X-API-Key": secret}).status_code for _ in range(5)]
         limited = client.get("/conformance", headers={"X-API-Key": secret})
@@ -68,26 +79,11 @@ def test_rate_limit_429_with_retry_after(engine, spatial_data) -> None:
 def test_rate_limit_holds_across_processes(engine, spatial_data) -> None:
     """Two service processes (two apps) share one budget through the access log: requests spread
     over both are refused once the key's total for the minute reaches it."""
-    import os
-    import time
-
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from gis.keys import create_key
-    from gis.settings import get_settings
 
-    if time.time() % 60 > 50:  # keep the requests inside one clock minute
-        time.sleep(61 - time.time() % 60)
-    with engine.begin() as conn:
-        secret = create_key(conn, department="测试", read=["cadastre"]).secret
-    os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"] = "4"
-    get_settings.cache_clear()
-    try:
-        settings = get_settings()
-    finally:
-        del os.environ["GOVGIS_RATE_LIMIT_PER_MINUTE"]
-        get_settings.cache_clear()
+    secret, settings = _key_and_budget(engine, 4)
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         codes = [(first if i % 2 == 0 else second).get("/conformance", headers={"X-API-Key": secret}).status_code
                  for i in range(8)]
