@@ -26,7 +26,7 @@ def test_other_routes_never_500(api_client, api_keys, spatial_data) -> None:
     gets = ["/collections/cadastre_parcels/items/99999999999999999999", "/collections/cadastre_parcels/items/-1",
             "/collections/%00/items", "/collections/cadastre_parcels/items/1?crs=EPSG:1",
             "/collections/cadastre_parcels/items?offset=1000000000000000000000",
-            "/tiles/99999999999999999999/0/0.mvt", "/tiles/1/1/1.mvt?layers=,,,", "/tiles/tilejson.json?layers=x",
+            "/tiles/99999999999999999999/0/0.mvt", "/tiles/" + "9" * 5000 + "/0/0.mvt", "/tiles/1/1/1.mvt?layers=,,,", "/tiles/tilejson.json?layers=x",
             "/query/identify?x=1e309&y=0", "/query/identify?x=118.1&y=24.5&tolerance=1e309",
             "/collections/cadastre_parcels/tiles/WebMercatorQuad/1/0/x", "/tileMatrixSets/%20"]
     for url in gets:

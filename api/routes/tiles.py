@@ -61,9 +61,10 @@ def _tile_address(request: Request) -> tuple[int, int, int]:
     """z, x, y from the path. Tile routes read their path themselves rather than declare it:
     FastAPI's per-request parameter validation costs more than the rest of a cold tile's Python."""
     raw = [request.path_params[name] for name in ("z", "x", "y")]
-    if not all(part.isascii() and part.isdigit() for part in raw):
-        raise InvalidParameter(f"tile address {'/'.join(raw)} is not three whole numbers: use zoom/column/row, "
-                               "for example 15/26949/14279")
+    # ten digits are more than any WebMercatorQuad tile needs (and keep int() far from its limit)
+    if not all(part.isascii() and part.isdigit() and len(part) <= 10 for part in raw):
+        raise InvalidParameter(f"tile address {'/'.join(part[:12] for part in raw)} is not three whole numbers "
+                               "of a WebMercatorQuad tile: use zoom/column/row, for example 15/26949/14279")
     z, x, y = (int(part) for part in raw)
     return z, x, y
 
