@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from gis import migrate
 from gis.db import database_url, drop_database, ensure_database, make_engine
@@ -75,6 +76,35 @@ def engine() -> Iterator[Engine]:
 def demo_city(engine: Engine) -> Engine:
     """The engine on the database holding the demo city (a name for tests that read the city)."""
     return engine
+
+
+@pytest.fixture()
+def conn(demo_city: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that is rolled back after the test: nothing it writes stays."""
+    with demo_city.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture(scope="session")
+def empty_square_km(demo_city: Engine):  # noqa: ANN201 — returns the finder
+    """A finder: the south-west corner (storage CRS) of a 1 km square on the given grid of corners
+    where none of ``tables`` has a feature, for tests that add features of their own there."""
+
+    def find(tables: tuple[str, ...], xs: range, ys: range) -> tuple[int, int]:
+        # table names come from the tests themselves
+        busy_sql = sa.text("SELECT " + " OR ".join(
+            f"EXISTS (SELECT 1 FROM {t} WHERE geom && ST_MakeEnvelope(:x, :y, :x + 1000, :y + 1000, 4548))"
+            for t in tables))
+        with demo_city.connect() as connection:
+            for y in ys:
+                for x in xs:
+                    if not connection.execute(busy_sql, {"x": x, "y": y}).scalar():
+                        return x, y
+        raise AssertionError(f"no square km of the city is free of {', '.join(tables)}")
+
+    return find
 
 
 @pytest.fixture(scope="session")

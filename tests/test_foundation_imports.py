@@ -27,14 +27,6 @@ BBOX = (118.11, 24.47, 118.125, 24.485)  # lon/lat: a few hundred parcels of the
 TOLERANCE_M = 0.001
 
 
-@pytest.fixture()
-def conn(demo_city):
-    with demo_city.connect() as connection:
-        transaction = connection.begin()
-        yield connection
-        transaction.rollback()
-
-
 def _rows_in_bbox(conn, layer_id: str, key: str) -> dict[str, shapely.Geometry]:
     layer = REGISTRY.get(layer_id)
     rows = conn.execute(text(

@@ -17,14 +17,6 @@ from layers import REGISTRY
 SQUARE = shapely.MultiPolygon([shapely.box(618000, 2710000, 618050, 2710040)])
 
 
-@pytest.fixture()
-def conn(demo_city):
-    with demo_city.connect() as connection:
-        transaction = connection.begin()
-        yield connection
-        transaction.rollback()
-
-
 def _audit(conn, layer_id: str, feature_id) -> list:
     return conn.execute(text("SELECT action, before, after, actor FROM audit_log WHERE layer = :l AND feature_id = :f "
                              "ORDER BY id"), {"l": layer_id, "f": str(feature_id)}).all()

@@ -32,28 +32,20 @@ def keys(demo_city):
 
 
 @pytest.fixture(scope="module")
-def spot(demo_city):
-    with demo_city.connect() as conn:
-        for y in range(2700000, 2755000, 3000):
-            for x in range(600000, 655000, 3000):
-                busy = conn.execute(sa.text(
-                    "SELECT EXISTS (SELECT 1 FROM cadastre_parcels WHERE geom && ST_MakeEnvelope(:x,:y,:x+1000,"
-                    ":y+1000,4548)) OR EXISTS (SELECT 1 FROM landuse_survey_patches WHERE geom && "
-                    "ST_MakeEnvelope(:x,:y,:x+1000,:y+1000,4548))"), {"x": x, "y": y}).scalar()
-                if not busy:
-                    prefix = "350298" + f"{uuid.uuid4().int % 10**6:06d}"
-                    yield x, y, prefix
-                    with demo_city.begin() as c:
-                        c.execute(sa.text("DELETE FROM cadastre_lineage WHERE left(child_code, 12) = :p"), {"p": prefix})
-                        c.execute(sa.text("DELETE FROM cadastre_registrations WHERE left(parcel_codes[1], 12) = :p"),
-                                  {"p": prefix})
-                        c.execute(sa.text("DELETE FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"),
-                                  {"p": prefix})
-                        for t in ("landuse_prereview_reports", "landuse_supervision_cases", "landuse_land_approvals"):
-                            c.execute(sa.text(f"DELETE FROM {t} WHERE geom && ST_MakeEnvelope(:x,:y,:x+1000,:y+1000,"
-                                              "4548)"), {"x": x, "y": y})
-                    return
-    raise AssertionError("no empty km² for the API tests")
+def spot(demo_city, empty_square_km):
+    """A 1 km square with no parcel or survey patch, and a fresh sub-district code; emptied again after."""
+    x, y = empty_square_km(("cadastre_parcels", "landuse_survey_patches"), range(600000, 655000, 3000),
+                           range(2700000, 2755000, 3000))
+    prefix = "350298" + f"{uuid.uuid4().int % 10**6:06d}"
+    yield x, y, prefix
+    with demo_city.begin() as c:
+        c.execute(sa.text("DELETE FROM cadastre_lineage WHERE left(child_code, 12) = :p"), {"p": prefix})
+        c.execute(sa.text("DELETE FROM cadastre_registrations WHERE left(parcel_codes[1], 12) = :p"),
+                  {"p": prefix})
+        c.execute(sa.text("DELETE FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"), {"p": prefix})
+        for t in ("landuse_prereview_reports", "landuse_supervision_cases", "landuse_land_approvals"):
+            c.execute(sa.text(f"DELETE FROM {t} WHERE geom && ST_MakeEnvelope(:x,:y,:x+1000,:y+1000,4548)"),
+                      {"x": x, "y": y})
 
 
 def lonlat(geom) -> dict:

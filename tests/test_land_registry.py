@@ -28,22 +28,10 @@ def day(n: int) -> dt.datetime:
 
 
 @pytest.fixture(scope="module")
-def spot(demo_city):
+def spot(demo_city, empty_square_km):
     """A 1 km square of the city with no live parcel, and a fresh sub-district code for this run."""
-    with demo_city.connect() as conn:
-        for y in range(2682000, 2755000, 3000):
-            for x in range(590000, 655000, 3000):
-                busy = conn.execute(sa.text(
-                    "SELECT EXISTS (SELECT 1 FROM cadastre_parcels WHERE geom && ST_MakeEnvelope(:x,:y,:x+1000,"
-                    ":y+1000,4548))"), {"x": x, "y": y}).scalar()
-                if not busy:
-                    prefix = "350299" + f"{uuid.uuid4().int % 10**6:06d}"
-                    break
-            else:
-                continue
-            break
-        else:
-            raise AssertionError("no empty square km in the city for the registry tests")
+    x, y = empty_square_km(("cadastre_parcels",), range(590000, 655000, 3000), range(2682000, 2755000, 3000))
+    prefix = "350299" + f"{uuid.uuid4().int % 10**6:06d}"
     yield x, y, prefix
     remove_parcels(demo_city, [prefix, prefix[:6] + "9" + prefix[7:]])
 
