@@ -66,6 +66,7 @@ audit_log = sa.Table(
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("actor", sa.Text, nullable=False, comment="key name/department or system user"),
+    sa.Column("key_id", sa.BigInteger, comment="the API key that made the change (NULL: system/CLI)"),
     sa.Column("layer", sa.Text, nullable=False),
     sa.Column("feature_id", sa.Text),
     sa.Column("action", sa.Text, nullable=False),

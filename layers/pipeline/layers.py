@@ -28,6 +28,8 @@ CUSTOMERS = REGISTRY.add(Layer(
     id="pipeline_customers", title_zh="管网用户", title_en="Customers",
     table=customers, family="pipeline", department=DEPARTMENT, access=Access.RESTRICTED,
     searchable=("account_no", "name", "address"), personal=("contact_name", "contact_phone"),
+    # a household's account carries the person's name; a company's or a school's does not
+    personal_when={"name": ("category", ("residential",))},
     map_fields=("account_no", "category", "network_id"),
     required=("network_id", "account_no", "name"),
     style={"kind": "point", "by": "category", "cluster": True, "min_zoom": 15},
