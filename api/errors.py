@@ -112,8 +112,17 @@ def _constraint(table: str | None, name: str | None) -> sa.Constraint | None:
     found = _table(table)
     if found is None or not name:
         return None
-    return next((c for c in found.constraints if c.name == name), None) or next(
-        (ix for ix in found.indexes if ix.name == name and ix.unique), None)
+
+    def named(item: sa.Constraint | sa.Index) -> bool:
+        # the metadata's naming convention prefixes declared names (kind_known → ck_<table>_kind_known)
+        declared = str(item.name) if item.name is not None else ""
+        return bool(declared) and (name == declared or name.endswith(f"{found.name}_{declared}"))
+
+    # (not `a or b`: a constraint without columns is falsy)
+    constraint = next((c for c in found.constraints if named(c)), None)
+    if constraint is not None:
+        return constraint
+    return next((ix for ix in found.indexes if ix.unique and named(ix)), None)
 
 
 def _constraint_columns(table: str | None, name: str | None) -> list[str]:

@@ -447,8 +447,10 @@ def _spatial(node: Any, ctx: FilterContext) -> sa.ColumnElement[Any]:
         if x0 > x1 or y0 > y1:
             raise InvalidParameter("bbox minimum exceeds maximum: give minx, miny, maxx, maxy")
         geom = box(x0, y0, x1, y1)
+        intake.check_coordinates(geom, geographic=ctx.filter_srid in (4326, 4490), north_first=ctx.flip_axes)
     elif isinstance(node, dict) and "type" in node:
-        geom = parse_geojson(node, max_vertices=100_000)
+        geom = intake.parse_client_geometry(node, limits=intake.Limits())
+        intake.check_coordinates(geom, geographic=ctx.filter_srid in (4326, 4490), north_first=ctx.flip_axes)
         problem = geometry_problem(geom)
         if problem:
             raise InvalidParameter(f"filter geometry: {problem}")

@@ -130,6 +130,12 @@ def client_crs(value: str | None) -> ClientCrs:
     return ClientCrs(text, north_first, crs.is_geographic)
 
 
+def check_coordinates(geom: BaseGeometry, *, geographic: bool, north_first: bool = False, crs_name: str = "") -> None:
+    """Refuse NaN, infinite and out-of-range coordinates before PROJ or GEOS sees them."""
+    _check_magnitudes(geom, ClientCrs(crs_name or ("EPSG:4326" if geographic else "the CRS"), north_first,
+                                      geographic))
+
+
 def _check_magnitudes(geom: BaseGeometry, crs: ClientCrs) -> None:
     coords = shapely.get_coordinates(geom)
     if coords.size == 0:
