@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from api.params import AREA_MAX_VERTICES, bbox_area, storage_geometry
 from gis.errors import InvalidParameter, PayloadTooLarge
-from layers.landuse import balance as bal
 from layers.landuse import schemas as ls
 from layers.landuse import service as land
 
@@ -65,14 +64,14 @@ def _render(table: dict[str, Any], output: str, name: str) -> Response:
         return Response(content=json.dumps(table, ensure_ascii=False, default=str).encode("utf-8"),
                         media_type="application/json")
     if output == "csv":
-        return Response(bal.balance_csv(table), media_type="text/csv; charset=utf-8",
+        return Response(land.balance_csv(table), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if output == "xlsx":
-        return Response(bal.balance_xlsx(table),
+        return Response(land.balance_xlsx(table),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     if output == "html":
-        return HTMLResponse(bal.balance_html(table))
+        return HTMLResponse(land.balance_html(table))
     raise InvalidParameter("f is json, csv, xlsx or html")
 
 

@@ -27,6 +27,7 @@ from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
 from layers.landuse import balance, classes, prereview, survey
 from layers.landuse import repository as repo
+from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
 from layers.landuse.layers import (
     APPROVALS,
     CHANGES,
