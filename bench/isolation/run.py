@@ -119,7 +119,8 @@ def main() -> None:
 
     from gis.keys import create_key
     with engine.begin() as conn:
-        key = create_key(conn, department="bench", read=["pipeline"]).secret
+        # computing an isolation stores it: the key writes the pipeline family's isolations store
+        key = create_key(conn, department="bench", read=["pipeline"], write=["pipeline"]).secret
     port = free_port()
     env = {**os.environ, "GOVGIS_RATE_LIMIT_PER_MINUTE": "1000000", "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
