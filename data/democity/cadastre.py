@@ -25,6 +25,7 @@ from data.democity.grid import street_names
 
 
 def parcel_table(g: dict, blocks: pd.DataFrame, seed: int, srid: int) -> gpd.GeoDataFrame:
+    """The parcels: each block cut into uneven rows and columns, with codes, holders, uses and dates."""
     rng = random_stream(seed, 2)
     nbk = len(blocks)
     use = blocks["use"].to_numpy()
@@ -129,6 +130,7 @@ def parcel_table(g: dict, blocks: pd.DataFrame, seed: int, srid: int) -> gpd.Geo
 
 
 def registration_table(parcels: gpd.GeoDataFrame, seed: int) -> pd.DataFrame:
+    """One initial registration (with a certificate number) per parcel."""
     rng = random_stream(seed, 3)
     count = len(parcels)
     years = parcels["valid_from"].dt.year.astype(str).to_numpy()

@@ -52,10 +52,12 @@ def centre_xy(crs: str) -> tuple[float, float]:
 
 
 def random_stream(seed: int, stream: int) -> np.random.Generator:
+    """An independent random stream per part of the city, so adding one part leaves the others unchanged."""
     return np.random.default_rng([seed, stream])
 
 
 def person_names(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Invented Chinese personal names (surname + one or two given characters)."""
     surname = np.array(SURNAMES)[rng.integers(0, len(SURNAMES), count)]
     first = np.array(GIVEN)[rng.integers(0, len(GIVEN), count)]
     second = np.array(GIVEN + [""] * 20)[rng.integers(0, len(GIVEN) + 20, count)]
@@ -63,6 +65,7 @@ def person_names(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def phone_numbers(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Invented mobile numbers (11 digits, common prefixes)."""
     prefix = PHONE_PREFIX[rng.integers(0, len(PHONE_PREFIX), count)]
     rest = np.char.zfill(rng.integers(0, 10**8, count).astype(str), 8)
     return np.char.add(prefix, rest).astype(object)
@@ -81,22 +84,26 @@ def resident_ids(rng: np.random.Generator, count: int, county: np.ndarray) -> np
 
 
 def company_names(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Invented Xiamen company names."""
     a = np.array(COMPANY_A)[rng.integers(0, len(COMPANY_A), count)]
     b = np.array(COMPANY_B)[rng.integers(0, len(COMPANY_B), count)]
     return np.char.add(np.char.add(np.char.add("厦门", a), b), "有限公司").astype(object)
 
 
 def zfill(values: np.ndarray, width: int) -> np.ndarray:
+    """Integers as zero-padded strings of ``width`` digits."""
     return np.char.zfill(values.astype(np.int64).astype(str), width)
 
 
 def random_dates(rng: np.random.Generator, count: int, start: str, end: str) -> pd.DatetimeIndex:
+    """UTC timestamps on random days between two dates."""
     a, b = np.datetime64(start), np.datetime64(end)
     days = rng.integers(0, int((b - a).astype(int)), count).astype("timedelta64[D]")
     return pd.DatetimeIndex(a + days).tz_localize("UTC")
 
 
 def union_multi(geoms: np.ndarray) -> shapely.MultiPolygon | None:
+    """The union of polygons as one MultiPolygon (None for none)."""
     if len(geoms) == 0:
         return None
     merged = shapely.union_all(geoms)

@@ -16,6 +16,7 @@ from data.reference import code_list
 
 
 def road_table(g: dict, srid: int) -> gpd.GeoDataFrame:
+    """The road network along the street centrelines, with pgRouting source/target and costs in seconds."""
     s = street_segments(g)
     coords = np.stack([np.column_stack([s["ax"], s["ay"]]), np.column_stack([s["bx"], s["by"]])], axis=1)
     geoms = shapely.linestrings(coords)
@@ -36,6 +37,7 @@ def road_table(g: dict, srid: int) -> gpd.GeoDataFrame:
 
 
 def emergency_tables(g: dict, blocks: pd.DataFrame, size: float, seed: int, srid: int) -> dict[str, pd.DataFrame]:
+    """Rescue resources and their status, warehouses with stock, shelters and incidents."""
     rng = random_stream(seed, 30)
     crs = f"EPSG:{srid}"
     n = g["n"]

@@ -100,6 +100,7 @@ def city_blocks(g: dict, use: np.ndarray) -> gpd.GeoDataFrame:
 
 
 def street_names(g: dict, vertical: bool, index: np.ndarray) -> np.ndarray:
+    """Street names: numbered 纵/横 roads, arterials named after real Xiamen roads."""
     cls = g["cls"][index]
     names = np.where(vertical, np.char.add(np.char.add("纵", index.astype(str)), "路"),
                      np.char.add(np.char.add("横", index.astype(str)), "路")).astype(object)

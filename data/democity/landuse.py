@@ -66,6 +66,7 @@ def survey_and_plan(g: dict, blocks: pd.DataFrame, seed: int, srid: int,
 
 
 def control_line_table(g: dict, blocks: pd.DataFrame, seed: int, srid: int) -> gpd.GeoDataFrame:
+    """The three control lines: basic farmland, ecological red line (core and general), urban boundary."""
     use = blocks["use"].to_numpy()
     geoms = shapely.box(blocks["x0"], blocks["y0"], blocks["x1"], blocks["y1"])
     # the lines are drawn generously: to the street centrelines around the blocks
@@ -98,6 +99,7 @@ def control_line_table(g: dict, blocks: pd.DataFrame, seed: int, srid: int) -> g
 
 
 def price_zone_table(g: dict, srid: int) -> gpd.GeoDataFrame:
+    """Base land-price zones: four rings around the centre per land class."""
     n = g["n"]
     extent = shapely.box(g["x"][0], g["y"][0], g["x"][n - 1], g["y"][n - 1])
     side = g["x"][n - 1] - g["x"][0]
