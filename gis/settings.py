@@ -160,6 +160,23 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+class PathSettings(BaseSettings):
+    """Files the service reads at run time, outside the database."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    dem_path: Path = Field(
+        default=PROJECT_ROOT / "data" / "generated" / "dem.tif",
+        description="GeoTIFF digital elevation model (storage CRS or any CRS it declares) for pipe profiles; "
+                    "`govgis db setup --demo` writes the demo city's here.",
+    )
+    rules_dir: Path = Field(
+        default=PROJECT_ROOT / "data" / "rules",
+        description="Folder of the city-editable rule tables (GB 50289 clearances, service lives, minimum "
+                    "cover, repair frequency); default: the shipped data/rules.",
+    )
+
+
 class Settings:
     """All settings, validated together."""
 
@@ -167,6 +184,7 @@ class Settings:
         self.database = DatabaseSettings()
         self.spatial = SpatialSettings()
         self.service = ServiceSettings()
+        self.paths = PathSettings()
 
     @property
     def storage_srid(self) -> int:
