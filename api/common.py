@@ -4,14 +4,19 @@ checks, JSON/HTML responses and links. Routers import this (and api/deps.py), ne
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
+from gis import intake
 from gis.access import ANONYMOUS, Caller, can_read, require_read
+from gis.crs import transformer
 from gis.errors import InvalidParameter, NotFound
 from gis.intake import Frame, Limits, check_text
 from gis.registry import REGISTRY, Layer
@@ -44,6 +49,37 @@ def intake_frame(settings: Settings) -> Frame:
 
 def intake_limits(settings: Settings) -> Limits:
     return Limits(max_vertices=settings.service.max_query_vertices)
+
+
+# Parcel boundaries, red lines and survey patches are survey-grade polygons with many vertices: the
+# land and planning routes accept up to this many per geometry (other routes: max_query_vertices).
+AREA_MAX_VERTICES = 200_000
+
+
+def storage_geometry(geojson: Any, crs: str | None, settings: Settings, expected: str | None = "MultiPolygon",
+                     *, max_vertices: int | None = None) -> BaseGeometry:
+    """A client geometry (GeoJSON or WKT) in ``crs`` — read under gis.intake's one axis-order rule —
+    validated (type, vertices, range, city bounds) and in the storage CRS."""
+    limits = Limits(max_vertices=settings.service.max_query_vertices if max_vertices is None else max_vertices)
+    return intake.client_geometry(geojson, crs, frame=intake_frame(settings), limits=limits, expected=expected)
+
+
+def bbox_area(bbox: str | None, settings: Settings) -> BaseGeometry | None:
+    """A lon/lat ``minlon,minlat,maxlon,maxlat`` box as a storage-CRS polygon (None when not given)."""
+    if bbox is None:
+        return None
+    x0, y0, x1, y1 = intake.parse_bbox(bbox, geographic=True)
+    if x1 <= x0 or y1 <= y0:
+        raise InvalidParameter("bbox: the minimum must be below the maximum")
+    t = transformer("OGC:CRS84", settings.spatial.storage_crs)
+    return box(*t.transform_bounds(x0, y0, x1, y1, densify_pts=21))
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A time without zone is read as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def check_params(request: Request, allowed: frozenset[str], extra: frozenset[str] = frozenset()) -> None:

@@ -27,7 +27,7 @@ from shapely.geometry import box
 from gis import intake
 from gis.access import Caller, usable_field
 from gis.errors import GisError, InvalidParameter, NotFound
-from gis.geometry import geometry_problem, parse_geojson
+from gis.geometry import geometry_problem
 from gis.registry import Layer
 
 MAX_FILTER_CHARS = 20_000

@@ -16,6 +16,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import LineString, box, mapping
+from shapely.ops import transform
 from test_pipeline_inp import SMALL
 from test_pipeline_isolation_api import build_network, pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
@@ -167,9 +168,14 @@ def square(demo_city, empty_square_km):
         c.execute(sa.text("DELETE FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"), {"p": prefix})
 
 
+def north_first(geom) -> dict:
+    """A storage-CRS geometry as an API body in EPSG:4548 takes it: northing (X) first (gis.intake)."""
+    return mapping(transform(lambda a, b: (b, a), geom))
+
+
 def survey_body(x: float, y: float, year: int, classes: list[str], cell: float) -> dict:
     """A survey year: a row of patches of ``cell`` metres, in the storage CRS."""
-    features = [{"type": "Feature", "geometry": mapping(box(x + i * cell, y, x + (i + 1) * cell, y + cell)),
+    features = [{"type": "Feature", "geometry": north_first(box(x + i * cell, y, x + (i + 1) * cell, y + cell)),
                  "properties": {"patch_no": f"S{year}-{i}", "class_code": code, "district": "350299"}}
                 for i, code in enumerate(classes)]
     return {"features": {"type": "FeatureCollection", "features": features}, "crs": "EPSG:4548"}
@@ -215,7 +221,7 @@ def test_stored_prereview_needs_write_on_the_reports(client, engine, keys, demo_
 def test_registration_needs_write_on_the_cadastre(client, engine, keys, square):
     x, y, prefix = square
     body = {"sub_district": prefix, "ownership": "G", "parcel_type": "B", "crs": "EPSG:4548",
-            "geometry": mapping(box(x + 600, y + 600, x + 700, y + 700)),
+            "geometry": north_first(box(x + 600, y + 600, x + 700, y + 700)),
             "attributes": {"right_holder": "厦门某科技有限公司", "right_type": "国有建设用地使用权",
                            "landuse_code": "0601", "district": "350206"}}
     tables = ("cadastre_parcels", "cadastre_registrations", "cadastre_lineage")

@@ -133,11 +133,16 @@ def test_http_snap_point_masking_and_errors(api, net):
     r = client.post("/pipeline/isolations", json={**body, "crs": "EPSG:4326"}, headers={"X-API-Key": personal})
     listing = {c["account_no"]: c for c in r.json()["customers"]["list"]}
     assert listing["C-J2"]["contact_phone"] == "13812345678"
+    # an isolation belongs to the department that ran it: another department's key sees none
+    elsewhere = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["V1"]]},
+                            headers={"X-API-Key": dispatcher})
+    assert elsewhere.status_code == 404
+    assert client.get(f"/pipeline/isolations/{r.json()['id']}", headers={"X-API-Key": dispatcher}).status_code == 404
     again = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["V1"]]},
-                        headers={"X-API-Key": dispatcher})
+                        headers={"X-API-Key": personal})
     assert again.status_code == 200 and again.json()["parent_id"] == r.json()["id"]
     bad = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["J1"]]},
-                      headers={"X-API-Key": dispatcher})
+                      headers={"X-API-Key": personal})
     assert bad.status_code == 400 and "isolation valve" in bad.json()["detail"]
     far = client.post("/pipeline/isolations", json={"network_id": net["network"], "lon": 10.0, "lat": 10.0},
                       headers={"X-API-Key": dispatcher})

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from shapely.geometry.base import BaseGeometry
 
+from api.common import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
-from api.params import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
 from gis.errors import InvalidParameter
 from gis.settings import Settings
 from layers.cadastre import schemas as s

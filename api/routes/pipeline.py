@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
 from starlette.concurrency import run_in_threadpool
 
+from api.common import storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
-from api.params import storage_geometry
 from gis.errors import InvalidGeometry, InvalidParameter
-from gis.geometry import parse_geojson
+from gis.intake import client_crs
+from gis.settings import Settings
 from layers.pipeline import service
 from layers.pipeline.schemas import (
     AreaRequest,
@@ -38,14 +39,15 @@ def _json(content: Any) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
 
 
-def _burst_point(body: BurstRequest) -> Point | None:
+def _burst_point(body: BurstRequest, settings: Settings) -> Point | None:
+    """The clicked point in the storage CRS: a GeoJSON ``point`` in ``crs`` (the one axis-order rule of
+    gis.intake), or ``lon``/``lat`` — named, so east and north whatever the CRS's axis order."""
     if body.point is not None:
-        geom = parse_geojson(body.point)
-        if geom.geom_type != "Point":
-            raise InvalidGeometry("point must be a GeoJSON Point")
-        return geom
+        return storage_geometry(body.point, body.crs, settings, "Point")
     if body.lon is not None and body.lat is not None:
-        return Point(body.lon, body.lat)
+        named = client_crs(body.crs)
+        x, y = (body.lat, body.lon) if named.north_first else (body.lon, body.lat)
+        return storage_geometry(Point(x, y), body.crs, settings, "Point")
     if (body.lon is None) != (body.lat is None):
         raise InvalidParameter("give both lon and lat")
     return None
@@ -59,8 +61,8 @@ def networks(conn: DbRead, caller: CurrentCaller) -> Response:
 @router.post("/isolations", summary="Isolate a burst: valves to close, segment, customers cut off (爆管关阀)")
 def isolate(body: BurstRequest, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
     return _json(service.isolate_burst(conn, body.network_id, caller=caller, settings=settings,
-                                       utility=body.utility, pipe_id=body.pipe_id, point=_burst_point(body),
-                                       point_crs=body.crs, failed_valves=body.failed_valves,
+                                       utility=body.utility, pipe_id=body.pipe_id, point=_burst_point(body, settings),
+                                       point_crs=settings.spatial.storage_crs, failed_valves=body.failed_valves,
                                        customer_limit=body.customer_limit))
 
 

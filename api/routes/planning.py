@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
+from api.common import AREA_MAX_VERTICES, bbox_area, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
-from api.params import AREA_MAX_VERTICES, bbox_area, storage_geometry
 from gis.errors import InvalidParameter, PayloadTooLarge
 from layers.landuse import schemas as ls
 from layers.landuse import service as land

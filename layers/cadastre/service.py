@@ -15,7 +15,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, mask_text, require_read, require_write, sees_personal_data
+from gis.access import Caller, mask_properties, require_read, require_write, sees_personal_data
 from gis.errors import Conflict, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote
 from gis.writes import audit
@@ -399,11 +399,7 @@ def public_parcel(caller: Caller, row: dict[str, Any], *, geometry: bool = False
             out[key] = value.isoformat()
         elif hasattr(value, "as_tuple"):  # Decimal
             out[key] = float(value)
-    if not sees_personal_data(caller):
-        for name in PARCELS.personal:
-            out[name] = mask_text(out.get(name))
-        if out.get("holder_kind") == "person":
-            out["right_holder"] = mask_text(out.get("right_holder"))
+    out = mask_properties(caller, PARCELS, out)  # the layer's policy: IDs, phones, a person's name
     if geometry and row.get("geometry") is not None:
         out["geometry"] = shapely.geometry.mapping(row["geometry"])
     return out

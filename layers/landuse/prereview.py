@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Callable
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
-from gis.access import Caller, mask_text, sees_personal_data
 from gis.errors import InvalidParameter
 from layers.landuse import classes
 from layers.landuse.redline import RedLine
@@ -184,20 +184,15 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
     }
 
 
-def for_caller(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:
-    """The report as a caller may see it: right holders who are persons, IDs and phones masked."""
-    if sees_personal_data(caller):
-        return report
+def for_caller(report: dict[str, Any], *, mask_parcel: Callable[[dict[str, Any]], dict[str, Any]],
+               show_pipelines: bool) -> dict[str, Any]:
+    """The report as one reader may see it: each parcel through ``mask_parcel`` (the cadastre's policy),
+    and the pipelines section only when ``show_pipelines``."""
     out = dict(report)
-    masked = []
-    for parcel in report.get("parcels", []):
-        p = dict(parcel)
-        for name in ("holder_id_number", "holder_phone"):
-            p[name] = mask_text(p.get(name))
-        if p.get("holder_kind") == "person":
-            p["right_holder"] = mask_text(p.get("right_holder"))
-        masked.append(p)
-    out["parcels"] = masked
+    out["parcels"] = [mask_parcel(dict(parcel)) for parcel in report.get("parcels", [])]
+    if not show_pipelines and "pipelines" in out:
+        out["pipelines"] = {"available": False, "note": "管线不可见：您的密钥无管线图层读取权限 "
+                                                        "pipelines not shown: your key may not read them"}
     return out
 
 

@@ -210,7 +210,7 @@ def latest_survey_year(conn: Connection, not_after: int | None = None) -> int | 
                                 "WHERE CAST(:y AS int) IS NULL OR survey_year <= :y"), {"y": not_after}).scalar()
 
 
-def store_report(conn: Connection, *, project_name: str, actor: str, input_format: str, input_crs: str,
+def store_report(conn: Connection, *, project_name: str, actor: str, department: str, input_format: str, input_crs: str,
                  verdict: str, total_area: float, report: dict[str, Any], geometry: BaseGeometry) -> int:
     """Store a pre-review report (unmasked) with its red line; returns its id."""
     import orjson
@@ -221,21 +221,21 @@ def store_report(conn: Connection, *, project_name: str, actor: str, input_forma
         return str(value)
 
     return conn.execute(sa.text(f"""
-        INSERT INTO landuse_prereview_reports (project_name, actor, input_format, input_crs, verdict, total_area,
-                                               report, geom)
-        VALUES (:name, :actor, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
-        RETURNING id"""), {"name": project_name, "actor": actor, "fmt": input_format, "crs": input_crs,
+        INSERT INTO landuse_prereview_reports (project_name, actor, department, input_format, input_crs, verdict,
+                                               total_area, report, geom)
+        VALUES (:name, :actor, :dept, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
+        RETURNING id"""), {"name": project_name, "actor": actor, "dept": department, "fmt": input_format, "crs": input_crs,
                            "verdict": verdict, "total": total_area, "report": orjson.dumps(report, default=fallback, option=orjson.OPT_NON_STR_KEYS).decode(),
                            **_geom_param(geometry)}).scalar_one()
 
 
 def load_report(conn: Connection, report_id: int) -> dict[str, Any] | None:
     """A stored pre-review report with its red line, None when there is no such report."""
-    row = conn.execute(sa.text("SELECT id, created_at, report, ST_AsBinary(geom) AS wkb FROM "
+    row = conn.execute(sa.text("SELECT id, created_at, department, report, ST_AsBinary(geom) AS wkb FROM "
                                "landuse_prereview_reports WHERE id = :i"), {"i": report_id}).mappings().first()
     if row is None:
         return None
-    return {"id": row["id"], "created_at": row["created_at"], "report": row["report"],
+    return {"id": row["id"], "created_at": row["created_at"], "department": row["department"], "report": row["report"],
             "geometry": shapely.from_wkb(bytes(row["wkb"]))}
 
 

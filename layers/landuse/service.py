@@ -19,7 +19,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Engine
 
-from gis.access import SYSTEM, Caller, require_read, require_write
+from gis.access import SYSTEM, Caller, require_read, require_row, require_write
 from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
 from gis.settings import Settings
@@ -39,6 +39,7 @@ from layers.landuse.layers import (
     SURVEY,
 )
 from layers.landuse.redline import RedLine, parse_redline
+from layers.pipeline import service as pipeline_service
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,8 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
     # the pipelines crossing the site come from another family's tables: ask for them on a second
     # connection while this one does the land queries (read-only; halves the wait on a large site)
     executor = ThreadPoolExecutor(max_workers=1)
-    pipelines_job = executor.submit(_pipelines_crossing, conn.engine, site, caller)
+    # stored as the system sees them; each reader is shown what it may read (_report_for)
+    pipelines_job = executor.submit(_pipelines_crossing, conn.engine, site, SYSTEM)
     executor.shutdown(wait=False)
     landuse_rows = repo.survey_breakdown(conn, year, site)
     overlaps = repo.control_overlaps(conn, site)
@@ -97,24 +99,28 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         inside_urban_boundary=inside, zones=zones, parcels=parcels, pipelines=pipelines, price_rows=prices)
     if store:
         report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
+                                      department=caller.department or "govgis",
                                       input_format=red_line.input_format, input_crs=red_line.input_crs,
                                       verdict=report["verdict"], total_area=report["total_area"], report=report,
                                       geometry=site)
         report["id"] = report_id
         audit(conn, caller, PREREVIEWS.id, report_id, "insert", None, None,
               {"project_name": project_name, "verdict": report["verdict"], "total_area": report["total_area"]})
-    return prereview.for_caller(caller, report)
+    return _report_for(caller, report)
+
+
+def _report_for(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:
+    """A report as a caller may see it: holders masked by the cadastre's policy, the pipes crossing the
+    site only for a caller who may read pipelines (a report keeps what its author could see)."""
+    return prereview.for_caller(report, mask_parcel=lambda parcel: cadastre.public_parcel(caller, parcel),
+                                show_pipelines=pipeline_service.may_read_pipes(caller))
 
 
 def _pipelines_crossing(engine: Engine, site: BaseGeometry, caller: Caller) -> dict[str, Any]:
     """Pipes crossing the site, through the pipeline family's public service."""
     try:
-        from layers.pipeline.service import pipes_in_area
-    except ImportError:
-        return {"available": False, "note": "管线模块不可用 the pipeline module is not installed"}
-    try:
         with engine.connect() as conn:
-            pipes = pipes_in_area(conn, site, caller=caller)
+            pipes = pipeline_service.pipes_in_area(conn, site, caller=caller)
     except GisError as exc:
         return {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
     return {"available": True, "count": len(pipes), "pipes": pipes,
@@ -127,9 +133,11 @@ def open_report(conn: Connection, caller: Caller, report_id: int) -> tuple[dict[
     stored = repo.load_report(conn, report_id)
     if stored is None:
         raise NotFound(f"no pre-review report {report_id}")
+    # another department's report looks like no report (ids are sequential: they must not tell)
+    require_row(caller, PREREVIEWS, stored, f"pre-review report {report_id}")
     report = dict(stored["report"])
     report["id"] = stored["id"]
-    return prereview.for_caller(caller, report), stored["geometry"]
+    return _report_for(caller, report), stored["geometry"]
 
 
 def report_page(conn: Connection, caller: Caller, report_id: int) -> str:

@@ -38,14 +38,18 @@ CUSTOMERS = REGISTRY.add(Layer(
 ))
 
 
-def _store(table: sa.Table, title_zh: str, title_en: str, geometry_column: str = "geom") -> Layer:
+def _store(table: sa.Table, title_zh: str, title_en: str, geometry_column: str = "geom",
+           owner_column: str | None = None) -> Layer:
     """A table only the pipeline module writes (no OGC collection, so not in the registry). Writing it
     needs a write scope on the family ``pipeline`` (or on the table itself): a key with write on pipes
     alone, or a read-only key, may not store isolations, repair orders or repair records."""
     return Layer(id=table.name, title_zh=title_zh, title_en=title_en, table=table, family="pipeline",
-                 department=DEPARTMENT, access=Access.INTERNAL, geometry_column=geometry_column)
+                 department=DEPARTMENT, access=Access.INTERNAL, geometry_column=geometry_column,
+                 owner_column=owner_column)
 
 
-ISOLATIONS = _store(isolations, "爆管关阀方案", "Burst isolations", geometry_column="burst_geom")
+# an isolation (and the repair orders made from it) belongs to the department that ran it
+ISOLATIONS = _store(isolations, "爆管关阀方案", "Burst isolations", geometry_column="burst_geom",
+                    owner_column="department")
 REPAIR_ORDERS = _store(repair_orders, "抢修单", "Repair orders")
 REPAIRS = _store(repairs, "维修记录", "Repair records")

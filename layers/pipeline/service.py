@@ -24,6 +24,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
+from gis import access
 from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
 from gis.errors import InvalidParameter, NotFound
@@ -181,7 +182,7 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
         network_id = _network_at(conn, utility, point, point_crs, settings)
     failed = [int(v) for v in failed_valves]
     if parent_id is not None:
-        parent = repository.get_isolation(conn, parent_id)
+        parent = _isolation(conn, caller, parent_id)
         if parent["network_id"] != network_id:
             raise InvalidParameter(f"isolation {parent_id} belongs to network {parent['network_id']}")
         failed = sorted(set(parent["failed_valves"]) | set(failed))
@@ -245,7 +246,7 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
         row = repository.insert_isolation(conn, {
             "network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
             "failed_valves": failed, "snap_distance_m": located["snap_distance_m"], "summary": summary,
-            "created_by": caller.name, "burst_geom": point_geom})
+            "created_by": caller.name, "department": caller.department or "govgis", "burst_geom": point_geom})
         audit(conn, caller, ISOLATIONS.id, row["id"], "insert", None,
               {"network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
                "failed_valves": failed},
@@ -261,7 +262,7 @@ def revise_isolation(conn: Connection, isolation_id: int, *, caller: Caller, set
     """Valves of a stored isolation could not be closed: the next ring, stored as a new version."""
     require_read(caller, PIPES)
     require_write(caller, ISOLATIONS)
-    parent = repository.get_isolation(conn, isolation_id)
+    parent = _isolation(conn, caller, isolation_id)
     return isolate_burst(conn, parent["network_id"], caller=caller, settings=settings, failed_valves=failed_valves,
                          parent_id=isolation_id)
 
@@ -282,14 +283,19 @@ def list_networks(conn: Connection, *, caller: Caller) -> list[dict[str, Any]]:
     return repository.list_networks(conn)
 
 
+def may_read_pipes(caller: Caller) -> bool:
+    """Public for other families: whether the caller may see pipes (a report drops them otherwise)."""
+    return can_read(caller, PIPES)
+
+
 def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> dict[str, Any]:
     """A stored isolation with the chain of versions it revises (newest first)."""
     require_read(caller, PIPES)
-    row = repository.get_isolation(conn, isolation_id)
+    row = _isolation(conn, caller, isolation_id)
     chain = []
     parent = row["parent_id"]
     while parent is not None:
-        previous = repository.get_isolation(conn, parent)
+        previous = _isolation(conn, caller, parent)
         chain.append({"id": previous["id"], "failed_valves": previous["failed_valves"],
                       "created_at": previous["created_at"].isoformat()})
         parent = previous["parent_id"]
@@ -420,10 +426,18 @@ def open_orders_on_valves(conn: Connection, valve_ids: list[int], *, caller: Cal
     return repository.orders_sharing_valves(conn, valve_ids, orders.OPEN_STATUSES, exclude)
 
 
-def _order(conn: Connection, order_id: int) -> dict[str, Any]:
+def _isolation(conn: Connection, caller: Caller, isolation_id: int) -> dict[str, Any]:
+    """A stored isolation the caller may read: its department's, or any with an explicit grant."""
+    row = repository.get_isolation(conn, isolation_id)
+    access.require_row(caller, ISOLATIONS, row, f"isolation {isolation_id}")
+    return row
+
+
+def _order(conn: Connection, order_id: int, caller: Caller) -> dict[str, Any]:
     order = repository.get_order(conn, order_id)
     if order is None:
         raise NotFound(f"no repair order {order_id}")
+    _isolation(conn, caller, order["isolation_id"])  # an order is its isolation's department's
     order["events"] = repository.order_history(conn, order_id)
     order["status_zh"] = orders.STATUS_ZH[order["status"]]
     return order
@@ -435,7 +449,7 @@ def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, 
     """A repair order (抢修单) from a stored isolation: notice, checklist, the valves in closing order;
     reports other open orders on the same valves. Audited."""
     require_write(caller, REPAIR_ORDERS)
-    iso = repository.get_isolation(conn, isolation_id)
+    iso = _isolation(conn, caller, isolation_id)
     network = repository.network(conn, iso["network_id"])
     incident_at = incident_at or iso["created_at"]
     orders.check_times(incident_at, planned_restore_at)
@@ -457,7 +471,7 @@ def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, 
     repository.set_order_code(conn, order_id, orders.order_code(incident_at, order_id))
     repository.insert_order_event(conn, order_id, None, "planned", caller.name,
                                   f"created from isolation {isolation_id}")
-    order = _order(conn, order_id)
+    order = _order(conn, order_id, caller)
     audit(conn, caller, REPAIR_ORDERS.id, order_id, "insert", None,
           {k: order[k] for k in ("code", "status", "isolation_id", "valve_ids")},
           {"conflicts": clashes} if clashes else None)
@@ -468,7 +482,7 @@ def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, 
 def repair_order(conn: Connection, order_id: int, *, caller: Caller) -> dict[str, Any]:
     """A repair order with its status history and the other open orders on its valves."""
     require_read(caller, PIPES)
-    order = _order(conn, order_id)
+    order = _order(conn, order_id, caller)
     order["conflicts"] = repository.orders_sharing_valves(conn, order["valve_ids"], orders.OPEN_STATUSES,
                                                           exclude=order_id)
     return order
@@ -482,20 +496,21 @@ def change_order_status(conn: Connection, order_id: int, status: str, *, caller:
     row = repository.get_order(conn, order_id, lock=True)
     if row is None:
         raise NotFound(f"no repair order {order_id}")
+    _isolation(conn, caller, row["isolation_id"])  # only the department the order belongs to moves it
     orders.check_transition(row, status, expected_version)
     repository.set_order_status(conn, order_id, status)
     repository.insert_order_event(conn, order_id, row["status"], status, caller.name, note)
     audit(conn, caller, REPAIR_ORDERS.id, order_id, "workflow", {"status": row["status"],
           "version": row["version"]}, {"status": status, "version": row["version"] + 1},
           {"note": note} if note else None)
-    return _order(conn, order_id)
+    return _order(conn, order_id, caller)
 
 
 def repair_order_page(conn: Connection, order_id: int, *, caller: Caller) -> str:
     """The print-ready HTML page of a repair order (inline SVG map, valves, notice, checklist)."""
     require_read(caller, PIPES)
-    order = _order(conn, order_id)
-    iso = repository.get_isolation(conn, order["isolation_id"])
+    order = _order(conn, order_id, caller)
+    iso = _isolation(conn, caller, order["isolation_id"])
     network = repository.network(conn, order["network_id"])
     valves = repository.node_details(conn, order["valve_ids"])
     pipe_ids = iso["summary"]["pipe_ids"]
