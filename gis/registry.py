@@ -119,11 +119,15 @@ class Layer:
         return self.valid_time is not None
 
     def current_clause(self) -> sa.ColumnElement[bool]:
-        """The rows that make up the layer today: for history layers, open in both valid and record time."""
-        clauses = [self.table.c[end].is_(None) for end in
-                   (self.valid_time[1] if self.valid_time else None, self.record_time[1] if self.record_time else None)
-                   if end]
-        return sa.and_(sa.true(), *clauses)
+        """The rows that make up the layer today. For a history layer: the versions valid *now* in legal
+        time (started, not ended) as the register stands now (record period open). A version recorded
+        with a future effective date is scheduled: it is not current until its time comes, and then it
+        is, with no job having to run — the clause reads the clock of the statement."""
+        if not self.valid_time:
+            if self.record_time:
+                return self.table.c[self.record_time[1]].is_(None)
+            return sa.true()
+        return self.as_of_clause(sa.func.now())
 
     def as_of_clause(self, valid_at: object, recorded_at: object | None = None) -> sa.ColumnElement[bool]:
         """Rows valid at legal time ``valid_at`` as the register stood at ``recorded_at`` (default: now)."""
