@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,6 +18,10 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
 from gis.errors import NotFound
+
+# A check of attribute values that a table constraint cannot keep (a code list the city corrects):
+# given rows as field → value (only the fields a write gives), the (row index, reason) of each bad one.
+Validator = Callable[[Sequence[Mapping[str, object]]], list[tuple[int, str]]]
 
 
 class WriteMode(StrEnum):
@@ -93,6 +97,14 @@ class Layer:
     style: dict[str, object] = field(default_factory=dict)
     field_titles: dict[str, tuple[str, str]] = field(default_factory=dict)
     description: str = ""
+    # value checks every write path runs before it writes (gis/writes.py for OGC writes and modules
+    # that write through it, the file imports for every row): declared once here, per layer
+    validators: tuple[Validator, ...] = ()
+
+    def value_problems(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
+        """Every (row index, reason) the layer's validators find in ``rows``, in row order."""
+        problems = [problem for check in self.validators for problem in check(rows)]
+        return sorted(problems, key=lambda p: p[0])
 
     @property
     def columns(self) -> sa.ColumnCollection:

@@ -121,15 +121,20 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     diam_table = ({"arterial": 600, "secondary": 300, "local": 200, "feeder": 800} if water else
                   {"arterial": 315, "secondary": 200, "local": 110, "feeder": 400})
     diameter = np.array([diam_table[c] for c in seg_cls])
-    materials = np.array(["球墨铸铁管", "球墨铸铁管", "PE管", "钢管"] if water else ["PE管", "PE管", "钢管"],
-                         dtype=object)
+    # materials and pressure classes are codes of the shared lists (data/codes), which the rule tables
+    # (service life, clearances) key on
+    materials = np.array(["球墨铸铁", "球墨铸铁", "PE", "钢"] if water else ["PE", "PE", "钢"], dtype=object)
     pressure = np.where(water, "0.4MPa", np.where(np.isin(seg_cls, ("arterial", "feeder")), "中压A", "中压B"))
+    material = materials[rng.integers(0, len(materials), npipe)]
+    install_year = rng.integers(1985, 2024, npipe)
+    if water:  # the oldest iron mains are grey cast iron, laid before ductile iron took over
+        material = np.where((material == "球墨铸铁") & (install_year < 1992), "灰口铸铁", material)
     pipes = gpd.GeoDataFrame({
         "id": first_pipe + np.arange(npipe), "network_id": net_id,
         "code": np.char.add(prefix + "P", zfill(np.arange(1, npipe + 1), 7)).astype(object),
         "from_node": p_from, "to_node": p_to,
-        "material": materials[rng.integers(0, len(materials), npipe)], "diameter_mm": diameter,
-        "install_year": rng.integers(1985, 2024, npipe), "burial_depth_m": np.round(rng.uniform(0.9, 2.2, npipe), 2),
+        "material": material, "diameter_mm": diameter,
+        "install_year": install_year, "burial_depth_m": np.round(rng.uniform(0.9, 2.2, npipe), 2),
         "pressure_class": pressure if np.ndim(pressure) else np.full(npipe, pressure), "status": "in_service",
     }, geometry=shapely.linestrings(coords), crs=f"EPSG:{srid}")
     # node attributes: a valve takes the diameter of its segment's pipe; a few valves cannot be turned

@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
+from layers.pipeline.codes import utilities
 
-UTILITIES = ("water", "drainage", "storm", "sewer", "gas", "heat", "power", "telecom", "industrial")
+# the utility code list (data/codes/pipeline_utilities.csv) the rule tables key on
+UTILITIES = utilities()
 NODE_KINDS = ("junction", "isolation_valve", "control_valve", "hydrant", "tee", "meter", "source", "tank",
               "pump", "end")
 VALVE_STATES = ("open", "closed", "inoperable")
