@@ -146,6 +146,13 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     cmask = node_kind == "control_valve"
     control[cmask] = np.array(["PRV", "check"] if water else ["PRV", "PRV"], dtype=object)[
         np.arange(cmask.sum()) % 2]
+    # a control valve sits midway along its street segment and passes supply from the piece before it
+    # (segments run away from the source's corner): that piece is its inlet pipe
+    link_state = np.where(cmask, "active", None).astype(object)
+    inlet = pd.array(np.full(nnode, pd.NA), dtype="Int64")
+    into = pd.Series(first_pipe + np.arange(npipe), index=p_to - first_node)
+    controls = np.flatnonzero(cmask)
+    inlet[controls] = into.groupby(level=0).first().reindex(controls).to_numpy()
     node_diam = np.full(nnode, np.nan)
     first_pipe_of_node = pd.Series(diameter, index=p_to - first_node).groupby(level=0).max()
     node_diam[first_pipe_of_node.index.to_numpy()] = first_pipe_of_node.to_numpy()
@@ -157,7 +164,7 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     exercised[valve] = (np.datetime64("2019-01-01") + rng.integers(0, 2500, valve.sum()).astype("timedelta64[D]"))
     nodes = gpd.GeoDataFrame({
         "id": node_ids, "network_id": net_id, "code": node_code, "kind": node_kind, "valve_state": state,
-        "control_type": control, "diameter_mm": pd.array(np.where(np.isnan(node_diam), pd.NA, node_diam),
+        "control_type": control, "link_state": link_state, "inlet_pipe": inlet, "diameter_mm": pd.array(np.where(np.isnan(node_diam), pd.NA, node_diam),
                                                          dtype="Int64"),
         "last_exercised": exercised.dt.date.where(exercised.notna(), None).to_numpy(),
         "access_note": None, "ground_elevation_m": np.round(ground_elevation(node_x, node_y, seed, g["centre"]), 2),

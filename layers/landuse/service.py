@@ -426,7 +426,8 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
     snapshots = []
     statuses = survey_year_statuses(conn)
     for when in (first, second):
-        year = _latest_complete(statuses, when.year)
+        # the latest complete survey not after that year; where none was complete yet, the latest one
+        year = _latest_complete(statuses, when.year) or max((y for y in statuses if y <= when.year), default=None)
         landuse = []
         if year is not None:
             for r in repo.survey_breakdown(conn, year, geometry):
@@ -435,8 +436,9 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
                                 "plane_area": r["plane_area"]})
         parcels = [{k: p[k] for k in ("parcel_code", "right_holder", "landuse_code", "version", "area_inside")}
                    for p in cadastre.parcels_as_of(conn, geometry, when, caller=caller) if p["area_inside"] > 0.01]
-        coverage = (survey.coverage_statement(year, "complete", geometry.area, sum(r["plane_area"] for r in landuse),
-                                              "监察图斑 the patch") if year is not None else None)
+        coverage = (survey.coverage_statement(year, statuses[year]["completeness"], geometry.area,
+                                              sum(r["plane_area"] for r in landuse), "监察图斑 the patch")
+                    if year is not None else None)
         snapshots.append({"date": when.isoformat(), "survey_year": year, "survey_coverage": coverage,
                           "landuse": landuse, "parcels": parcels})
     a, b = snapshots
