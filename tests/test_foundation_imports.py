@@ -70,12 +70,14 @@ def _round_trip(conn, tmp_path: Path, layer_id: str, key: str, suffix: str, **im
 def test_round_trip_parcels(conn, tmp_path, suffix) -> None:
     before = conn.execute(text(
         "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL ORDER BY parcel_code")).all()
+        "WHERE valid_to IS NULL AND recorded_to IS NULL ORDER BY parcel_code")).all()
     _round_trip(conn, tmp_path, "cadastre_parcels", "parcel_code", suffix)
     after = conn.execute(text(
         "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL ORDER BY parcel_code")).all()
-    assert after == before  # attributes survive too: Chinese text, leading zeros, personal data, decimals
+        "WHERE valid_to IS NULL AND recorded_to IS NULL ORDER BY parcel_code")).all()
+    # attributes survive too: Chinese text, leading zeros, personal data, decimals (of the latest versions:
+    # a round trip through a file carries no history, so the demo city's past in the box is gone)
+    assert after == before
 
 
 def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:

@@ -32,9 +32,10 @@ def partial_year(demo_city):
     loaded without saying whether the year is complete; removed again after the module."""
     with demo_city.connect() as conn:
         latest = conn.execute(sa.text("SELECT max(survey_year) FROM landuse_survey_patches")).scalar_one()
+        complete = land.survey_year_used(conn, None)[0]  # the demo city's current survey
         cx, cy = conn.execute(sa.text(
             "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM landuse_survey_patches "
-            "WHERE survey_year = :y) s"), {"y": latest}).one()
+            "WHERE survey_year = :y) s"), {"y": complete}).one()
     year = latest + 1
     site = box(cx - 500, cy - 500, cx + 500, cy + 500)
     patches = [box(cx - 450 + 120 * k, cy - 40, cx - 450 + 120 * k + 60, cy + 40) for k in range(7)]
@@ -42,7 +43,7 @@ def partial_year(demo_city):
         loaded = land.load_survey_year(conn, OFFICER, year=year, settings=get_settings(), patches=[
             {"patch_no": f"P{year}-{k}", "class_code": "0701", "district": "350203", "geometry": g}
             for k, g in enumerate(patches)])
-    yield {"year": year, "complete_year": latest, "site": site, "patches": patches, "loaded": loaded}
+    yield {"year": year, "complete_year": complete, "site": site, "patches": patches, "loaded": loaded}
     with demo_city.begin() as conn:
         conn.execute(sa.text("DELETE FROM landuse_change_patches WHERE to_year = :y"), {"y": year})
         conn.execute(sa.text("DELETE FROM landuse_survey_patches WHERE survey_year = :y"), {"y": year})

@@ -61,11 +61,10 @@ nodes = sa.Table(
     sa.Column("ground_elevation_m", sa.Float, comment="地面高程 m"),
     sa.Column("install_year", sa.SmallInteger),
     # migration 0009: a pump or control valve may be closed; pumps, PRV/PSV and check valves pass supply
-    # only from their inlet pipe (deferred: a network's nodes and pipes refer to each other)
+    # only from their inlet pipe (a pipeline_pipes id; the foreign key, deferred because a network's
+    # nodes and pipes refer to each other, is added by migration 0009 itself)
     sa.Column("link_state", sa.Text, comment="泵/控制阀状态 open/closed/active"),
-    sa.Column("inlet_pipe", sa.BigInteger, sa.ForeignKey("pipeline_pipes.id", ondelete="SET NULL",
-                                                         deferrable=True, initially="DEFERRED",
-                                                         use_alter=True), comment="进口管"),
+    sa.Column("inlet_pipe", sa.BigInteger, comment="进口管"),
     geometry_column("Point"),
     sa.CheckConstraint(one_of("kind", NODE_KINDS), name="kind_known"),
     sa.CheckConstraint("link_state IS NULL OR " + one_of("link_state", NODE_LINK_STATES), name="link_state_known"),

@@ -77,8 +77,12 @@ DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipel
   ALTER TABLE pipeline_nodes ADD CONSTRAINT ck_pipeline_nodes_link_state_known CHECK (link_state IS NULL OR link_state IN ('open', 'closed', 'active'));
 END IF; END $$;
 COMMENT ON COLUMN pipeline_nodes.link_state IS '泵/控制阀状态 open / closed / active';
-ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS inlet_pipe bigint
-  REFERENCES pipeline_pipes (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS inlet_pipe bigint;
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'fk_pipeline_nodes_inlet_pipe_pipeline_pipes') THEN
+  -- deferred: a network's nodes and pipes refer to each other (bulk loads write nodes first)
+  ALTER TABLE pipeline_nodes ADD CONSTRAINT fk_pipeline_nodes_inlet_pipe_pipeline_pipes FOREIGN KEY (inlet_pipe)
+    REFERENCES pipeline_pipes (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
+END IF; END $$;
 COMMENT ON COLUMN pipeline_nodes.inlet_pipe IS '进口管 (pumps, PRV/PSV, check valves pass supply from it only)';
 ALTER TABLE pipeline_networks ADD COLUMN IF NOT EXISTS length_source text NOT NULL DEFAULT 'drawn';
 DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_networks_length_source_known') THEN
