@@ -22,8 +22,8 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis.access import Caller
-from gis.keys import log_access, requests_this_minute, resolve_key
+from gis.errors import DatabaseUnavailable
+from gis.keys import log_access, lookup_key
 
 log = logging.getLogger("govgis.access")
 PROBLEM_TYPE = "https://govgis.org/problems/"
@@ -90,7 +90,12 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         engine = scope["app"].state.engine
-        caller, logged = await run_in_threadpool(self._resolve, engine, key)
+        try:
+            caller, logged = await run_in_threadpool(lookup_key, engine, key)
+        except DatabaseUnavailable as exc:  # 503 like every route, not a 500 and a dropped connection
+            retry = str(scope["app"].state.settings.service.retry_after_seconds).encode()
+            await self._reply(send, *_problem(exc.status, exc.title, exc.detail, exc.slug, [(b"retry-after", retry)]))
+            return
         if caller is None:
             await self._reply(send, *_problem(
                 401, "Authentication required", "the X-API-Key is unknown or revoked: ask your department's "
@@ -118,13 +123,6 @@ class AccessMiddleware:
         row = {"key_id": caller.key_id, "method": scope["method"][:8], "route": scope["path"][:500],
                "layer": _layer_of(scope["path"], scope.get("query_string", b"")), "status": status_box["status"]}
         await run_in_threadpool(self._log, engine, row)
-
-    @staticmethod
-    def _resolve(engine: Any, key: str) -> tuple[Caller | None, int]:
-        """The key's caller and its requests this minute across processes (one connection)."""
-        with engine.connect() as conn:
-            caller = resolve_key(conn, key)
-            return caller, (requests_this_minute(conn, caller.key_id) if caller and caller.key_id else 0)
 
     @staticmethod
     def _log(engine: Any, row: dict[str, object]) -> None:

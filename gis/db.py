@@ -10,7 +10,8 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,6 +94,46 @@ def read_url(settings: Settings) -> URL:
     if settings.database.read_database_url:
         return _configured(settings.database.read_database_url)
     return database_url(settings)
+
+
+# --- the database being away: one family of errors, one message -------------------------------------
+
+# What "the database cannot be reached or cannot answer now" looks like, wrapped by SQLAlchemy or raw
+# from psycopg2 (COPY and the loop reader): a refused or dropped connection, a server shutting down, a
+# full pool, and the service's own statement and lock timeouts. Retrying later may succeed: 503.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+    psycopg2.OperationalError, psycopg2.InterfaceError,
+)
+_STATEMENT_TIMEOUT, _LOCK_TIMEOUT = "57014", "55P03"
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    """What a client is told when the database is away or too slow (never the server's own text,
+    which names hosts, sockets and roles; the log keeps that)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "pgcode", None)
+    if code == _STATEMENT_TIMEOUT:
+        return ("the database took longer than this service allows for one statement and stopped it: narrow "
+                "the request (a smaller bbox, fewer layers, a lower limit) or retry later")
+    if code == _LOCK_TIMEOUT:
+        return "the data is locked by another change (an import or a long edit): retry in a few seconds"
+    return "the database cannot be reached right now: retry in a few seconds; the operators have been told"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database is away (see UNAVAILABLE_ERRORS)."""
+    return isinstance(exc, (*UNAVAILABLE_ERRORS, DatabaseUnavailable))
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn the database being away into DatabaseUnavailable (503 with Retry-After) for code that
+    runs outside the API's exception handlers, such as a middleware's key lookup."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(unavailable_detail(exc)) from exc
 
 
 IDLE_PING_SECONDS = 10.0
@@ -298,6 +339,7 @@ class LoopReader:
                                 "options": session_options(parallel_workers, timeouts)
                                 + " -c plan_cache_mode=force_custom_plan"}
         self._idle: list[_ReaderConnection] = []
+        self._size = size
         self._slots = asyncio.Semaphore(size)
 
     async def rows(self, statement: TextClause, params: Mapping[str, Any] | None = None, *,
@@ -323,8 +365,7 @@ class LoopReader:
                     _discard(conn)
                     if reused and died and attempt == 1:
                         continue  # it died while idle (a restarted server): once more on a new one
-                    raise DatabaseUnavailable(f"the database did not answer: {str(exc).strip()}; "
-                                              "retry shortly, and tell the operators if it persists") from exc
+                    raise DatabaseUnavailable(unavailable_detail(exc)) from exc
                 except psycopg2.Error:
                     self._idle.append(conn)  # the statement failed; the connection is fine (autocommit)
                     raise
@@ -341,13 +382,22 @@ class LoopReader:
         rows = await self.rows(statement, params, prepare=prepare)
         return rows[0][0] if rows else None
 
+    async def warm(self, statement: TextClause, params: Mapping[str, Any] | None = None) -> int:
+        """Open every connection this reader may hold at once and run ``statement`` on each (at
+        start-up, so the first burst of tiles finds warm sessions). Returns how many are open."""
+
+        async def one() -> None:
+            await self.rows(statement, params)
+
+        await asyncio.gather(*(one() for _ in range(max(self._size - len(self._idle), 0))))
+        return len(self._idle)
+
     async def _connect(self) -> Any:
         try:
             conn = psycopg2.connect(**self._connect_params, connection_factory=_ReaderConnection, async_=True)
             await _ready(conn)
         except psycopg2.OperationalError as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}; retry shortly, "
-                                      "and tell the operators if it persists") from exc
+            raise DatabaseUnavailable(unavailable_detail(exc)) from exc
         return conn
 
     def close(self) -> None:

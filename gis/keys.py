@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from gis.access import ALL, SYSTEM, Caller
+from gis.db import database_errors
 from gis.errors import InvalidParameter, NotFound
 from gis.registry import REGISTRY
 from gis.schema import METADATA
@@ -126,6 +127,15 @@ def resolve_key(conn: Connection, key: str) -> Caller | None:
     return Caller(name=row["name"], department=row["department"], read=frozenset(row["read_scopes"]),
                   write=frozenset(row["write_scopes"]), personal_data=bool(row["personal_data"]),
                   key_id=int(row["id"]))
+
+
+def lookup_key(engine: Engine, key: str) -> tuple[Caller | None, int]:
+    """For the API's access middleware: the key's caller and its requests this minute across processes,
+    on one connection. Raises DatabaseUnavailable (503 with Retry-After, not a 500 and a dropped
+    connection) when the database cannot be reached."""
+    with database_errors(), engine.connect() as conn:
+        caller = resolve_key(conn, key)
+        return caller, (requests_this_minute(conn, caller.key_id) if caller and caller.key_id else 0)
 
 
 def requests_this_minute(conn: Connection, key_id: int) -> int:

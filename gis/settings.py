@@ -165,6 +165,13 @@ class ServiceSettings(BaseSettings):
         default="", description="Folder of local GeoTIFF basemaps (RGB orthophoto, or a DEM drawn as hillshade)."
     )
     language: str = Field(default="zh", pattern="^(zh|en)$")
+    retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After of a 503 when the database is away or too slow."
+    )
+    tile_cache_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0,
+        description="Most memory the in-process vector tile cache holds (tiles and their keys); 0 = no cache.",
+    )
 
     @model_validator(mode="after")
     def _pages(self) -> ServiceSettings:
