@@ -5,9 +5,10 @@ The request's connection dependency owns the transaction: it commits when the en
 rolls back when it raises. Services and repositories never commit.
 
 Read-your-writes with a replica (gis/replicas.py): a successful write answers with a ``govgis_lsn``
-cookie holding the primary's WAL position after it, and the process remembers the same position for
-the writer's key. A later request carrying the cookie, or made with that key, reads from the replica
-only once the replica has replayed that position — otherwise from the primary. So a client that
+cookie (and an ``X-Govgis-LSN`` header) holding the primary's WAL position after it, and the process
+remembers the same position for the writer's key. A later request carrying the cookie or the header,
+or made with that key to the same process, reads from the replica only once the replica has replayed
+that position — otherwise from the primary. So a client that
 reloads after its own write (or after a 412) sees it, whichever process or database serves it. Both
 expire after GOVGIS_READ_YOUR_WRITES_SECONDS, by when a replica within its lag limit has caught up.
 """
@@ -29,6 +30,7 @@ from gis.replicas import primary_lsn, read_floor
 from gis.settings import Settings
 
 LSN_COOKIE = "govgis_lsn"
+LSN_HEADER = b"x-govgis-lsn"  # the same position for clients that keep no cookies: send it back as is
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -101,7 +103,8 @@ class ReadYourWrites:
                         cookie = (f"{LSN_COOKIE}={position}; Max-Age={int(self.window)}; Path=/; HttpOnly; "
                                   "SameSite=Lax")
                         message = {**message, "headers": [*message.get("headers", []),
-                                                          (b"set-cookie", cookie.encode())]}
+                                                          (b"set-cookie", cookie.encode()),
+                                                          (LSN_HEADER, str(position).encode())]}
                 await send(message)
 
             await self.app(scope, receive, send_with_position)
@@ -111,7 +114,9 @@ class ReadYourWrites:
     def _floor(self, scope: Scope, key_id: int | None) -> int | None:
         floors = []
         for name, value in scope["headers"]:
-            if name == b"cookie":
+            if name == LSN_HEADER and value.isdigit() and len(value) < 20:
+                floors.append(int(value))
+            elif name == b"cookie":
                 for pair in value.decode("latin-1").split(";"):
                     cookie, _, number = pair.strip().partition("=")
                     if cookie == LSN_COOKIE and number.isdigit() and len(number) < 20:

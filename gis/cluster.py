@@ -311,9 +311,36 @@ class Cluster:
                 tail = self.log_file.read_text(errors="replace").splitlines()[-10:] if self.log_file.exists() else []
                 fail("PostgreSQL did not start. Last log lines:\n  " + "\n  ".join(tail) +
                      f"\nLook at {self.log_file}; to start from scratch: make stop && rm -rf {self.root}")
-        self.ensure_roles()
+        if not self.standby():  # a standby replays the primary's roles; it cannot change them
+            self.ensure_roles()
         if not quiet:
             say(f"running; socket {self.socket_dir}/.s.PGSQL.{EMBEDDED_PORT}")
+
+    def standby(self) -> bool:
+        return (self.data_dir / "standby.signal").exists()
+
+    def make_replica(self, root: Path, settings: Mapping[str, str] | None = None) -> Cluster:
+        """A streaming replica of this (running) cluster in ``root`` (pg_basebackup -R), with its own
+        socket and a copy of the password file; not started."""
+        replica = Cluster(Path(root), {"hot_standby": "on", "hot_standby_feedback": "on", **(settings or {})})
+        replica.root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.passfile, replica.passfile)
+        replica.passfile.chmod(0o600)
+        replica.socket_dir.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            _ensure_os_user(replica.root)
+            for path in (replica.root, replica.socket_dir):
+                shutil.chown(path, OS_USER, OS_USER)
+        replica.root.chmod(0o700)
+        # the replication connection's password goes in the replica's primary_conninfo (its data folder
+        # is readable by the cluster's owner only), through the environment rather than the command line
+        env = {**os.environ, "PGPASSWORD": self.passwords()[ADMIN_ROLE]}
+        result = subprocess.run(self.pg("pg_basebackup", "-D", str(replica.data_dir), "-R", "-X", "stream", "-c",
+                                        "fast", "-h", str(self.socket_dir), "-p", str(EMBEDDED_PORT), "-U", ADMIN_ROLE),
+                                env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
+        return replica
 
     def ensure_roles(self) -> None:
         """The admin, owner, audit and application roles with their passwords; then password
@@ -344,16 +371,19 @@ class Cluster:
         pid = self.postmaster_pid()
         if pid is None:
             raise RuntimeError(f"no postmaster running in {self.data_dir}")
-        family = [pid, *_children(pid)]
+        os.kill(pid, signal.SIGSTOP)  # frozen, it forks no new backend while we collect its children
+        family = [*_children(pid), pid]
         for member in family:
             try:
                 os.kill(member, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 30
-        while any(_alive(member) for member in family):
+        # gone from the process table, not merely dead: a zombie's PID still counts as a running
+        # postmaster for pg_ctl and for the next postmaster's lock file check
+        while any(Path(f"/proc/{member}").exists() for member in family):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"processes {family} survived SIGKILL for 30 s")
+                raise RuntimeError(f"processes {family} of the killed cluster were not reaped within 30 s")
             time.sleep(0.05)
 
     # --- connections ---------------------------------------------------------------------------
@@ -383,14 +413,6 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 out.append(int(entry.name))
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 EMBEDDED = Cluster(PGDATA)

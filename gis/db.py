@@ -364,7 +364,10 @@ class LoopReader:
                     died = bool(conn.closed)
                     _discard(conn)
                     if reused and died and attempt == 1:
-                        continue  # it died while idle (a restarted server): once more on a new one
+                        # it died while idle (a restarted server), and the other idle ones with it:
+                        # drop them all and send the statement once more on a new connection
+                        self.close()
+                        continue
                     raise DatabaseUnavailable(unavailable_detail(exc)) from exc
                 except psycopg2.Error:
                     self._idle.append(conn)  # the statement failed; the connection is fine (autocommit)
