@@ -353,3 +353,90 @@ def test_cluster_roots_are_private(scratch: Scratch) -> None:
     assert (scratch.cluster.root.stat().st_mode & 0o777) == 0o700
     assert not scratch.cluster.hba_is_trust()
     assert os.access(scratch.cluster.passfile, os.R_OK)
+
+
+# --- a cluster made by an older govgis ----------------------------------------------------------------
+
+OLD_CONF = """
+listen_addresses = ''
+unix_socket_directories = '{socket}'
+unix_socket_permissions = 0700
+port = 5432
+shared_buffers = 32MB
+synchronous_commit = off
+jit = off
+"""
+
+
+def test_a_trust_cluster_made_by_an_older_govgis_is_upgraded_in_place() -> None:
+    """What `make run` finds on a developer's machine: trust authentication, one superuser owning every
+    table, synchronous_commit = off appended to postgresql.conf. Starting it with this govgis and
+    running `govgis db setup` leaves password authentication, durable commits and the three roles,
+    with the data intact."""
+    import subprocess
+
+    from gis import migrate
+    from gis.cluster import as_owner, pg_bin
+    from gis.db import embedded_url, ensure_database
+
+    root = _temporary_root("govgis-ops-legacy-")
+    cluster = Cluster(root / "pgdata", SMALL)
+    try:
+        # the old gis/cluster.py's init and start
+        cluster.socket_dir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            from gis.cluster import OS_USER, _ensure_os_user
+
+            _ensure_os_user(cluster.root)
+            for path in (cluster.root, cluster.socket_dir):
+                shutil.chown(path, OS_USER, OS_USER)
+        cluster.root.chmod(0o700)
+        subprocess.run(as_owner([str(pg_bin() / "initdb"), "-D", str(cluster.data_dir), "-U", ADMIN_ROLE,
+                                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
+        with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(OLD_CONF.format(socket=cluster.socket_dir))
+        subprocess.run(cluster.pg("pg_ctl", "-D", str(cluster.data_dir), "-l", str(cluster.log_file), "-w", "start"),
+                       check=True, capture_output=True)
+        # the old `govgis db setup`: the superuser creates, migrates and owns everything
+        superuser = embedded_url("govgis", role=ADMIN_ROLE, root=cluster.root).difference_update_query(["passfile"])
+        ensure_database(superuser, Settings())
+        engine = make_engine(superuser, pool_size=1)
+        try:
+            migrate.upgrade(engine)
+            with engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO audit_log (actor, layer, action) VALUES ('old', 'x', 'other')"))
+                assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+        finally:
+            engine.dispose()
+
+        cluster.start(quiet=True)  # this govgis: `make run` / `make test` start the cluster like this
+        assert not cluster.hba_is_trust()
+        bare = make_engine(superuser, pool_size=1)
+        try:
+            with pytest.raises(sa.exc.OperationalError, match="password"):
+                bare.connect()
+        finally:
+            bare.dispose()
+        settings = settings_for(cluster)
+        setup_database(settings, say=lambda message: None)  # then `govgis db setup`
+        app = make_engine(cluster.url(APP_ROLE), pool_size=1)
+        try:
+            with app.connect() as conn:
+                assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+                assert conn.execute(sa.text("SELECT actor FROM audit_log WHERE layer = 'x'")).scalar() == "old"
+                owners = dict(conn.execute(sa.text(
+                    "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")).all())
+                assert owners.pop("audit_log") == "govgis_audit" and owners.pop("spatial_ref_sys") == ADMIN_ROLE
+                assert set(owners.values()) == {OWNER_ROLE}
+                assert conn.execute(sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
+                                            "current_database()")).scalar() == OWNER_ROLE
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    conn.execute(sa.text("UPDATE audit_log SET actor = 'x'"))
+        finally:
+            app.dispose()
+        cluster.start(quiet=True)  # and once more: nothing left to do
+        assert not cluster.hba_is_trust()
+    finally:
+        if cluster.running():
+            cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
