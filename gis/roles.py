@@ -265,6 +265,28 @@ def setup_database(settings: Settings, say: Callable[[str], None]) -> RoleNames:
     return names
 
 
+def database_environment(settings: Settings, name: str) -> dict[str, str]:
+    """GOVGIS_DATABASE_URL, GOVGIS_OWNER_DATABASE_URL and GOVGIS_ADMIN_DATABASE_URL for another database
+    on the same server, with the same roles (for the test harness and the benchmarks)."""
+    urls = {"GOVGIS_DATABASE_URL": database_url(settings), "GOVGIS_OWNER_DATABASE_URL": owner_url(settings),
+            "GOVGIS_ADMIN_DATABASE_URL": admin_url(settings)}
+    return {variable: url.set(database=name).render_as_string(hide_password=False) for variable, url in urls.items()}
+
+
+def use_database(name: str, say: Callable[[str], None] = lambda message: None) -> Settings:
+    """Point this process at database ``name`` on the configured server (environment and settings) and
+    set it up as `govgis db setup` does, without the demo city. Returns the new settings."""
+    import os
+
+    from gis.settings import get_settings
+
+    os.environ.update(database_environment(get_settings(), name))
+    get_settings.cache_clear()
+    settings = get_settings()
+    setup_database(settings, say)
+    return settings
+
+
 def operator_sql(database: str = "govgis", owner: str = OWNER_ROLE, app: str = APP_ROLE,
                  audit: str = AUDIT_ROLE) -> str:
     """The SQL an operator runs once, as a superuser, on an existing PostGIS server before

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gis.db import admin_url, database_url, drop_database, make_engine, owner_url
-from gis.roles import setup_database
+from gis.roles import use_database
 from gis.settings import get_settings
 
 # shared fixtures of the spatial API tests (known data set, keys, a live server)
@@ -29,16 +29,10 @@ TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = get_settings()
     name = f"govgis_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    # the same server and roles as configured, another database: app, owner and admin URLs all name it
-    urls = {"GOVGIS_DATABASE_URL": database_url(settings), "GOVGIS_OWNER_DATABASE_URL": owner_url(settings),
-            "GOVGIS_ADMIN_DATABASE_URL": admin_url(settings)}
-    for variable, url in urls.items():
-        os.environ[variable] = url.set(database=name).render_as_string(hide_password=False)
-    config._govgis_test_url = admin_url(settings).set(database=name)  # type: ignore[attr-defined]
-    get_settings.cache_clear()
-    setup_database(get_settings(), say=lambda message: None)
+    # the same server and roles as configured, a database of the session's own
+    settings = use_database(name)
+    config._govgis_test_url = admin_url(settings)  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

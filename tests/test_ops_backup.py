@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from gis.db import admin_url, database_url, drop_database, make_engine, owner_url
-from gis.roles import setup_database
+from gis.roles import database_environment, setup_database
 from gis.settings import get_settings
 
 runner = CliRunner()
@@ -29,10 +29,7 @@ def backup_db() -> Iterator[dict[str, str]]:
     from data import democity
 
     settings = get_settings()
-    name = f"{database_url(settings).database}_bk_{uuid.uuid4().hex[:6]}"
-    environment = {"GOVGIS_DATABASE_URL": database_url(settings), "GOVGIS_OWNER_DATABASE_URL": owner_url(settings),
-                   "GOVGIS_ADMIN_DATABASE_URL": admin_url(settings)}
-    environment = {k: v.set(database=name).render_as_string(hide_password=False) for k, v in environment.items()}
+    environment = database_environment(settings, f"{database_url(settings).database}_bk_{uuid.uuid4().hex[:6]}")
     with pytest.MonkeyPatch.context() as patch:
         for variable, value in environment.items():
             patch.setenv(variable, value)
