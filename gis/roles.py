@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from psycopg2.extensions import encrypt_password
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 
 from gis import migrate
 from gis.db import (
@@ -225,6 +225,15 @@ class RoleNames:
         return self.app != self.owner
 
 
+def grant_app_role(owner_engine: Engine, names: RoleNames) -> bool:
+    """Apply the application role's grants (as the owner) when it is a role of its own. True if done."""
+    if not names.separated:
+        return False
+    with owner_engine.begin() as conn:
+        apply_grants(conn, names.database, names.app, names.audit)
+    return True
+
+
 def setup_database(settings: Settings, say: Callable[[str], None]) -> RoleNames:
     """Everything `govgis db setup` does before the demo city, in order and idempotent: create the
     database and extensions (admin), move what an older govgis left to the owner (admin, when it is a
@@ -251,9 +260,7 @@ def setup_database(settings: Settings, say: Callable[[str], None]) -> RoleNames:
         migrate.upgrade(engine)
         after = migrate.current(engine)
         say(f"schema at revision {after}" + ("" if before == after else f" (migrated from {before})"))
-        if names.separated:
-            with engine.begin() as conn:
-                apply_grants(conn, names.database, names.app, names.audit)
+        if grant_app_role(engine, names):
             say(f"role {names.app}: rows of the layer tables, append-only audit_log (owned by {names.audit}), "
                 "no DDL, not a superuser")
         else:

@@ -68,10 +68,17 @@ def database(role: Role = "app", *, already_shown: int = 0) -> Iterator[Engine]:
         engine = engine_for(role)
     except GisError as exc:  # bad settings
         raise fail(exc) from None
+    from gis.db import UNAVAILABLE_ERRORS
+
     try:
         yield engine
     except GisError as exc:
         raise fail(exc, already_shown=already_shown) from None
+    except UNAVAILABLE_ERRORS as exc:  # an operator's command: say where it tried, in the server's words
+        orig = getattr(exc, "orig", None) or exc
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        raise fail(f"cannot reach the database as {role} ({engine.url.render_as_string(hide_password=True)}): "
+                   f"{first}. Is it running? (`make run` starts the embedded cluster)") from None
     finally:
         engine.dispose()
 

@@ -49,14 +49,11 @@ def setup(
 @app.command("migrate")
 def migrate_cmd(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Upgrade the schema to a revision (default: newest), as the owner role; then the grants."""
-    from gis.roles import RoleNames, apply_grants
+    from gis.roles import RoleNames, grant_app_role
 
     with database("owner") as engine:
         migrate.upgrade(engine, revision)
-        names = RoleNames.of(get_settings())
-        if names.separated:
-            with engine.begin() as conn:
-                apply_grants(conn, names.database, names.app, names.audit)
+        grant_app_role(engine, RoleNames.of(get_settings()))
         say(f"schema at revision {migrate.current(engine)}")
 
 
@@ -98,15 +95,12 @@ def restore_cmd(file: Annotated[Path, typer.Argument(help="a dump written by `go
     this govgis). Stop the service first."""
     from gis.backup import restore
     from gis.db import owner_url
-    from gis.roles import RoleNames, apply_grants
+    from gis.roles import RoleNames, grant_app_role
 
     settings = get_settings()
     with database("owner") as engine:
         revision = restore(owner_url(settings), file, engine)
-        names = RoleNames.of(settings)
-        if names.separated:
-            with engine.begin() as conn:
-                apply_grants(conn, names.database, names.app, names.audit)
+        grant_app_role(engine, RoleNames.of(settings))
     say(f"restored {file} (schema revision {revision}); grants applied again")
 
 
