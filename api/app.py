@@ -83,7 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(land.router)
     app.include_router(planning.router)
     app.add_middleware(ReadYourWrites, window_seconds=settings.database.read_your_writes_seconds)
-    app.add_middleware(AccessMiddleware, rate_limit_per_minute=settings.service.rate_limit_per_minute)
+    service = settings.service
+    app.add_middleware(AccessMiddleware, rate_limit_per_minute=service.rate_limit_per_minute,
+                       tile_rate_limit_per_minute=service.tile_rate_limit_per_minute,
+                       anonymous_rate_limit_per_minute=service.anonymous_rate_limit_per_minute,
+                       failed_key_limit_per_minute=service.failed_key_limit_per_minute,
+                       trusted_proxies=service.trusted_proxies)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.service.max_request_bytes)
     openapi.install(app)
     app.include_router(webmap.router)

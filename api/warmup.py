@@ -105,7 +105,7 @@ def _layer_queries(engine: Engine, settings: Settings) -> int:
 
 def _graphs(engine: Engine, settings: Settings) -> int:
     """Load every pipe network's graph into the pipeline package's cache (keyed by layer version)."""
-    from layers.pipeline.topology import network_graph
+    from layers.pipeline.service import network_graph
 
     with engine.connect() as conn:
         networks = conn.execute(sa.text("SELECT id FROM pipeline_networks ORDER BY id")).scalars().all()

@@ -157,7 +157,16 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_upload_features: int = Field(default=2_000_000, ge=1)
     max_query_vertices: int = Field(default=100_000, ge=4, description="Vertices in a posted geometry.")
-    rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per key per minute.")
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Data requests per key per minute.")
+    tile_rate_limit_per_minute: int = Field(
+        default=6000, ge=1, description="Map requests (tiles, basemap tiles, map assets) per key or per "
+        "anonymous client address per minute, per API process.")
+    anonymous_rate_limit_per_minute: int = Field(
+        default=300, ge=1, description="Data requests per anonymous client address per minute, per process.")
+    failed_key_limit_per_minute: int = Field(
+        default=30, ge=1, description="Refused (unknown/revoked) keys per client address per minute.")
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(), description="Addresses/networks of reverse proxies whose X-Forwarded-For is believed.")
     external_basemap_url: str = Field(
         default="", description="Optional external raster tile URL (e.g. 天地图 with key). Off by default."
     )
@@ -172,12 +181,39 @@ class ServiceSettings(BaseSettings):
         default=256 * 1024 * 1024, ge=0,
         description="Most memory the in-process vector tile cache holds (tiles and their keys); 0 = no cache.",
     )
+    public_base_url: str = Field(
+        default="", description="The address clients reach the service at (https://gis.city.gov.cn/govgis), "
+        "used for absolute links; empty: http://HOST:PORT. Never taken from a request's Host header.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
 
     @model_validator(mode="after")
     def _pages(self) -> ServiceSettings:
         if self.default_items > self.max_items:
             raise ValueError(f"default_items ({self.default_items}) exceeds max_items ({self.max_items})")
         return self
+
+
+class PathSettings(BaseSettings):
+    """Files the service reads at run time, outside the database."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    dem_path: Path = Field(
+        default=PROJECT_ROOT / "data" / "generated" / "dem.tif",
+        description="GeoTIFF digital elevation model (storage CRS or any CRS it declares) for pipe profiles; "
+                    "`govgis db setup --demo` writes the demo city's here.",
+    )
+    rules_dir: Path = Field(
+        default=PROJECT_ROOT / "data" / "rules",
+        description="Folder of the city-editable rule tables (GB 50289 clearances, service lives, minimum "
+                    "cover, repair frequency); default: the shipped data/rules.",
+    )
 
 
 class Settings:
@@ -187,6 +223,7 @@ class Settings:
         self.database = DatabaseSettings()
         self.spatial = SpatialSettings()
         self.service = ServiceSettings()
+        self.paths = PathSettings()
 
     @property
     def storage_srid(self) -> int:

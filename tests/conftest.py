@@ -29,6 +29,10 @@ TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # the suite's clients make thousands of anonymous requests a minute from one address; the rate-limit
+    # tests build their own apps with small budgets
+    os.environ.setdefault("GOVGIS_ANONYMOUS_RATE_LIMIT_PER_MINUTE", "1000000")
+    os.environ.setdefault("GOVGIS_TILE_RATE_LIMIT_PER_MINUTE", "1000000")
     name = f"govgis_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     # the same server and roles as configured, a database of the session's own
     settings = use_database(name)

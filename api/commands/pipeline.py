@@ -10,6 +10,7 @@ import typer
 
 from api.commands._common import connection, transaction
 from gis.access import SYSTEM
+from gis.settings import get_settings
 
 app = typer.Typer(help="Pipeline networks: INP import, topology check, criticality.", no_args_is_help=True)
 
@@ -29,15 +30,15 @@ def import_inp(
     """Import an EPANET INP file as a new water network."""
     import csv
 
-    from layers.pipeline import inp
+    from layers.pipeline import service
 
     layer: list[tuple[str, str]] = []
     if valves is not None:
         with valves.open(encoding="utf-8") as handle:
             layer = [(r["link"], r["node"]) for r in csv.DictReader(handle)]
     with transaction() as conn:
-        result = inp.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, valve_layer=layer,
-                                customers_from_demand=customers_from_demand)
+        result = service.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, settings=get_settings(),
+                                    valve_layer=layer, customers_from_demand=customers_from_demand)
     typer.echo(f"[govgis] network {result.network_id}: {len(result.node_ids)} nodes, {len(result.pipe_ids)} "
                f"pipes, {len(result.valve_ids)} isolation valves, {result.customers} customers")
     for warning in result.warnings:
@@ -47,10 +48,10 @@ def import_inp(
 @app.command("topology")
 def topology(network_id: int) -> None:
     """Print the topology report of a network as JSON."""
-    from layers.pipeline.topology import validate_network
+    from layers.pipeline import service
 
     with connection() as conn:
-        report = validate_network(conn, network_id)
+        report = service.topology_report(conn, network_id, caller=SYSTEM, settings=get_settings())
     report.pop("features")
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
 
