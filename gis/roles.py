@@ -11,8 +11,9 @@ Four roles (names in gis/db.py; on an existing PostgreSQL the operator creates t
   the application role is not, so it cannot ALTER, DISABLE/DROP its triggers, TRUNCATE, UPDATE or
   DELETE it.
 - **app** is what the service (and the tests) connect as: SELECT/INSERT/UPDATE/DELETE on the layer
-  tables, USAGE on their sequences, only INSERT and SELECT on ``audit_log`` and ``access_log``,
-  TEMPORARY for COPY staging tables, EXECUTE on govgis's functions. Not a superuser, so it can set
+  tables, USAGE on their sequences, only INSERT and SELECT on ``audit_log`` and ``access_log``, no
+  DELETE on ``api_keys`` (revoked, never deleted), TEMPORARY for COPY staging tables, EXECUTE on
+  govgis's functions. Not a superuser, so it can set
   neither ``session_replication_role`` nor run ``COPY … FROM PROGRAM``; not in
   ``pg_execute_server_program`` or the server-file roles.
 
@@ -51,6 +52,7 @@ AUDIT_TABLE = "audit_log"
 # gets SELECT, INSERT, UPDATE, DELETE (alembic_version: SELECT, so /healthz can show the revision)
 APPEND_ONLY = ("audit_log", "access_log")
 READ_ONLY = ("alembic_version",)
+NO_DELETE = ("api_keys",)  # keys are revoked (an audited UPDATE), never deleted
 ROW_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
 # membership in these would let a role read or run things on the server's host
 SERVER_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
@@ -182,7 +184,8 @@ def apply_grants(owner_conn: Connection, database: str, app: str, audit: str) ->
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
         "AND pg_get_userbyid(c.relowner) IN (:owner, :audit) ORDER BY 1"), {"owner": owner, "audit": audit}).all()
     for name, quoted in tables:
-        rights = "SELECT, INSERT" if name in APPEND_ONLY else "SELECT" if name in READ_ONLY else ROW_RIGHTS
+        rights = ("SELECT, INSERT" if name in APPEND_ONLY else "SELECT" if name in READ_ONLY
+                  else "SELECT, INSERT, UPDATE" if name in NO_DELETE else ROW_RIGHTS)
         run(sa.text(f"REVOKE ALL ON {quoted} FROM {a}"))
         run(sa.text(f"GRANT {rights} ON {quoted} TO {a}"))
     sequences = owner_conn.execute(sa.text(

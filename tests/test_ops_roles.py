@@ -33,6 +33,7 @@ TAMPERING = {
     "become superuser": "ALTER ROLE CURRENT_USER SUPERUSER",
     "create table": "CREATE TABLE public.govgis_intruder (x int)",
     "alter a layer table": "ALTER TABLE cadastre_parcels DISABLE TRIGGER ALL",
+    "delete keys": "DELETE FROM api_keys",
 }
 
 
@@ -126,6 +127,7 @@ def test_grants_are_idempotent_and_exactly_what_the_service_needs(owner_engine) 
     assert {"SELECT", "INSERT"} == {p for name, p in first if name == "audit_log"}
     assert {"SELECT", "INSERT"} == {p for name, p in first if name == "access_log"}
     assert {"SELECT"} == {p for name, p in first if name == "alembic_version"}
+    assert {"SELECT", "INSERT", "UPDATE"} == {p for name, p in first if name == "api_keys"}
     assert {"SELECT", "INSERT", "UPDATE", "DELETE"} == {p for name, p in first if name == "cadastre_parcels"}
     assert not {p for _, p in first} & {"TRUNCATE", "REFERENCES", "TRIGGER"}
     assert "spatial_ref_sys" not in tables  # PostGIS's: readable by everyone, writable by the admin only
