@@ -1,7 +1,11 @@
-"""Database connections: which URL, engines, and creating a PostGIS database.
+"""Database connections: which URL for which role, engines, and creating a PostGIS database.
 
-Engines are made by whoever owns a process's lifetime (the API lifespan, the CLI, the test session);
-nothing connects at import time. A unit of work is one transaction: ``with engine.begin() as conn``.
+Three URLs (gis/roles.py says who may do what): the application role's (``database_url``: the service,
+the tests), the schema owner's (``owner_url``: migrations, grants, bulk loads, backups) and an admin's
+(``admin_url``: creating databases and extensions). Engines are made by whoever owns a process's
+lifetime (the API lifespan, the CLI, the test session); nothing connects at import time. A unit of
+work is one transaction: ``with engine.begin() as conn``. The database being away is one family of
+errors (``UNAVAILABLE_ERRORS``) that the API answers with 503 and Retry-After.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from gis.errors import DatabaseUnavailable
 from gis.settings import PROJECT_ROOT, Settings
 
 PGDATA = Path(os.environ.get("GOVGIS_PGDATA", PROJECT_ROOT / ".pgdata"))
-SOCKET_DIR = PGDATA / "run"
 EMBEDDED_PORT = 5432  # names the socket file only: the embedded cluster does not listen on TCP
 EMBEDDED_DB = "govgis"
 
@@ -40,7 +43,6 @@ ADMIN_ROLE = "govgis"  # creates databases and extensions (embedded: superuser)
 OWNER_ROLE = "govgis_owner"  # owns the schema: runs migrations, applies grants, bulk loads
 AUDIT_ROLE = "govgis_audit"  # owns audit_log, so no one who can only use the app role can alter it
 APP_ROLE = "govgis_app"  # the service: reads and writes rows, appends audit records, nothing else
-EMBEDDED_USER = APP_ROLE  # who the service connects as
 
 
 def embedded_url(database: str = EMBEDDED_DB, *, role: str = APP_ROLE, root: Path | None = None) -> URL:
