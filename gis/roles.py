@@ -237,12 +237,30 @@ def grant_app_role(owner_engine: Engine, names: RoleNames) -> bool:
     return True
 
 
+def _check_roles_exist(admin: URL, names: RoleNames) -> None:
+    engine = make_engine(admin.set(database="postgres"), pool_size=1, application_name="govgis-admin")
+    try:
+        with engine.connect() as conn:
+            found = set(conn.execute(sa.text("SELECT rolname FROM pg_roles WHERE rolname = ANY(:n)"),
+                                     {"n": [names.owner, names.app, names.audit]}).scalars())
+    finally:
+        engine.dispose()
+    missing = sorted({names.owner, names.app, names.audit} - found)
+    if missing:
+        raise ConfigError(
+            f"role(s) {', '.join(missing)} do not exist on the server. The embedded cluster creates them when it "
+            "starts (`make db`, or `python -m gis.cluster start`, upgrades an older cluster in place); on an "
+            "existing PostgreSQL run what `govgis db roles-sql` prints, as a superuser")
+
+
 def setup_database(settings: Settings, say: Callable[[str], None]) -> RoleNames:
     """Everything `govgis db setup` does before the demo city, in order and idempotent: create the
     database and extensions (admin), move what an older govgis left to the owner (admin, when it is a
     superuser), migrate (owner), grant the application role its rights (owner)."""
     names = RoleNames.of(settings)
     admin, owner = admin_url(settings), owner_url(settings)
+    if names.separated:
+        _check_roles_exist(admin, names)
     if ensure_database(admin.set(database=names.database), settings,
                        owner=names.owner if names.owner != names.admin else None):
         say(f"created database {names.database} (owner {names.owner}) with extensions postgis and pgrouting")
