@@ -797,3 +797,320 @@ def travel_matrix(conn: Connection, origins: Sequence[Point], destinations: Sequ
     return {"seconds": [[round(float(v), 1) if np.isfinite(v) else None for v in row] for row in matrix],
             "closures_applied": applied}
 
+# --- impact, population, shelters, evacuation --------------------------------------------------------
+
+HOSPITAL_LANDUSE, SCHOOL_LANDUSE = "0805", "0803"  # GB/T 21010: 医疗卫生用地, 教育用地
+
+
+def _impact_area(conn: Connection, incident: dict[str, Any], area: BaseGeometry | None) -> BaseGeometry:
+    if area is not None:
+        return area
+    found = repo.incident_area_column(conn, incident["id"], "impact")
+    if found is None:
+        raise InvalidParameter(f"incident {incident['id']} has no impact area: PUT one at "
+                               f"/emergency/incidents/{incident['id']}/areas/impact or post a geometry")
+    return found
+
+
+def impact_report(conn: Connection, incident_id: int, *, caller: Caller, settings: Settings,
+                  area: BaseGeometry | None = None) -> dict[str, Any]:
+    """What an impact area (default: the incident's current one) holds: parcels (cadastre), estimated
+    population, hospitals and schools, pipes by utility (pipeline), shelters. Sections the caller's
+    key may not read say so instead of failing the report."""
+    from gis.access import can_read
+    from layers.cadastre import service as cadastre
+    from layers.cadastre.layers import PARCELS
+    from layers.pipeline import service as pipeline
+    from layers.pipeline.layers import PIPES
+
+    require_read(caller, INCIDENTS)
+    incident = repo.incident(conn, incident_id)
+    area = _impact_area(conn, incident, area)
+    out: dict[str, Any] = {"incident_id": incident_id, "area_km2": round(area.area / 1e6, 4),
+                           "area": geojson(area, settings)}
+    if can_read(caller, PARCELS):
+        parcels = cadastre.parcels_in_area(conn, area, caller=caller)
+        by_use: dict[str, dict[str, float]] = {}
+        for p in parcels:
+            use = by_use.setdefault(p["landuse_code"], {"parcels": 0, "area_m2": 0.0})
+            use["parcels"] += 1
+            use["area_m2"] += float(p["area_inside"])
+        critical = [{"parcel_code": p["parcel_code"], "address": p.get("address"),
+                     "kind": "hospital" if p["landuse_code"] == HOSPITAL_LANDUSE else "school",
+                     "area_inside_m2": round(float(p["area_inside"]), 1)}
+                    for p in parcels if p["landuse_code"] in (HOSPITAL_LANDUSE, SCHOOL_LANDUSE)]
+        out["parcels"] = {"count": len(parcels), "by_landuse": {k: {"parcels": v["parcels"],
+                                                                    "area_m2": round(v["area_m2"], 1)}
+                                                                for k, v in sorted(by_use.items())},
+                          "list": parcels[:200], "truncated": len(parcels) > 200}
+        out["critical_facilities"] = critical
+    else:
+        out["parcels"] = out["critical_facilities"] = {"note": "your key may not read cadastre_parcels"}
+    hospitals = repo.resources_in(conn, area, ("hospital",)) if can_read(caller, RESOURCES) else []
+    out["hospitals"] = [{"id": h["id"], "name": h["name"], "beds_total": h["beds_total"],
+                         "beds_available": h["beds_available"]} for h in hospitals]
+    if can_read(caller, POPULATION):
+        cells, population = repo.population_cells_in(conn, area)
+        out["population"] = round(population_inside(cells, population, area))
+    else:
+        out["population"] = None
+    if can_read(caller, PIPES):
+        pipes = pipeline.pipes_in_area(conn, area, caller=caller)
+        utilities: dict[str, dict[str, float]] = {}
+        for p in pipes:
+            u = utilities.setdefault(p["utility"], {"pipes": 0, "length_m": 0.0})
+            u["pipes"] += 1
+            u["length_m"] += p["length_inside_m"]
+        out["pipes"] = {"count": len(pipes), "by_utility": {k: {"pipes": v["pipes"], "length_m": round(v["length_m"], 1)}
+                                                            for k, v in sorted(utilities.items())},
+                        "list": pipes[:200]}
+    else:
+        out["pipes"] = {"note": "your key may not read pipeline_pipes"}
+    out["shelters_inside"] = [_plain({k: v for k, v in s.items() if k not in ("x", "y")}, settings)
+                              for s in repo.shelters_where(conn, area)]
+    return out
+
+
+def _origins_in(conn: Connection, hazard: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Origin zones of the affected population: the grid cells' parts inside the hazard (centre,
+    persons)."""
+    cells, population = repo.population_cells_in(conn, hazard)
+    if not len(cells):
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    parts = shapely.intersection(cells, hazard)
+    share = shapely.area(parts) / shapely.area(cells)
+    persons = np.rint(population * share).astype(np.int64)
+    keep = persons > 0
+    centres = shapely.get_coordinates(shapely.point_on_surface(parts[keep]))
+    return centres, persons[keep]
+
+
+def allocate_shelters(conn: Connection, incident_id: int, *, caller: Caller, settings: Settings,
+                      hazard: BaseGeometry | None = None, max_minutes: float | None = None,
+                      route_limit: int = 200) -> dict[str, Any]:
+    """Send the population inside the hazard (default: the impact area) to shelters outside it, by road
+    travel time within each shelter's free capacity, as an optimal min-cost flow; who has no place is
+    counted. Evacuation routes avoid the hazard: roads inside it cost ``evacuation_hazard_factor``
+    times more, so a route leaves the hazard by the shortest way and never crosses it to save time."""
+    from layers.emergency.shelters import allocate
+
+    require_read(caller, INCIDENTS)
+    require_read(caller, SHELTERS)
+    require_read(caller, POPULATION)
+    incident = repo.incident(conn, incident_id)
+    hazard = _impact_area(conn, incident, hazard)
+    centres, persons = _origins_in(conn, hazard)
+    candidates = [s for s in repo.shelters_where(conn)
+                  if not hazard.intersects(Point(s["x"], s["y"])) and s["capacity_persons"] > s["occupancy"]]
+    graph = _graph(conn)
+    mask, applied = request_mask(conn, graph, slow=[(hazard, settings.emergency.evacuation_hazard_factor)])
+    free = np.array([s["capacity_persons"] - s["occupancy"] for s in candidates], dtype=np.int64)
+    seconds = np.zeros((len(persons), len(candidates)))
+    if len(persons) and candidates:
+        origins = graph.attach(centres, mask)
+        shelters_at = graph.attach(np.array([[s["x"], s["y"]] for s in candidates]), mask)
+        seconds = routing.travel_time_matrix(graph, origins, shelters_at, mask)
+    result = allocate(persons, free, seconds, max_minutes * 60 if max_minutes else None)
+    lines = []
+    for k, (i, j, count) in enumerate(result.flows):
+        entry: dict[str, Any] = {"origin": i, "shelter_id": candidates[j]["id"], "shelter": candidates[j]["name"],
+                                 "persons": count, "minutes": round(float(seconds[i, j]) / 60, 1),
+                                 "line": geojson(shapely.LineString([centres[i], (candidates[j]["x"],
+                                                                                  candidates[j]["y"])]), settings)}
+        if k < route_limit:
+            found = routing.route_between(graph, origins.take([i]), shelters_at.take([j]), mask)
+            if found is not None:
+                entry["route"] = geojson(found.line(), settings)
+                entry["metres_in_hazard"] = round(shapely.intersection(found.line(), hazard).length, 1)
+        lines.append(entry)
+    used = np.zeros(len(candidates), dtype=np.int64)
+    for _, j, count in result.flows:
+        used[j] += count
+    return {"incident_id": incident_id, "affected_persons": int(persons.sum()),
+            "placed_persons": int(persons.sum() - result.unplaced.sum()), "unplaced_persons": int(result.unplaced.sum()),
+            "unplaced_zones": [{"origin": int(i), "persons": int(result.unplaced[i]),
+                                "point": {"type": "Point", "coordinates": _lonlat_xy(*centres[i], settings)}}
+                               for i in np.flatnonzero(result.unplaced)],
+            "person_minutes": round(result.person_seconds / 60, 1), "hazard_factor":
+                settings.emergency.evacuation_hazard_factor, "closures_applied": applied,
+            "shelters": [{"id": s["id"], "name": s["name"], "free_places": int(free[j]), "assigned": int(used[j])}
+                         for j, s in enumerate(candidates) if used[j]],
+            "allocation": lines}
+
+
+def estimate_population(conn: Connection, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """Rebuild the population grid: each cell's residents = Σ residential parcel area in the cell ×
+    the density of its land use (setting, persons per hectare). Parcels come from the cadastre's public
+    ``parcels_in_area``, asked per quadrant and only where parcels are (a quadtree), so empty land
+    costs nothing."""
+    from layers.cadastre import service as cadastre
+
+    require_write(caller, POPULATION)
+    es = settings.emergency
+    box = repo.road_extent(conn)
+    if box is None:
+        raise NotFound("no road network to bound the city: load emergency_roads first")
+    margin = 2 * es.population_cell_m
+    x0, y0 = box[0] - margin, box[1] - margin
+    side = max(box[2] - box[0], box[3] - box[1]) + 2 * margin
+    size = es.population_cell_m
+    while size < side:
+        size *= 2
+    density = {code: per_ha / 10_000.0 for code, per_ha in es.population_per_hectare.items()}
+    cells: list[dict[str, Any]] = []
+    stack = [(x0, y0, size)]
+    queries = 0
+    while stack:
+        cx, cy, s = stack.pop()
+        square = shapely.box(cx, cy, cx + s, cy + s)
+        parcels = cadastre.parcels_in_area(conn, square, caller=caller)
+        queries += 1
+        if not parcels:
+            continue
+        if s > es.population_cell_m:
+            half = s / 2
+            stack.extend([(cx, cy, half), (cx + half, cy, half), (cx, cy + half, half), (cx + half, cy + half, half)])
+            continue
+        residential = sum(float(p["area_inside"]) for p in parcels if p["landuse_code"] in density)
+        persons = sum(float(p["area_inside"]) * density[p["landuse_code"]] for p in parcels
+                      if p["landuse_code"] in density)
+        cells.append({"geom": square, "cell_m": s, "residential_area_m2": round(residential, 2),
+                      "population": round(persons, 2),
+                      "method": "宗地居住用地面积×人口密度 " + ", ".join(f"{k}:{v:g}/ha"
+                                                                for k, v in sorted(es.population_per_hectare.items()))})
+    written = repo.replace_population_cells(conn, cells)
+    total = float(sum(c["population"] for c in cells))
+    audit(conn, caller, POPULATION.id, None, "import", None, None,
+          {"cells": written, "population": round(total), "densities": es.population_per_hectare,
+           "parcel_queries": queries})
+    return {"cells": written, "population": round(total), "cell_m": es.population_cell_m,
+            "densities_per_ha": es.population_per_hectare}
+
+
+def backfill_incident_types(conn: Connection, *, caller: Caller) -> int:
+    """Give incidents recorded by name only (imports, the demo city) their type code and category."""
+    require_write(caller, INCIDENTS)
+    changed = 0
+    for row in repo.incidents_where(conn, limit=100_000):
+        if row["type_code"] is None:
+            _, code, category = _type_of(None, row["incident_type"])
+            if code is not None:
+                repo.update_incident(conn, row["id"], {"type_code": code, "category": category})
+                changed += 1
+    if changed:
+        audit(conn, caller, INCIDENTS.id, None, "update", None, None, {"type_codes_backfilled": changed})
+    return changed
+
+
+# --- the link to pipeline accidents --------------------------------------------------------------------
+
+REPAIR_CREWS = {"water": ("供水抢修", "SZ01"), "gas": ("燃气抢修", "SZ02")}
+
+
+def incident_from_burst(conn: Connection, *, caller: Caller, settings: Settings, isolation_id: int | None = None,
+                        network_id: int | None = None, pipe_id: int | None = None, point: Point | None = None,
+                        level: int = 3, description: str | None = None) -> dict[str, Any]:
+    """Open a 市政 incident from a burst isolation (stored, or run now through the pipeline service):
+    the segment becomes its impact area, the valves to close are attached to the log in order, and the
+    nearest available repair crew gets its route to the valves (nearest first, then valve to valve)."""
+    from layers.pipeline import service as pipeline
+
+    require_write(caller, INCIDENTS)
+    if isolation_id is not None:
+        record = pipeline.isolation_record(conn, isolation_id, caller=caller)
+        network_id, pipe_id = record["network_id"], record["pipe_id"]
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, pipe_id=pipe_id,
+                                     failed_valves=record["failed_valves"], store=False)
+        iso["id"] = isolation_id
+    else:
+        if network_id is None:
+            raise InvalidParameter("give isolation_id, or network_id with pipe_id or the burst point (lon, lat)")
+        lonlat = to_lonlat(point, settings) if point is not None else None
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, pipe_id=pipe_id, point=lonlat)
+    outline = iso["segment"].get("outline")
+    valves = iso["valves_to_close"]
+    storage = transformer("EPSG:4326", settings.spatial.storage_crs)
+    if point is None:
+        if outline is not None:
+            segment = shapely.geometry.shape(outline)
+            point = Point(storage.transform(*segment.representative_point().coords[0]))
+        elif valves:
+            point = Point(storage.transform(valves[0]["lon"], valves[0]["lat"]))
+        else:
+            raise InvalidParameter("the isolation has neither a segment nor valves to place the incident at")
+    crew_type, type_code = REPAIR_CREWS.get(iso["utility"], ("工程抢险", "SZ01"))
+    text = description or f"{iso['network']} {iso['burst']['pipe_code']} 爆管：关阀 {len(valves)} 个"
+    made = report_incident(conn, caller=caller, settings=settings, point=point, source_line="municipal",
+                           type_code=type_code, level=level, description=text)
+    if outline is not None:
+        segment = shapely.transform(shapely.geometry.shape(outline),
+                                    lambda xy: np.column_stack(storage.transform(xy[:, 0], xy[:, 1])))
+        set_incident_area(conn, made["id"], "impact", segment, caller=caller, settings=settings,
+                          note=f"隔离段 isolation {iso.get('id')}")
+    repo.add_log(conn, made["id"], "pipeline", "关阀顺序：" + "、".join(str(v["code"]) for v in valves),
+                 _actor(caller), {"isolation_id": iso.get("id"), "network_id": network_id,
+                                  "valves_to_close": [v["id"] for v in valves],
+                                  "customers_total": iso["customers"]["total"]})
+    crew = _crew_route(conn, made["id"], crew_type, valves, settings, storage)
+    return {"incident": made, "isolation_id": iso.get("id"), "network_id": network_id, "utility": iso["utility"],
+            "valves_to_close": [{k: v.get(k) for k in ("id", "code", "diameter_mm", "lon", "lat", "distance_m")}
+                                for v in valves],
+            "customers_cut_off": iso["customers"]["total"], "crew": crew}
+
+
+def _crew_route(conn: Connection, incident_id: int, crew_type: str, valves: list[dict[str, Any]],
+                settings: Settings, storage: Any) -> dict[str, Any] | None:
+    """The nearest available crew of a type and its road route through the valves (greedy nearest
+    next valve: crews close the nearest first)."""
+    crews = repo.resources_where(conn, capability_type=crew_type, status=("available",))
+    if not crews or not valves:
+        return None
+    graph = _graph(conn)
+    mask, _ = request_mask(conn, graph)
+    valve_xy = np.array([storage.transform(v["lon"], v["lat"]) for v in valves])
+    stops = graph.attach(valve_xy, mask)
+    crew_points = graph.attach(np.array([[c["x"], c["y"]] for c in crews]), mask)
+    times = routing.travel_time_matrix(graph, crew_points, stops.take([0]), mask)[:, 0]
+    best = int(np.argmin(times))
+    if not np.isfinite(times[best]):
+        return None
+    legs, here, seconds, metres = [], crew_points.take([best]), 0.0, 0.0
+    remaining = list(range(len(valves)))
+    while remaining:
+        reach_next = routing.travel_time_matrix(graph, here, stops.take(remaining), mask)[0]
+        k = int(np.argmin(reach_next))
+        nxt = remaining.pop(k)
+        leg = routing.route_between(graph, here, stops.take([nxt]), mask)
+        if leg is None:
+            continue
+        seconds += leg.seconds
+        metres += leg.metres
+        legs.append({"valve_id": valves[nxt]["id"], "valve_code": valves[nxt]["code"],
+                     "arrive_after_s": round(seconds, 1), "route": geojson(leg.line(), settings)})
+        here = stops.take([nxt])
+    turnout = turnout_for(crews[best]["capability_type"], settings.emergency)
+    return {"resource_id": crews[best]["id"], "name": crews[best]["name"], "turnout_s": turnout,
+            "first_valve_eta_s": round(float(times[best]) + turnout, 1), "total_s": round(seconds + turnout, 1),
+            "metres": round(metres, 1), "legs": legs}
+
+
+def pipeline_near_incident(conn: Connection, incident_id: int, *, caller: Caller, settings: Settings,
+                           distance_m: float = 100.0, isolate: bool = False,
+                           network_id: int | None = None) -> dict[str, Any]:
+    """Pipes within ``distance_m`` of an incident (pipeline.pipes_in_area) and, with ``isolate``, the
+    valves to close for a burst on the nearest water main (pipeline.isolate_burst, not stored)."""
+    from layers.pipeline import service as pipeline
+
+    require_read(caller, INCIDENTS)
+    incident = repo.incident(conn, incident_id)
+    here = Point(incident["x"], incident["y"])
+    pipes = pipeline.pipes_in_area(conn, here.buffer(distance_m, quad_segs=16), caller=caller)
+    out: dict[str, Any] = {"incident_id": incident_id, "distance_m": distance_m, "pipes": pipes}
+    if isolate:
+        lonlat = to_lonlat(here, settings)
+        if network_id is None:
+            network_id = pipeline.network_at(conn, "water", lonlat, "OGC:CRS84", caller=caller)
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, point=lonlat, store=False)
+        out["isolation"] = {"network_id": network_id, "burst": iso["burst"], "valves_to_close": iso["valves_to_close"],
+                            "customers_cut_off": iso["customers"]["total"], "segment": iso["segment"].get("outline")}
+    return out
