@@ -140,6 +140,22 @@ def resources_where(conn: Connection, *, capability_type: str | None = None, kin
     return [dict(r) for r in conn.execute(query.order_by(resources.c.id)).mappings()]
 
 
+def unit_positions(conn: Connection, *, capability_type: str | None, kind: str | None,
+                   status: Sequence[str], min_level: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(ids, positions, capability types) of the resources a dispatch considers, as arrays."""
+    query = sa.select(resources.c.id, sa.func.ST_X(resources.c.geom), sa.func.ST_Y(resources.c.geom),
+                      resources.c.capability_type).where(resources.c.status.in_(list(status)))
+    if capability_type is not None:
+        query = query.where(resources.c.capability_type == capability_type)
+    if kind is not None:
+        query = query.where(resources.c.kind == kind)
+    if min_level is not None:
+        query = query.where(resources.c.capability_level >= min_level)
+    rows = conn.execute(query.order_by(resources.c.id)).all()
+    return (np.array([r[0] for r in rows], dtype=np.int64),
+            np.array([(r[1], r[2]) for r in rows], dtype=float).reshape(-1, 2), [r[3] for r in rows])
+
+
 def resource(conn: Connection, resource_id: int, *, lock: bool = False) -> dict[str, Any]:
     query = sa.select(*[resources.c[n] for n in RESOURCE_FIELDS], *_xy(resources.c.geom)).where(
         resources.c.id == resource_id)

@@ -197,6 +197,25 @@ class RoadGraph:
             closed = np.isinf(fwd) & np.isinf(bwd)
             for i in np.flatnonzero(closed[edge]):
                 edge[i] = self._nearest_open(points[i], closed)
+        return self._on_edges(points, edge)
+
+    def reattach(self, located: Points, xy: np.ndarray, mask: CostMask | None) -> Points:
+        """Points attached without a mask, moved off the edges the mask closes (a cached attachment
+        stays valid for every request; only the few units on closed roads move)."""
+        if mask is None:
+            return located
+        fwd, bwd = self.edge_costs(mask)
+        closed = np.isinf(fwd) & np.isinf(bwd)
+        moved = np.flatnonzero(closed[located.edge])
+        if not len(moved):
+            return located
+        again = self.attach(np.asarray(xy)[moved], mask)
+        edge, fraction, snap, pos = (located.edge.copy(), located.fraction.copy(), located.snap_m.copy(),
+                                     located.xy.copy())
+        edge[moved], fraction[moved], snap[moved], pos[moved] = again.edge, again.fraction, again.snap_m, again.xy
+        return Points(edge, fraction, snap, pos)
+
+    def _on_edges(self, points: np.ndarray, edge: np.ndarray) -> Points:
         geoms = self.geom[edge]
         fraction = shapely.line_locate_point(geoms, points, normalized=True)
         fraction = np.where(self.length[edge] > 0, fraction, 0.0)

@@ -438,6 +438,40 @@ def _straight_line(xy: np.ndarray, target: np.ndarray, settings: EmergencySettin
     return metres, metres / (settings.straight_line_kmh / 3.6)
 
 
+_UNITS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]] = {}
+
+
+def _candidate_units(conn: Connection, graph: routing.RoadGraph, settings: EmergencySettings, **filters: Any
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]:
+    """(ids, positions, turnout, attachment) of the units a dispatch considers, cached until the
+    resource or road layer changes (an assignment or a return changes the resource layer)."""
+    key = (graph.version_key, repo.table_versions(conn, (RESOURCES.table.name,)),
+           tuple(sorted(filters.items())), tuple(sorted(settings.turnout_seconds.items())),
+           settings.turnout_default_seconds)
+    found = _UNITS.get(key)
+    if found is None:
+        ids, xy, capabilities = repo.unit_positions(conn, **filters)
+        turnout = np.array([turnout_for(c, settings) for c in capabilities])
+        found = (ids, xy, turnout, graph.attach(xy))
+        if len(_UNITS) > 64:
+            _UNITS.clear()
+        _UNITS[key] = found
+    return found
+
+
+def _lines(routes: list[np.ndarray], settings: Settings) -> list[dict[str, Any]]:
+    """Storage-CRS coordinate arrays as lon/lat GeoJSON LineStrings, transformed in one call."""
+    if not routes:
+        return []
+    t = transformer(settings.spatial.storage_crs, "EPSG:4326")
+    coords = np.concatenate(routes)
+    lon, lat = t.transform(coords[:, 0], coords[:, 1])
+    lonlat = np.round(np.column_stack([lon, lat]), 7)
+    bounds = np.cumsum([0] + [len(r) for r in routes])
+    return [{"type": "LineString", "coordinates": lonlat[a:b].tolist()} for a, b in zip(bounds[:-1], bounds[1:],
+                                                                                        strict=True)]
+
+
 def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, settings: Settings,
                         capability_type: str | None = None, kind: str | None = None, n: int = 3,
                         min_level: int | None = None, at: dt.datetime | None = None,
@@ -450,50 +484,44 @@ def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, s
     if not 1 <= n <= 500:
         raise InvalidParameter("n is 1–500")
     incident = repo.incident(conn, incident_id)
-    units = repo.resources_where(conn, capability_type=capability_type, kind=kind, status=("available",),
-                                 min_level=min_level)
     graph = _graph(conn)
+    ids, xy, turnout, attached = _candidate_units(conn, graph, settings.emergency, capability_type=capability_type,
+                                                  kind=kind, status=("available",), min_level=min_level)
     mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
+    located = graph.reattach(attached, xy, mask)
     target = np.array([incident["x"], incident["y"]])
     here = graph.attach(target[None, :], mask)
-    xy = np.array([[u["x"], u["y"]] for u in units], dtype=float).reshape(-1, 2)
-    located = graph.attach(xy, mask)
     on_network = located.snap_m <= settings.emergency.max_snap_m
-    turnout = np.array([turnout_for(u["capability_type"], settings.emergency) for u in units])
     idx = np.flatnonzero(on_network)
     chosen, _ = routing.nearest_by_eta(graph, here, located.take(idx), turnout[idx], n, mask=mask,
                                        with_routes=with_routes)
-    answers = []
-    for c in chosen:
-        i = int(idx[c.index])
-        answers.append({"unit": units[i], "xy": xy[i], "method": "network", "travel_s": c.travel_s,
-                        "turnout_s": float(turnout[i]),
-                        "eta_s": c.eta_s, "distance_m": c.route.metres if c.route else None,
-                        "snap_m": float(located.snap_m[i]), "route": c.route})
-    reached = {int(idx[c.index]) for c in chosen}
+    answers = [{"i": int(idx[c.index]), "method": "network", "travel_s": c.travel_s, "eta_s": c.eta_s,
+                "distance_m": c.route.metres if c.route else None, "coords": c.route.coords if c.route else None}
+               for c in chosen]
     for i in np.flatnonzero(~on_network):  # off the road network: a straight line, said so
         metres, seconds = _straight_line(xy[i], target, settings.emergency)
-        answers.append({"unit": units[i], "xy": xy[i], "method": "straight_line", "travel_s": seconds,
-                        "turnout_s": float(turnout[i]), "eta_s": seconds + float(turnout[i]), "distance_m": metres,
-                        "snap_m": float(located.snap_m[i]), "route": None})
+        answers.append({"i": int(i), "method": "straight_line", "travel_s": seconds, "eta_s": seconds + turnout[i],
+                        "distance_m": metres, "coords": np.array([xy[i], target])})
     answers.sort(key=lambda a: a["eta_s"])
     answers = answers[:n]
+    details = {r["id"]: r for r in repo.resources_where(conn, ids=[int(ids[a["i"]]) for a in answers])}
+    lines = _lines([a["coords"] for a in answers if a["coords"] is not None], settings)
     out = []
     for rank, a in enumerate(answers, start=1):
-        unit = _resource_out(a["unit"], caller, settings)
-        route = a["route"]
-        out.append({"rank": rank, "resource": unit, "method": a["method"],
+        i = a["i"]
+        out.append({"rank": rank, "resource": _resource_out(details[int(ids[i])], caller, settings),
+                    "method": a["method"],
                     "method_zh": "路网行驶时间" if a["method"] == "network" else "直线估计（不在路网上）",
-                    "travel_s": round(a["travel_s"], 1), "turnout_s": a["turnout_s"], "eta_s": round(a["eta_s"], 1),
+                    "travel_s": round(a["travel_s"], 1), "turnout_s": float(turnout[i]),
+                    "eta_s": round(float(a["eta_s"]), 1),
                     "distance_m": round(a["distance_m"], 1) if a["distance_m"] is not None else None,
-                    "snap_m": round(a["snap_m"], 1),
-                    "route": geojson(route.line(), settings) if route is not None else
-                    geojson(shapely.LineString([a["xy"], target]), settings)})
+                    "snap_m": round(float(located.snap_m[i]), 1),
+                    "route": lines.pop(0) if a["coords"] is not None else None})
     return {"incident_id": incident_id, "incident_point": {"type": "Point",
                                                            "coordinates": _lonlat_xy(*target, settings)},
-            "incident_snap_m": round(float(here.snap_m[0]), 1), "candidates_considered": len(units),
+            "incident_snap_m": round(float(here.snap_m[0]), 1), "candidates_considered": int(len(ids)),
             "closures_applied": applied, "graph": {"edges": graph.n_edges, "vertices": graph.n_vertices},
-            "units": out, "unreached_on_network": int(len(idx) - len(reached)) if len(chosen) < n else 0}
+            "units": out}
 
 
 def assign_unit(conn: Connection, incident_id: int, resource_id: int, *, caller: Caller,
