@@ -103,8 +103,8 @@ CREATE OR REPLACE FUNCTION govgis_emergency_road_costs() RETURNS trigger LANGUAG
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.cost IS NULL THEN NEW.cost := ST_Length(NEW.geom) / (NEW.speed_kmh / 3.6); END IF;
-  ELSIF (NEW.geom IS DISTINCT FROM OLD.geom OR NEW.speed_kmh IS DISTINCT FROM OLD.speed_kmh
-         OR NEW.oneway IS DISTINCT FROM OLD.oneway) AND NEW.cost IS NOT DISTINCT FROM OLD.cost THEN
+  ELSIF NEW.cost IS NULL OR ((NEW.geom IS DISTINCT FROM OLD.geom OR NEW.speed_kmh IS DISTINCT FROM OLD.speed_kmh
+         OR NEW.oneway IS DISTINCT FROM OLD.oneway) AND NEW.cost IS NOT DISTINCT FROM OLD.cost) THEN
     NEW.cost := ST_Length(NEW.geom) / (NEW.speed_kmh / 3.6);
     IF NEW.reverse_cost IS NOT DISTINCT FROM OLD.reverse_cost THEN NEW.reverse_cost := NULL; END IF;
   END IF;
