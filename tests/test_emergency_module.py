@@ -59,6 +59,9 @@ def _road(engine, offset: int = 0) -> dict:
 def test_road_patch_and_put_recompute_costs(client, keys, engine) -> None:
     writer, _ = keys
     road = _road(engine, 3)
+    with engine.connect() as conn:
+        original = conn.execute(sa.text("SELECT ST_AsEWKB(geom) FROM emergency_roads WHERE id = :i"),
+                                {"i": road["id"]}).scalar()
     url = f"/collections/emergency_roads/items/{road['id']}"
     got = client.get(url)
     assert got.status_code == 200
@@ -78,6 +81,11 @@ def test_road_patch_and_put_recompute_costs(client, keys, engine) -> None:
     with engine.connect() as conn:
         cost = conn.execute(sa.text("SELECT cost FROM emergency_roads WHERE id = :i"), {"i": road["id"]}).scalar()
     assert cost == pytest.approx(road["cost"], rel=1e-4)  # the geometry went through lon/lat and back
+    with engine.begin() as conn:  # the exact demo geometry again (its ends meet the neighbours' exactly)
+        conn.execute(sa.text("UPDATE emergency_roads SET geom = ST_GeomFromEWKB(:g) WHERE id = :i"),
+                     {"g": original, "i": road["id"]})
+        assert conn.execute(sa.text("SELECT cost FROM emergency_roads WHERE id = :i"),
+                            {"i": road["id"]}).scalar() == pytest.approx(road["cost"], rel=1e-12)
 
 
 def _intake(client, headers, x: float, y: float, **extra) -> dict:
