@@ -17,6 +17,7 @@ from api import errors, openapi
 from api.access import AccessMiddleware
 from api.deps import ReadYourWrites
 from api.limits import BodyLimitMiddleware
+from api.routes import emergency as emergency_routes
 from api.routes import health, land, ogc, planning, query, tiles, webmap
 from api.routes import pipeline as pipeline_routes
 from api.warmup import warm_reader, warm_up
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.serving)
     app.include_router(health.router)
     app.include_router(pipeline_routes.router)
+    app.include_router(emergency_routes.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(query.router)

@@ -216,6 +216,40 @@ class PathSettings(BaseSettings):
     )
 
 
+# --- emergency module ---------------------------------------------------------------------------
+
+class EmergencySettings(BaseSettings):
+    """Dispatch, routing and coverage rules of the emergency module (prefix ``GOVGIS_EMERGENCY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_EMERGENCY_", extra="ignore")
+
+    turnout_seconds: dict[str, float] = Field(
+        default={"消防救援": 80.0, "医疗急救": 60.0},
+        description="Turnout time (alert to wheels rolling) by capability type; NFPA 1710: 80 s fire, 60 s EMS. "
+                    'JSON, e.g. {"消防救援": 80, "医疗急救": 60}.')
+    turnout_default_seconds: float = Field(default=90.0, ge=0, description="Turnout of any other capability.")
+    max_snap_m: float = Field(default=300.0, gt=0, description="A unit farther than this from every road is "
+                              "off the network: its ETA is a labelled straight-line estimate.")
+    straight_line_kmh: float = Field(default=25.0, gt=0, description="Speed of the straight-line fallback.")
+    duplicate_distance_m: float = Field(default=300.0, ge=0, description="Incidents of one type this close …")
+    duplicate_minutes: float = Field(default=30.0, ge=0, description="… and this close in time are flagged.")
+    coverage_minutes: float = Field(default=5.0, gt=0, description="GB 51080-2015 §4.1.3: reach the district "
+                                    "edge within 5 min of the dispatch order (turnout included).")
+    isochrone_cell_m: float = Field(default=25.0, gt=0, description="Grid of isochrone/coverage polygons.")
+    isochrone_buffer_m: float = Field(default=50.0, ge=0, description="Reached network buffered by this.")
+    isochrone_hole_max_m2: float = Field(default=40_000.0, ge=0,
+                                         description="Holes up to this (a block ringed by reached streets) are filled.")
+    evacuation_hazard_factor: float = Field(default=10.0, ge=1, description="Evacuation routes pay this factor "
+                                            "on roads inside the hazard, so they leave it by the shortest way.")
+    population_per_hectare: dict[str, float] = Field(
+        default={"0701": 300.0, "0702": 120.0},
+        description="Estimated residents per hectare of residential land by GB/T 21010 code (urban 0701, rural "
+                    "0702): the population grid is derived from the parcels with these.")
+    population_cell_m: float = Field(default=100.0, gt=0, description="Cell of the population grid.")
+    expiry_warning_days: int = Field(default=90, ge=0, description="Stock expiring within this is flagged.")
+    timezone: str = Field(default="Asia/Shanghai", description="The city's time zone: times people read.")
+
+
 class Settings:
     """All settings, validated together."""
 
@@ -224,6 +258,7 @@ class Settings:
         self.spatial = SpatialSettings()
         self.service = ServiceSettings()
         self.paths = PathSettings()
+        self.emergency = EmergencySettings()
 
     @property
     def storage_srid(self) -> int:

@@ -198,6 +198,10 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
             audit(conn, SYSTEM, layer.id if layer else table, None, "import", None, None,
                   {"source": "data.democity", "size": size, "seed": seed, "rows": rows})
     bar.close()
+    # what the modules add through their own services (audited), once the bulk tables are in
+    from data.democity.extras import load_emergency_extras
+
+    load_emergency_extras(engine, seed, settings)
     if not dem_path(settings).exists():
         write_dem(dem_path(settings), seed, settings=settings)
     return counts
