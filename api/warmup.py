@@ -3,7 +3,7 @@
 After a restart, the first requests of a busy minute used to pay, each on its own thread and all at
 once, for things that are the same for every request: pyproj transformers (15 concurrent first
 identify calls took 14.5–16 s each), the SQL of each layer's feature output, new database sessions
-whose PostGIS had yet to load its projection data, and the pipe networks' graphs. The lifespan runs
+whose PostGIS had yet to load its projection data, and the pipe and road networks' graphs. The lifespan runs
 ``warm_up`` before the service accepts requests, so the first minute of load looks like the tenth.
 Every step is best-effort: with the database away the service still starts (and answers 503 until it
 is back); a failed step is logged and the rest still run.
@@ -104,11 +104,14 @@ def _layer_queries(engine: Engine, settings: Settings) -> int:
 
 
 def _graphs(engine: Engine, settings: Settings) -> int:
-    """Load every pipe network's graph into the pipeline package's cache (keyed by layer version)."""
+    """Load every pipe network's graph and the road network's into their packages' caches (keyed by
+    layer version, so a later edit still rebuilds them)."""
+    from layers.emergency.graph import road_graph
     from layers.pipeline.service import network_graph
 
     with engine.connect() as conn:
         networks = conn.execute(sa.text("SELECT id FROM pipeline_networks ORDER BY id")).scalars().all()
         for network_id in networks:
             network_graph(conn, int(network_id))
-    return len(networks)
+        roads = road_graph(conn)
+    return len(networks) + (roads is not None)
