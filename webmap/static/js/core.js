@@ -260,7 +260,7 @@
       el.setAttribute("data-tile", key);
       this._load(coords, key).then(function (layers) {
         var counts = self._draw(renderer, layers, coords);
-        el._gg = { counts: counts, features: Object.keys(layers).reduce(function (n, k) { return n + layers[k].features.length; }, 0) };
+        el._gg = { counts: counts, layers: layers, features: Object.keys(layers).reduce(function (n, k) { return n + layers[k].features.length; }, 0) };
         el.setAttribute("data-features", String(el._gg.features));
         if (self._map) renderer.addTo(self._map);
         G.metrics.tileLoads++;
@@ -409,7 +409,7 @@
       // a utility legend lists the utilities the city's networks have, not every one there is
       return !(def.style && def.style.by === "utility") || !Object.keys(present).length || present[item.code];
     }).map(function (item) {
-      return G.el("li", {}, [G.el("span", { class: "gg-swatch gg-" + kind, style: "background:" + item.color }),
+      return G.el("li", { "data-code": item.code }, [G.el("span", { class: "gg-swatch gg-" + kind, style: "background:" + item.color }),
         (/^[0-9A-Z]{2,6}$/.test(item.code) ? item.code + " " : "") + (G.lang === "en" ? item.en : item.zh)]);
     });
   }
@@ -452,6 +452,7 @@
     });
   }
   G.renderLayerList = renderLayerList;
+  G.swatchColor = function (def) { return swatchColor(def); };
   function swatchColor(def) {
     if (def.legend && def.legend.length) return def.legend[0].color;
     return (def.style && def.style.color) || (def.basemap ? "#8d8578" : "#3366cc");
