@@ -305,9 +305,17 @@
 
   function scheduleTiles() {
     clearTimeout(scheduleTiles.timer);
-    scheduleTiles.timer = setTimeout(function () { if (G.tiles) G.tiles.refresh(); }, 30);
+    scheduleTiles.pending = true;
+    scheduleTiles.timer = setTimeout(function () { scheduleTiles.pending = false; if (G.tiles) G.tiles.refresh(); }, 30);
   }
   G.refreshTiles = scheduleTiles;
+  /* every tile of the view drawn (or failed), nothing waiting: what tests and the print layout wait for */
+  G.tilesSettled = function () {
+    var t = G.tiles;
+    if (!t || !t._map || scheduleTiles.pending || Object.keys(t._inflight).length) return false;
+    var tiles = Object.values(t._tiles);
+    return tiles.length > 0 && tiles.every(function (x) { return !x.current || x.loaded; });
+  };
 
   G.setLayerVisible = function (id, on) {
     var entry = G.state.layers[id];
@@ -334,11 +342,12 @@
   };
   /* move a layer one step up (drawn later, on top) or down in the drawing order */
   G.moveLayer = function (id, step) {
-    var order = G.state.order, i = order.indexOf(id), j = i + step;
-    if (i < 0 || j < 0 || j >= order.length) return;
-    var other = order[j];
-    if (Boolean(G.state.layers[other].def.raster) !== Boolean(G.state.layers[id].def.raster)) return;
-    order[i] = other; order[j] = id;
+    // past the next layer that is switched on: a step always changes what the map shows
+    var order = G.state.order, i = order.indexOf(id), raster = Boolean(G.state.layers[id].def.raster), j = i + step;
+    while (j >= 0 && j < order.length && !G.state.layers[order[j]].on) j += step;
+    if (i < 0 || j < 0 || j >= order.length || Boolean(G.state.layers[order[j]].def.raster) !== raster) return;
+    order.splice(i, 1);
+    order.splice(j, 0, id);
     scheduleTiles();
     renderLayerList();
   };

@@ -107,9 +107,8 @@
     return new Promise(function (resolve) {
       var t0 = Date.now();
       (function poll() {
-        var tiles = G.tiles ? Object.values(G.tiles._tiles) : [];
-        var pending = tiles.filter(function (t) { return t.current && !t.loaded; }).length;
-        if ((!pending && tiles.length) || Date.now() - t0 > (timeoutMs || 20000)) resolve(pending);
+        var settled = G.tilesSettled();
+        if (settled || Date.now() - t0 > (timeoutMs || 20000)) resolve(settled);
         else setTimeout(poll, 100);
       })();
     });
