@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -308,10 +309,11 @@ def test_drawing_refuses_a_point_that_makes_the_outline_cross_itself(open_map, v
     assert m.js("GovGis.state.drawRefused") == 1
     assert m.page.locator("path.gg-refused").count() == 1
     assert "自相交" in m.page.inner_text("#gg-message")
-    # the area shown so far is the triangle's: the refused point was not taken
+    # the area shown so far is the triangle's (clicks land on whole pixels: 1 %): the refused point was not taken
     to_plane = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
     triangle = Polygon([to_plane.transform(lo, la) for la, lo in ((lat, lon), (lat + d, lon + d), (lat, lon + d))])
-    assert abs(float(m.page.locator("[data-measure='area']").get_attribute("data-value")) - triangle.area) < 0.05
+    shown = float(m.page.locator("[data-measure='area']").get_attribute("data-value"))
+    assert abs(shown - triangle.area) / triangle.area < 0.01, (shown, triangle.area)
     # a point that keeps the outline simple is taken, and the polygon finishes
     x, y = m.screen_xy(lat - d / 2, lon + d / 2)
     m.page.mouse.dblclick(x, y)
@@ -392,7 +394,9 @@ def test_identify_popup_shows_titles_formatted_values_and_the_api_answer(open_ma
     sent = m.js("GovGis.state.lastIdentifyParams")
     answer = httpx.get(server + "/query/identify", params=sent).json()["layers"]
     expected = [(lid, f["id"]) for lid in sent["layers"].split(",") for f in answer[lid]["features"]]
-    assert [(h["layer"], h["id"]) for h in m.js("GovGis.state.lastIdentifyHits")] == expected
+    hits = [(h["layer"], h["id"]) for h in m.js("GovGis.state.lastIdentifyHits")]
+    assert sorted(hits) == sorted(expected)
+    assert [lid for lid, _ in hits] == [lid for lid, _ in expected]  # layers top-most first, as drawn
     fields = next(d for d in httpx.get(server + "/map/layers.json").json()["layers"] if d["id"] == "cadastre_parcels")["fields"]
     # step to the parcel with next / previous: one feature at a time, the layer named
     for _ in range(len(expected)):
@@ -686,9 +690,9 @@ def test_a_click_on_the_gas_main_isolates_the_gas_main(open_map, server, demo_ci
     oracle = httpx.post(server + "/pipeline/isolations", headers={"X-API-Key": utility_key},
                         json={"utility": "gas", "lon": gas["lon"], "lat": gas["lat"]}).json()
     assert oracle["burst"]["pipe_id"] == gas["id"]
-    assert [v["id"] for v in result["valves_to_close"]] == [v["id"] for v in oracle["valves_to_close"]]
-    if zoom == 16:
-        m.shot("burst-gas", docs="map-burst-isolation.png")
+    # the same isolation (the order follows the burst point along the pipe: the click's here, the midpoint there)
+    assert sorted(v["id"] for v in result["valves_to_close"]) == sorted(v["id"] for v in oracle["valves_to_close"])
+    m.shot(f"burst-gas-z{zoom}")
 
 
 def test_the_operator_can_take_another_pipe_before_running(open_map, demo_city, utility_key):
@@ -781,7 +785,7 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
     assert failed["code"] in m.page.inner_text("#gg-failed-valves") and f"#{failed['id']}" not in m.page.inner_text("#gg-failed-valves")
     assert m.page.locator(f".gg-failed-valve[data-failed-code='{failed['code']}']").count() == 1
     assert m.page.locator("#gg-customers-table tbody tr").count() == len(oracle2["customers"]["list"] or [])
-    m.shot("burst-failed-valve")
+    m.shot("burst-failed-valve", docs="map-burst-isolation.png")
     # the repair order is created from the isolation on the map, with the planned restore in local time
     planned = m.page.input_value("#gg-order-restore")
     m.page.click("#gg-create-order")
@@ -808,7 +812,8 @@ def test_valves_near_here_lists_the_nearest_valves_by_distance(open_map, server,
     m.click_at(lat, lon)
     m.page.wait_for_selector("#gg-near-table")
     shown = m.js("GovGis.state.lastValvesNear")
-    storage = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True).transform(lon, lat)
+    at = m.js("GovGis.state.lastValvesNearAt")  # where the click landed (a whole pixel)
+    storage = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True).transform(at["lng"], at["lat"])
     with demo_city.connect() as conn:  # the oracle: PostGIS distances in the storage CRS
         expected = conn.execute(text("""SELECT id, code FROM pipeline_nodes WHERE kind = 'isolation_valve'
             AND ST_DWithin(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4548), 200)
@@ -883,7 +888,7 @@ def test_a_refused_tile_is_retried_with_back_off_and_said_on_the_map(open_map, v
     m.page.check("[data-layer-row='landuse_survey'] input")
     m.page.wait_for_selector("#gg-map-notice[data-state='waiting']")
     notice = m.page.inner_text("#gg-map-notice")
-    assert "服务器繁忙（429）" in notice and "秒后自动重试" in notice
+    assert re.search("服务器繁忙（(429|503)），\\d+ 秒后自动重试", notice), notice
     m.shot("tiles-retrying")
     m.wait_tiles(timeout=30_000)
     state = m.tile_state()
@@ -1135,8 +1140,7 @@ def _pdf_page_size(path: Path) -> str:
     return next(line for line in info.splitlines() if line.startswith("Page size")).split(":", 1)[1].strip()
 
 
-@pytest.mark.parametrize(("paper", "orientation", "size"), [("A4", "landscape", "841.92 x 594.96 pts (A4)"),
-                                                            ("A3", "portrait", "841.92 x 1190.64 pts (A3)")])
+@pytest.mark.parametrize(("paper", "orientation", "size"), [("A4", "landscape", (297, 210)), ("A3", "portrait", (297, 420))])
 def test_the_printed_map_has_title_legend_scale_bar_north_arrow_crs_date_and_bureau(
         open_map, server, view, utility_key, paper, orientation, size):
     from gis.localtime import format_date
@@ -1159,9 +1163,11 @@ def test_the_printed_map_has_title_legend_scale_bar_north_arrow_crs_date_and_bur
     pdf = ARTIFACTS / f"webmap-print-{paper}-{orientation}.pdf"
     m.page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
     m.page.emulate_media(media="screen")
-    assert _pdf_page_size(pdf) == size
+    width, _, height, *_rest = _pdf_page_size(pdf).split()
+    assert abs(float(width) - size[0] * 72 / 25.4) < 1.5 and abs(float(height) - size[1] * 72 / 25.4) < 1.5, _pdf_page_size(pdf)
+    assert _pdf_page_size(pdf).endswith(f"({paper})")
     pages = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    assert "Pages:          1" in pages  # one sheet, nothing spilled onto a second page
+    assert re.search(r"^Pages:\s+1$", pages, re.M), pages  # one sheet, nothing spilled onto a second page
     text = _pdf_text(pdf)
     assert title in text
     assert "图例" in text and "北" in text and "比例尺 1:" in text and "EPSG:4548" in text

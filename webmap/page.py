@@ -112,7 +112,7 @@ _SHELL = """
 </div>
 <aside id="gg-panel">
   <section><h3 data-i18n="tools">工具</h3><div id="gg-tools"></div></section>
-  <section id="gg-results-box"><h3 id="gg-results-title" data-i18n="results">结果</h3>
+  <section id="gg-results-box" class="gg-empty-box"><h3 id="gg-results-title" data-i18n="results">结果</h3>
     <div id="gg-results"></div></section>
   <section><h3 data-i18n="layers">图层</h3><div id="gg-layers"></div></section>
 </aside>

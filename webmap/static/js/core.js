@@ -495,6 +495,7 @@
     var box = document.getElementById("gg-results");
     box.innerHTML = "";
     if (node) box.appendChild(node);
+    document.getElementById("gg-results-box").classList.remove("gg-empty-box");
     document.getElementById("gg-panel").classList.add("gg-open");
   };
   G.table = function (columns, rows, attrs) {

@@ -47,10 +47,13 @@
       var body = answers[0];
       if (answers[1]) body.layers.cadastre_parcels = answers[1];
       G.state.lastIdentify = body;
-      var hits = [];
+      var hits = [], here = G.toProjected(latlng);
       layers.forEach(function (id) {
         var fc = body.layers[id];
-        (fc && fc.features || []).forEach(function (f) { hits.push({ layer: id, feature: f }); });
+        // nearest first within a layer: the valve under the cursor before the one 6 m away
+        var found = (fc && fc.features || []).map(function (f) { return { layer: id, feature: f, d: distanceTo(here, f.geometry) }; });
+        found.sort(function (a, b) { return a.d - b.d; });
+        hits = hits.concat(found);
       });
       G.state.lastIdentifyHits = hits.map(function (h) { return { layer: h.layer, id: h.feature.id }; });
       if (!hits.length) { openPopup(latlng, G.el("p", { class: "gg-empty", id: "gg-identify", text: G.t("identifyEmpty") })); G.highlight(null); return body; }
@@ -62,6 +65,42 @@
       G.showProblem(box, err, G.t("identify"));
     });
   };
+  /* plane distance (storage CRS metres) from a point to a GeoJSON geometry; 0 inside a polygon */
+  function distanceTo(p, geometry) {
+    if (!geometry) return Infinity;
+    var best = Infinity;
+    function seg(a, b) {
+      var dx = b[0] - a[0], dy = b[1] - a[1], len = dx * dx + dy * dy;
+      var t = len ? Math.max(0, Math.min(1, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len)) : 0;
+      best = Math.min(best, Math.hypot(p[0] - a[0] - t * dx, p[1] - a[1] - t * dy));
+    }
+    function line(coords) {
+      var pts = coords.map(function (c) { return proj4("EPSG:4326", G.config.storageCrs, [c[0], c[1]]); });
+      if (pts.length === 1) best = Math.min(best, Math.hypot(p[0] - pts[0][0], p[1] - pts[0][1]));
+      for (var i = 1; i < pts.length; i++) seg(pts[i - 1], pts[i]);
+      return pts;
+    }
+    function inside(ring) {
+      var c = false;
+      for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+        if ((ring[i][1] > p[1]) !== (ring[j][1] > p[1]) &&
+            p[0] < (ring[j][0] - ring[i][0]) * (p[1] - ring[i][1]) / (ring[j][1] - ring[i][1]) + ring[i][0]) c = !c;
+      }
+      return c;
+    }
+    function polygon(rings) {
+      var outer = line(rings[0]);
+      if (inside(outer) && !rings.slice(1).some(function (r) { return inside(line(r)); })) best = 0;
+      rings.slice(1).forEach(line);
+    }
+    var t = geometry.type, c = geometry.coordinates;
+    if (t === "Point") line([c]);
+    else if (t === "MultiPoint" || t === "LineString") line(c);
+    else if (t === "MultiLineString") c.forEach(line);
+    else if (t === "Polygon") polygon(c);
+    else if (t === "MultiPolygon") c.forEach(polygon);
+    return best;
+  }
   function openPopup(latlng, node) {
     if (!popup) {
       popup = L.popup({ maxWidth: 380, minWidth: 260, maxHeight: 340, autoPanPadding: [30, 30], className: "gg-popup" });

@@ -205,7 +205,8 @@
     failed.forEach(function (id) {
       var v = G.state.valveInfo[id];
       if (!v || v.lat == null) return;
-      L.marker([v.lat, v.lon], { icon: failedIcon(v.code || id), pane: "gg-marker", title: G.t("failedMark") + " " + valveCode(id) })
+      // under the numbered valves (a valve of the next ring may sit right beside the failed one)
+      L.marker([v.lat, v.lon], { icon: failedIcon(v.code || id), pane: "gg-highlight", title: G.t("failedMark") + " " + valveCode(id) })
         .bindTooltip(valveCode(id) + " " + G.t("failedMark"), { permanent: true, direction: "right", offset: [10, 0], className: "gg-failed-label" })
         .addTo(layers);
     });

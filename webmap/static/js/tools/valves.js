@@ -44,6 +44,7 @@
       }).sort(function (a, b) { return a.properties.distance_m - b.properties.distance_m; });
       var isolating = valves.filter(function (f) { return f.properties.kind === "isolation_valve"; });
       var control = valves.filter(function (f) { return f.properties.kind === "control_valve"; });
+      G.state.lastValvesNearAt = { lat: latlng.lat, lng: latlng.lng, radius: settings.radius };
       G.state.lastValvesNear = isolating.map(function (f) { return { id: f.id, code: f.properties.code, distance_m: f.properties.distance_m }; });
       draw(latlng, isolating);
       out.innerHTML = "";
