@@ -113,6 +113,9 @@ def test_the_running_app_offers_every_tool(client):
 def test_every_field_the_popup_shows_has_a_title_in_both_languages():
     """The identify popup labels fields with titles, never column names: every shown field of every
     layer has a Chinese title (with CJK characters, no developer's enumeration) and an English one."""
+    import layers  # noqa: F401 — declares every layer in the registry
+
+    assert len(REGISTRY.spatial()) >= 15
     for layer in REGISTRY.spatial():
         described = fields.describe_fields(layer)
         assert list(described) == layer.field_names()
