@@ -1157,8 +1157,7 @@ def test_the_printed_map_has_title_legend_scale_bar_north_arrow_crs_date_and_bur
     m.page.wait_for_selector("body[data-print-ready='1']", state="attached")
     m.wait_tiles()
     printed = m.js("GovGis.state.lastPrint")
-    if orientation == "landscape":
-        m.shot("print-layout", docs="map-print.png")
+    m.shot(f"print-layout-{paper}-{orientation}")
     m.page.emulate_media(media="print")
     pdf = ARTIFACTS / f"webmap-print-{paper}-{orientation}.pdf"
     m.page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
@@ -1182,8 +1181,10 @@ def test_the_printed_map_has_title_legend_scale_bar_north_arrow_crs_date_and_bur
     assert abs(printed["scale"] - mpp * 96 / 25.4 * 1000) / printed["scale"] < 0.05
     assert f"1:{printed['scale']:,}" in text
     # look at it: the PDF page rendered as an image (and its drawing has the scale bar and north arrow)
-    subprocess.run(["pdftoppm", "-r", "70", "-png", "-singlefile", str(pdf), str(pdf.with_suffix(""))], check=True)
+    subprocess.run(["pdftoppm", "-r", "90", "-png", "-singlefile", str(pdf), str(pdf.with_suffix(""))], check=True)
     assert pdf.with_suffix(".png").stat().st_size > 20_000
+    if orientation == "landscape":
+        shutil.copy(pdf.with_suffix(".png"), DOCS / "map-print.png")  # the README shows the printed page
     m.page.click("#gg-print-close")
     m.page.wait_for_function("!document.body.classList.contains('gg-print-mode')")
     assert m.page.locator("#gg-print-root").count() == 0 and m.js("GovGis.map.getSize().x") > 500
