@@ -161,8 +161,10 @@ def test_layer_list_says_which_tools_and_scopes_the_key_has(client, demo_city):
         reader = create_key(conn, department="设计院", read=["pipeline"]).secret
         writer = create_key(conn, department="水务集团", read=["pipeline"], write=["pipeline"], personal_data=True).secret
     read_only = client.get("/map/layers.json", headers={"X-API-Key": reader}).json()
-    assert read_only["tools"]["burst"] is True and read_only["tools"]["valves_near"] is True
-    assert read_only["tools"]["repair_order"] is False and read_only["tools"]["prereview"] is False
+    assert read_only["tools"]["valves_near"] is True  # reads only
+    # isolations and repair orders are stored: a read-only key may use neither
+    assert read_only["tools"]["burst"] is False and read_only["tools"]["repair_order"] is False
+    assert read_only["tools"]["prereview"] is False
     full = client.get("/map/layers.json", headers={"X-API-Key": writer}).json()
     assert full["tools"]["repair_order"] is True and full["caller"]["scopes"]["personal_data"] is True
     assert full["caller"]["scopes"]["families"]["pipeline"] == {"read": True, "write": True}

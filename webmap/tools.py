@@ -23,7 +23,7 @@ class MapTool:
     module: str  # panel group: common, land, planning, pipeline, emergency
     requires: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()  # layer ids the caller must be able to read
-    writes: tuple[str, ...] = ()  # layer ids the caller must be able to write
+    writes: tuple[str, ...] = ()  # layer (or module store) ids the caller must be able to write
 
 
 TOOLS: list[MapTool] = [
@@ -32,16 +32,17 @@ TOOLS: list[MapTool] = [
     MapTool("measure", "measure.js", "common"),
     MapTool("export", "export.js", "common", ("/collections/{collectionId}/items",)),
     MapTool("print", "print.js", "common"),
+    # an isolation is stored (and audited): running one needs write on the isolations store
     MapTool("burst", "pipeline.js", "pipeline",
             ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/within"),
-            reads=("pipeline_pipes",)),
+            reads=("pipeline_pipes",), writes=("pipeline_isolations",)),
     MapTool("valves_near", "valves.js", "pipeline", ("/query/within",), reads=("pipeline_nodes",)),
     MapTool("repair_order", "repair.js", "pipeline",
             ("/pipeline/repair-orders", "/pipeline/repair-orders/{id}/print", "/pipeline/isolations"),
-            reads=("pipeline_pipes",), writes=("pipeline_pipes",)),
+            reads=("pipeline_pipes",), writes=("pipeline_repair_orders",)),
     MapTool("prereview", "planning.js", "planning",
             ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance"),
-            reads=("landuse_control_lines",)),
+            reads=("landuse_control_lines",), writes=("landuse_prereview_reports",)),
     MapTool("timeline", "land.js", "land",
             ("/land/parcels/{code}/timeline", "/land/parcels/{code}/lineage", "/collections/{collectionId}/items")),
 ]

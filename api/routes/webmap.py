@@ -21,6 +21,7 @@ from gis.crs import parse_crs
 from gis.errors import NotFound
 from gis.raster import RasterBasemap, find_basemaps, render_tile
 from gis.registry import REGISTRY, Layer
+from layers.pipeline.layers import ISOLATIONS, REPAIR_ORDERS
 from webmap import fields, legends
 from webmap.page import PageConfig, build_page
 from webmap.tools import TOOLS, MapTool, available_tools
@@ -123,8 +124,15 @@ def _scopes(caller: Caller) -> dict[str, Any]:
 
 
 def _may_use(caller: Caller, tool: MapTool) -> bool:
-    return all(can_read(caller, REGISTRY.get(i)) for i in tool.reads) and \
-        all(can_write(caller, REGISTRY.get(i)) for i in tool.writes)
+    return all(can_read(caller, _layer(i)) for i in tool.reads) and \
+        all(can_write(caller, _layer(i)) for i in tool.writes)
+
+
+def _layer(layer_id: str) -> Layer:
+    """A registry layer, or a module's store (isolations, repair orders) that the registry leaves out."""
+    if layer_id in REGISTRY:
+        return REGISTRY.get(layer_id)
+    return {store.id: store for store in (ISOLATIONS, REPAIR_ORDERS)}[layer_id]
 
 
 def _basemaps(request: Request) -> list[RasterBasemap]:
