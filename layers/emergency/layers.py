@@ -1,6 +1,6 @@
 """Emergency layers in the registry."""
 
-from gis.registry import REGISTRY, Access, Layer
+from gis.registry import REGISTRY, Access, Layer, WriteMode
 from layers.emergency.models import (
     incident_areas,
     incidents,
@@ -62,6 +62,7 @@ INCIDENT_AREAS = REGISTRY.add(Layer(
     searchable=("kind",), map_fields=("incident_id", "kind", "version"),
     read_only=("id", "version", "valid_from", "valid_to", "incident_id", "kind", "actor"),
     valid_time=("valid_from", "valid_to"),
+    write_mode=WriteMode.MODULE, write_via="PUT /emergency/incidents/{incident_id}/areas/{kind}",
     style={"kind": "fill", "by": "kind", "color": "#fb9a99"},
     description="每次修改形成新版本，旧版本保留（as of 可查）；由应急模块写入",
 ))

@@ -1047,14 +1047,15 @@ def incident_from_burst(conn: Connection, *, caller: Caller, settings: Settings,
     if isolation_id is not None:
         record = pipeline.isolation_record(conn, isolation_id, caller=caller)
         network_id, pipe_id = record["network_id"], record["pipe_id"]
-        iso = pipeline.isolate_burst(conn, network_id, caller=caller, pipe_id=pipe_id,
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, settings=settings, pipe_id=pipe_id,
                                      failed_valves=record["failed_valves"], store=False)
         iso["id"] = isolation_id
     else:
         if network_id is None:
             raise InvalidParameter("give isolation_id, or network_id with pipe_id or the burst point (lon, lat)")
         lonlat = to_lonlat(point, settings) if point is not None else None
-        iso = pipeline.isolate_burst(conn, network_id, caller=caller, pipe_id=pipe_id, point=lonlat)
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, settings=settings, pipe_id=pipe_id,
+                                     point=lonlat)
     outline = iso["segment"].get("outline")
     valves = iso["valves_to_close"]
     storage = transformer("EPSG:4326", settings.spatial.storage_crs)
@@ -1136,9 +1137,10 @@ def pipeline_near_incident(conn: Connection, incident_id: int, *, caller: Caller
     out: dict[str, Any] = {"incident_id": incident_id, "distance_m": distance_m, "pipes": pipes}
     if isolate:
         lonlat = to_lonlat(here, settings)
-        if network_id is None:
-            network_id = pipeline.network_at(conn, "water", lonlat, "OGC:CRS84", caller=caller)
-        iso = pipeline.isolate_burst(conn, network_id, caller=caller, point=lonlat, store=False)
+        # no network named: the nearest water main's (the pipeline service snaps by utility)
+        iso = pipeline.isolate_burst(conn, network_id, caller=caller, settings=settings, point=lonlat,
+                                     utility=None if network_id is not None else "water", store=False)
+        network_id = iso.get("network_id", network_id)
         out["isolation"] = {"network_id": network_id, "burst": iso["burst"], "valves_to_close": iso["valves_to_close"],
                             "customers_cut_off": iso["customers"]["total"], "segment": iso["segment"].get("outline")}
     return out
