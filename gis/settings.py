@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -190,6 +191,26 @@ class ServiceSettings(BaseSettings):
     def _parse_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    # --- what a person reads: the city's clock and the office named on printed maps ---
+    time_zone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone every date and time a person reads is shown in (APIs keep ISO 8601 "
+                    "with the offset).",
+    )
+    bureau_name: str = Field(
+        default="厦门市自然资源和规划局", description="The office named on printed maps and documents."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone: use a name such as Asia/Shanghai "
+                             "(install tzdata if the system has none)") from None
         return value
 
     @model_validator(mode="after")
