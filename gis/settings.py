@@ -268,7 +268,6 @@ class EmergencySettings(BaseSettings):
                     "0702): the population grid is derived from the parcels with these.")
     population_cell_m: float = Field(default=100.0, gt=0, description="Cell of the population grid.")
     expiry_warning_days: int = Field(default=90, ge=0, description="Stock expiring within this is flagged.")
-    timezone: str = Field(default="Asia/Shanghai", description="The city's time zone: times people read.")
 
 
 class Settings:

@@ -6,7 +6,6 @@ router just serves it and describes the layers from the registry, filtered by th
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -86,9 +85,8 @@ def _view_bounds(settings: Any) -> tuple[float, float, float, float]:
 
 @router.get("/map/static/{asset_path:path}", include_in_schema=False)
 def map_static(asset_path: str) -> FileResponse:
-    # checked on the path as asked (no "..", nothing outside the folder), not on where a symlink
-    # leads: an installation may link static/vendor to a shared copy of the vendored packages
-    target = Path(os.path.normpath(STATIC_DIR / asset_path))
+    # where the path really leads must be inside the folder: no "..", and no symlink out of it
+    target = (STATIC_DIR / asset_path).resolve()
     if not target.is_relative_to(STATIC_DIR) or ".." in Path(asset_path).parts or not target.is_file():
         raise NotFound(f"no map asset {asset_path!r} (run `make assets` if a vendor file is missing)")
     return FileResponse(target, media_type=_MEDIA.get(target.suffix),
