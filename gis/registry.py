@@ -237,6 +237,9 @@ class Registry:
                      *layer.map_fields, *layer.required, *([layer.owner_column] if layer.owner_column else [])):
             if name not in layer.table.c:
                 raise ValueError(f"layer {layer.id!r} names unknown column {name!r}")
+        if layer.has_history and layer.write_mode is WriteMode.GENERIC:
+            # a plain PATCH would write a version without the module's rules (lineage, legal order…)
+            raise ValueError(f"layer {layer.id!r} keeps history: declare write_mode=MODULE and its write_via")
         leaking = [name for name in layer.map_fields if layer.is_personal(name) or name in layer.hidden]
         if leaking:  # tiles are cached and served alike to every reader: no personal field may ride in them
             raise ValueError(f"layer {layer.id!r}: map_fields {leaking} are personal or hidden")

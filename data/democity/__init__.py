@@ -228,6 +228,10 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
                 detail["history"] = history
             audit(conn, SYSTEM, layer.id if layer else table, None, "import", None, None, detail)
     bar.close()
+    # what the modules add through their own services (audited), once the bulk tables are in
+    from data.democity.extras import load_emergency_extras
+
+    load_emergency_extras(engine, seed, settings)
     if not dem_path(settings).exists():
         write_dem(dem_path(settings), seed, settings=settings)
     return counts
