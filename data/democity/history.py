@@ -323,7 +323,8 @@ def _supervision_and_approvals(conn: Any, plan: HistoryPlan, parcels: gpd.GeoDat
         land.record_supervision_case(conn, SYSTEM, {
             "case_no": f"JC{SURVEY_YEAR}0001", "kind": "unauthorised_change", "status": "investigating",
             "found_on": dt.date(SURVEY_YEAR, 5, 18), "district": parcels["district"].iat[int(np.flatnonzero(block == b)[0])],
-            "party": str(company_names(rng, 1)[0]),
+            # a party is personal data: an invented person, never a name that is public elsewhere
+            "party": str(person_names(rng, 1)[0]),
             "description": "变更调查发现厂房改作住宅，核查用途变更审批（演示数据）"}, shapely.union_all(geometry[block == b]))
         cases += 1
     open_land = np.flatnonzero(np.isin(parcels["use"].to_numpy(), ("farmland", "park")))

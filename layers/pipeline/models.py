@@ -63,7 +63,7 @@ nodes = sa.Table(
     # migration 0009: a pump or control valve may be closed; pumps, PRV/PSV and check valves pass supply
     # only from their inlet pipe (a pipeline_pipes id; the foreign key, deferred because a network's
     # nodes and pipes refer to each other, is added by migration 0009 itself)
-    sa.Column("link_state", sa.Text, comment="泵/控制阀状态 open/closed/active"),
+    sa.Column("link_state", sa.Text, comment="泵或控制阀状态 open/closed/active"),
     sa.Column("inlet_pipe", sa.BigInteger, comment="进口管"),
     geometry_column("Point"),
     sa.CheckConstraint(one_of("kind", NODE_KINDS), name="kind_known"),

@@ -76,7 +76,7 @@ ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS link_state text;
 DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_nodes_link_state_known') THEN
   ALTER TABLE pipeline_nodes ADD CONSTRAINT ck_pipeline_nodes_link_state_known CHECK (link_state IS NULL OR link_state IN ('open', 'closed', 'active'));
 END IF; END $$;
-COMMENT ON COLUMN pipeline_nodes.link_state IS '泵/控制阀状态 open / closed / active';
+COMMENT ON COLUMN pipeline_nodes.link_state IS '泵或控制阀状态 open / closed / active';
 ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS inlet_pipe bigint;
 DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'fk_pipeline_nodes_inlet_pipe_pipeline_pipes') THEN
   -- deferred: a network's nodes and pipes refer to each other (bulk loads write nodes first)
