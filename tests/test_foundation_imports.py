@@ -21,7 +21,10 @@ from gis.access import SYSTEM
 from gis.errors import ImportRejected
 from gis.exports import export_layer
 from gis.imports import detect_dbf_encoding, import_file
+from gis.settings import get_settings
 from layers import REGISTRY
+
+SETTINGS = get_settings()
 
 BBOX = (118.11, 24.47, 118.125, 24.485)  # lon/lat: a few hundred parcels of the demo city
 TOLERANCE_M = 0.001
@@ -53,16 +56,16 @@ def _round_trip(conn, tmp_path: Path, layer_id: str, key: str, suffix: str, **im
     layer = REGISTRY.get(layer_id)
     original = _rows_in_bbox(conn, layer_id, key)
     first = tmp_path / f"first{suffix}"
-    exported = export_layer(conn, layer, first, SYSTEM, bbox=BBOX, with_personal_data=True)
+    exported = export_layer(conn, layer, first, SYSTEM, settings=SETTINGS, bbox=BBOX, with_personal_data=True)
     assert exported.rows == len(original)
     _delete(conn, layer_id, key, original)
-    imported = import_file(conn, layer, first, SYSTEM, **import_options)
+    imported = import_file(conn, layer, first, SYSTEM, settings=SETTINGS, **import_options)
     assert imported.rows == len(original)
     _assert_same(original, _rows_in_bbox(conn, layer_id, key))
     second = tmp_path / f"second{suffix}"
-    assert export_layer(conn, layer, second, SYSTEM, bbox=BBOX, with_personal_data=True).rows == len(original)
+    assert export_layer(conn, layer, second, SYSTEM, settings=SETTINGS, bbox=BBOX, with_personal_data=True).rows == len(original)
     _delete(conn, layer_id, key, original)
-    assert import_file(conn, layer, second, SYSTEM, **import_options).rows == len(original)
+    assert import_file(conn, layer, second, SYSTEM, settings=SETTINGS, **import_options).rows == len(original)
     _assert_same(original, _rows_in_bbox(conn, layer_id, key))
 
 
@@ -85,7 +88,7 @@ def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
         rows = conn.execute(text("SELECT code, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
         original = {r.code: shapely.from_wkb(bytes(r.g)) for r in rows}
     exported = tmp_path / "resources.csv"
-    export_layer(conn, layer, exported, SYSTEM, crs="EPSG:4326", with_personal_data=True)
+    export_layer(conn, layer, exported, SYSTEM, settings=SETTINGS, crs="EPSG:4326", with_personal_data=True)
     frame = pd.read_csv(exported, dtype=str)
     points = shapely.from_wkt(frame.pop("wkt").to_numpy())
     frame["lon"], frame["lat"] = shapely.get_x(points), shapely.get_y(points)
@@ -93,7 +96,7 @@ def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
     source = tmp_path / "resources_lonlat.csv"
     frame.to_csv(source, index=False, float_format="%.12f")
     _delete(conn, "emergency_resources", "code", original)
-    report = import_file(conn, layer, source, SYSTEM)  # lon/lat columns: EPSG:4326 by default
+    report = import_file(conn, layer, source, SYSTEM, settings=SETTINGS)  # lon/lat columns: EPSG:4326 by default
     assert report.rows == len(original)
     rows = conn.execute(text("SELECT code, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
     _assert_same(original, {r.code: shapely.from_wkb(bytes(r.g)) for r in rows if r.code in original})
@@ -108,10 +111,10 @@ def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
         original = list(_rows_in_bbox(conn, layer_id, "id").items())
         ids = [k for k, _ in original]
         path = tmp_path / f"{layer_id}.dxf"
-        assert export_layer(conn, layer, path, SYSTEM, bbox=BBOX).rows == len(original)
+        assert export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX).rows == len(original)
         _delete(conn, layer_id, "id", ids)
         last = conn.execute(text(f"SELECT max(id) FROM {layer.table.name}")).scalar()
-        report = import_file(conn, layer, path, SYSTEM, defaults=defaults)
+        report = import_file(conn, layer, path, SYSTEM, settings=SETTINGS, defaults=defaults)
         assert report.rows == len(original)
         back = conn.execute(text(f"SELECT ST_AsBinary(geom) AS g FROM {layer.table.name} WHERE id > :last"),
                             {"last": last}).all()
@@ -133,7 +136,7 @@ def test_gbk_shapefile_without_cpg(conn, tmp_path) -> None:
     layer = REGISTRY.get("cadastre_parcels")
     path = tmp_path / "gbk.shp"
     original = _rows_in_bbox(conn, "cadastre_parcels", "parcel_code")
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX, encoding="GBK", with_personal_data=True)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX, encoding="GBK", with_personal_data=True)
     path.with_suffix(".cpg").unlink(missing_ok=True)
     raw = path.with_suffix(".dbf").read_bytes()
     with pytest.raises(UnicodeDecodeError):
@@ -142,14 +145,14 @@ def test_gbk_shapefile_without_cpg(conn, tmp_path) -> None:
     holders = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
                                      "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
     _delete(conn, "cadastre_parcels", "parcel_code", original)
-    report = import_file(conn, layer, path, SYSTEM)
+    report = import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
     assert report.encoding == "GB18030" and report.rows == len(original)
     again = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
                                    "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
     assert again == holders and any("厦门" in v for v in again.values())
     # and an explicit --encoding is obeyed
     _delete(conn, "cadastre_parcels", "parcel_code", original)
-    assert import_file(conn, layer, path, SYSTEM, encoding="GBK").encoding == "GBK"
+    assert import_file(conn, layer, path, SYSTEM, settings=SETTINGS, encoding="GBK").encoding == "GBK"
 
 
 def _counts(conn) -> tuple[int, int]:
@@ -160,7 +163,7 @@ def _counts(conn) -> tuple[int, int]:
 def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
     layer = REGISTRY.get("cadastre_parcels")
     path = tmp_path / "parcels.gpkg"
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX)
     frame = pyogrio.read_dataframe(path)
     n = len(frame)
     frame["parcel_code"] = frame["parcel_code"].str.replace(r"^35020", "45020", regex=True)  # fresh codes
@@ -171,7 +174,7 @@ def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
     pyogrio.write_dataframe(frame, bad)
     before = _counts(conn)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, bad, SYSTEM)
+        import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
     assert _counts(conn) == before
     rows = {e["row"]: e["reason"] for e in caught.value.extra["errors"]}
     assert "landuse_code" in rows[4] and "wrong geometry type LineString" in rows[8]
@@ -183,13 +186,13 @@ def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
     frame.loc[n - 1, "unit_code"] = "350203001001GB99999W00000000"
     pyogrio.write_dataframe(frame, bad)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, bad, SYSTEM)
+        import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
     assert "unit_in_parcel" in caught.value.detail
     assert _counts(conn) == before
     # a good import writes exactly one audit record summarising it
     frame.loc[n - 1, "unit_code"] = frame.loc[n - 1, "parcel_code"] + "W00000000"
     pyogrio.write_dataframe(frame, bad)
-    import_file(conn, layer, bad, SYSTEM)
+    import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
     assert _counts(conn) == (before[0] + n, before[1] + 1)
     detail = conn.execute(text("SELECT detail FROM audit_log WHERE action = 'import' ORDER BY id DESC LIMIT 1")).scalar()
     assert detail["rows"] == n and detail["layer"] == "cadastre_parcels"
@@ -201,7 +204,7 @@ def test_unknown_and_missing_columns_named(conn, tmp_path) -> None:
     pd.DataFrame({"wkt": ["POLYGON((618000 2710000,618100 2710000,618100 2710100,618000 2710000))"],
                   "code": ["X1"], "colour": ["red"]}).to_csv(path, index=False)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, path, SYSTEM)
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
     reasons = " | ".join(e["reason"] for e in caught.value.extra["errors"])
     assert "unknown column(s) colour" in reasons
     assert "required field 'name' is missing" in reasons and "capacity_persons" in reasons
@@ -254,7 +257,7 @@ def test_bad_geometry_refused(conn, tmp_path, name, kind, value, declared, expec
         path = _geojson(tmp_path / f"{name}.geojson", value)
     before = conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar()
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, path, SYSTEM, crs=declared)
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS, crs=declared)
     errors = caught.value.extra["errors"]
     assert errors[0]["row"] == 1
     assert expected in errors[0]["reason"], errors[0]["reason"]
@@ -264,7 +267,7 @@ def test_bad_geometry_refused(conn, tmp_path, name, kind, value, declared, expec
 def test_good_geojson_in_lonlat_is_reprojected(conn, tmp_path) -> None:
     layer = REGISTRY.get("emergency_shelters")
     path = _geojson(tmp_path / "ok.geojson", {"type": "Polygon", "coordinates": [LONLAT_SQUARE]})
-    assert import_file(conn, layer, path, SYSTEM).rows == 1
+    assert import_file(conn, layer, path, SYSTEM, settings=SETTINGS).rows == 1
     geom = conn.execute(text("SELECT ST_AsBinary(geom) FROM emergency_shelters WHERE code = 'T1'")).scalar()
     stored = shapely.from_wkb(bytes(geom))
     expected = shapely.Polygon(_projected(LONLAT_SQUARE))
@@ -275,7 +278,7 @@ def test_good_geojson_in_lonlat_is_reprojected(conn, tmp_path) -> None:
 def test_export_masks_personal_data_by_default(conn, tmp_path) -> None:
     layer = REGISTRY.get("cadastre_parcels")
     path = tmp_path / "masked.csv"
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX)
     frame = pd.read_csv(path, dtype=str)
     phones = frame["holder_phone"].dropna()
     assert len(phones) > 0 and phones.str.contains(r"^\d{3}\*{4}\d{4}$").all()
@@ -304,28 +307,29 @@ def _index_names(conn, table: str) -> set[str]:
 
 
 def test_big_files_stream_in_slices(conn, tmp_path, monkeypatch) -> None:
-    """The streaming path (worker processes, direct COPY with index rebuild), shrunk to small numbers."""
-    from gis import imports
+    """The streaming path (worker processes, COPY straight into the table), shrunk to small numbers."""
+    from gis.io import imports
 
     monkeypatch.setattr(imports, "STREAM_CHUNK_ROWS", 10)
-    monkeypatch.setattr(imports, "BULK_REINDEX_MIN_ROWS", 20)
+    monkeypatch.setattr(imports, "ANALYZE_MIN_ROWS", 20)
     layer = REGISTRY.get("emergency_shelters")
     conn.execute(text("DELETE FROM emergency_shelters"))
     indexes = _index_names(conn, "emergency_shelters")
     # a bad value in a late slice: its real row number is reported and nothing is written
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, _shelters_file(tmp_path, 45, bad_row=37), SYSTEM)
+        import_file(conn, layer, _shelters_file(tmp_path, 45, bad_row=37), SYSTEM, settings=SETTINGS)
     assert [e["row"] for e in caught.value.extra["errors"]] == [37]
     assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
-    # the database refuses a duplicate code in a late slice: the savepoint undoes the earlier slices
+    # the database refuses a duplicate code in a late slice: the savepoint undoes the earlier slices,
+    # and COPY's line number gives the row
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, _shelters_file(tmp_path, 45, duplicate_row=41), SYSTEM)
+        import_file(conn, layer, _shelters_file(tmp_path, 45, duplicate_row=41), SYSTEM, settings=SETTINGS)
     assert "uq_emergency_shelters_code" in caught.value.detail
+    assert [e["row"] for e in caught.value.extra["errors"]] == [41]
     assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
-    assert _index_names(conn, "emergency_shelters") == indexes
-    # a good file: every row, in order, and the dropped indexes are back
-    report = import_file(conn, layer, _shelters_file(tmp_path, 45), SYSTEM)
-    assert report.rows == 45 and "indexes" in report.stages
+    # a good file: every row, in order; the indexes were never dropped, statistics refreshed
+    report = import_file(conn, layer, _shelters_file(tmp_path, 45), SYSTEM, settings=SETTINGS)
+    assert report.rows == 45 and "analyze" in report.stages
     rows = conn.execute(text("SELECT code, capacity_persons FROM emergency_shelters ORDER BY code")).all()
     assert rows == [(f"S{i:04d}", 10 + i) for i in range(45)]
     assert _index_names(conn, "emergency_shelters") == indexes
@@ -335,7 +339,7 @@ def test_csv_xy_columns_in_a_declared_crs_and_geojson_is_lonlat(conn, tmp_path) 
     layer = REGISTRY.get("emergency_warehouses")
     rows = conn.execute(text("SELECT code, name, agency, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses")).all()
     exported = tmp_path / "warehouses.geojson"
-    export_layer(conn, layer, exported, SYSTEM)
+    export_layer(conn, layer, exported, SYSTEM, settings=SETTINGS)
     body = json.loads(exported.read_text())
     lon, lat = body["features"][0]["geometry"]["coordinates"]
     assert 118.0 < lon < 118.3 and 24.3 < lat < 24.7  # RFC 7946 order: longitude first
@@ -346,7 +350,7 @@ def test_csv_xy_columns_in_a_declared_crs_and_geojson_is_lonlat(conn, tmp_path) 
     pd.DataFrame({"code": [r.code for r in rows], "name": [r.name for r in rows], "agency": [r.agency for r in rows],
                   "X": [f"{v:.4f}" for v in xs], "Y": [f"{v:.4f}" for v in ys]}).to_csv(source, index=False)
     _delete(conn, "emergency_warehouses", "code", [r.code for r in rows])
-    assert import_file(conn, layer, source, SYSTEM, crs="EPSG:4527").rows == len(rows)
+    assert import_file(conn, layer, source, SYSTEM, settings=SETTINGS, crs="EPSG:4527").rows == len(rows)
     back = {r.code: (r.x, r.y) for r in conn.execute(text(
         "SELECT code, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses"))}
     for r in rows:

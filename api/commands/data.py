@@ -7,11 +7,16 @@ import is one transaction and one audit record.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gis.errors import GisError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from gis.settings import Settings
 
 demo_app = typer.Typer(help="The demo city: load it, or write its DEM.", no_args_is_help=True)
 
@@ -38,16 +43,16 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
-def _engine():
+def _engine(settings: Settings | None = None) -> Engine:
     from gis.db import database_url, make_engine
     from gis.settings import get_settings
 
-    return make_engine(database_url(get_settings()), pool_size=1, application_name="govgis-cli")
+    return make_engine(database_url(settings or get_settings()), pool_size=1, application_name="govgis-cli")
 
 
 def import_cmd(
     layer: Annotated[str, typer.Argument(help="layer id, e.g. cadastre_parcels (see GET /collections)")],
-    file: Annotated[Path, typer.Argument(help=".gpkg .shp .geojson .csv or .dxf")],
+    file: Annotated[Path, typer.Argument(help=".gpkg .shp (or .zip) .geojson .csv .dxf or .txt (CGCS2000)")],
     crs: Annotated[str | None, typer.Option("--crs", help="CRS of the file's coordinates, e.g. EPSG:4490; "
                                              "overrides the file's own")] = None,
     encoding: Annotated[str | None, typer.Option(help="text encoding, e.g. GBK (default: detect)")] = None,
@@ -57,15 +62,18 @@ def import_cmd(
 ) -> None:
     """Import a file into a layer: validated row by row, all or nothing, bulk-loaded with COPY."""
     from gis.access import SYSTEM
-    from gis.imports import import_file
+    from gis.io.imports import import_file
+    from gis.settings import get_settings
     from layers import REGISTRY
 
-    engine = _engine()
+    settings = get_settings()
+    engine = _engine(settings)
     try:
         target = REGISTRY.get(layer)
         with engine.begin() as conn:
-            report = import_file(conn, target, file, SYSTEM, crs=crs, encoding=encoding, layer_name=layer_name,
-                                 rename=_pairs(mapping, "--map"), defaults=_pairs(values, "--set"), progress=True)
+            report = import_file(conn, target, file, SYSTEM, settings=settings, crs=crs, encoding=encoding,
+                                 layer_name=layer_name, rename=_pairs(mapping, "--map"),
+                                 defaults=_pairs(values, "--set"), progress=True)
     except GisError as exc:
         raise _fail(exc) from None
     finally:
@@ -76,6 +84,8 @@ def import_cmd(
         f"{report.source_crs}{', ' + report.encoding if report.encoding else ''}) in {report.seconds:.1f} s "
         f"({rate:,.0f} rows/s){ignored}")
     say("stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items()))
+    for note in report.notes:
+        say(note)
 
 
 def export_cmd(
@@ -91,16 +101,18 @@ def export_cmd(
 ) -> None:
     """Export a layer's current features to a file, personal fields masked by default."""
     from gis.access import SYSTEM
-    from gis.exports import export_layer, parse_bbox
+    from gis.io.exports import export_layer, parse_bbox
+    from gis.settings import get_settings
     from layers import REGISTRY
 
-    engine = _engine()
+    settings = get_settings()
+    engine = _engine(settings)
     try:
         target = REGISTRY.get(layer)
         with engine.begin() as conn:
-            report = export_layer(conn, target, file, SYSTEM, crs=crs, bbox=parse_bbox(bbox) if bbox else None,
-                                  bbox_crs=bbox_crs, with_personal_data=with_personal_data, encoding=encoding,
-                                  progress=True)
+            report = export_layer(conn, target, file, SYSTEM, settings=settings, crs=crs,
+                                  bbox=parse_bbox(bbox) if bbox else None, bbox_crs=bbox_crs,
+                                  with_personal_data=with_personal_data, encoding=encoding, progress=True)
     except GisError as exc:
         raise _fail(exc) from None
     finally:

@@ -68,7 +68,7 @@ def main() -> None:
         migrate.upgrade(engine)
         print(f"[bench] fresh database {url.database}; importing {source.name}")
         started = time.perf_counter()
-        subprocess.run([str(ROOT / ".venv" / "bin" / "govgis"), "import", "cadastre_parcels", str(source)],
+        subprocess.run([sys.executable, "-m", "api.cli", "import", "cadastre_parcels", str(source)],
                        check=True, env=env, cwd=ROOT)
         seconds = time.perf_counter() - started
         with engine.connect() as conn:
