@@ -51,6 +51,7 @@ from gis.settings import Settings
 STREAM_CHUNK_ROWS = 100_000  # rows read, validated and COPY'd at a time from big files
 IMPORT_WORKERS = 2  # processes preparing slices of a big file
 PREFETCH_CHUNKS = 3  # slices prepared ahead of the COPY
+WORKER_NICENESS = 10  # workers yield the CPU to the database backend they feed
 ANALYZE_MIN_ROWS = 100_000  # rows from which an import refreshes the table's planner statistics
 READER_COLUMNS = {DXF: ("Layer",), TXT: TXT_PLOT_FIELDS}  # what a reader adds, kept only if mapped
 
@@ -159,6 +160,9 @@ def _worker_started(parent: int) -> None:
     inherited from it (its database connections), so that only the importing process holds them and
     its death ends the transaction at once."""
     _die_with(parent)
+    # the database is the bottleneck of a big load: let its backend have the cores first, the workers
+    # run ahead of it anyway (PREFETCH_CHUNKS slices)
+    os.nice(WORKER_NICENESS)
     devnull = os.open(os.devnull, os.O_RDWR)
     for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         fd = int(name)
