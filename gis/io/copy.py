@@ -122,7 +122,7 @@ def db_rejection(layer: Layer, exc: Exception, rows_before: int, rows: int) -> I
     constraint = getattr(diag, "constraint_name", None)
     line = re.search(r"COPY \S+, line (\d+)", getattr(diag, "context", None) or "")
     row = rows_before + int(line.group(1)) if line else None
-    reason = f"{message}" + (f" ({constraint})" if constraint else "") + (f": {detail}" if detail else "")
+    reason = (f"{message}" + (f" ({constraint})" if constraint else "") + (f": {detail}" if detail else "")).rstrip(".")
     where = f"row {row}: " if row else ""
     return ImportRejected(
         f"import into {layer.id!r} rejected by the database, nothing was written: {where}{reason}. "
