@@ -15,6 +15,7 @@ import layers  # noqa: F401  (declares every layer in the registry)
 from api import errors, openapi
 from api.access import AccessMiddleware
 from api.limits import BodyLimitMiddleware
+from api.routes import emergency as emergency_routes
 from api.routes import health, land, ogc, planning, query, tiles, webmap
 from api.routes import pipeline as pipeline_routes
 from gis.db import LoopReader, database_url, make_engine, read_url
@@ -58,12 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.serving)
     app.include_router(health.router)
     app.include_router(pipeline_routes.router)
+    app.include_router(emergency_routes.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(query.router)
     app.include_router(land.router)
     app.include_router(planning.router)
-    app.add_middleware(AccessMiddleware, rate_limit_per_minute=settings.service.rate_limit_per_minute)
+    service = settings.service
+    app.add_middleware(AccessMiddleware, rate_limit_per_minute=service.rate_limit_per_minute,
+                       tile_rate_limit_per_minute=service.tile_rate_limit_per_minute,
+                       anonymous_rate_limit_per_minute=service.anonymous_rate_limit_per_minute,
+                       failed_key_limit_per_minute=service.failed_key_limit_per_minute,
+                       trusted_proxies=service.trusted_proxies)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.service.max_request_bytes)
     openapi.install(app)
     app.include_router(webmap.router)

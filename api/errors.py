@@ -9,16 +9,20 @@ traceback.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import Conflict, GisError, InvalidParameter
+from gis.registry import REGISTRY
+from gis.schema import METADATA
 
 log = logging.getLogger("govgis.api")
 PROBLEM = "application/problem+json"
@@ -52,17 +56,94 @@ def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 def _integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
-    # a database constraint refused the row: tell which rule, not the SQL
+    # a database constraint refused the row: say which rule in the data's words, never the SQL,
+    # the constraint's name or the server's message
     diag = getattr(exc.orig, "diag", None)
-    constraint = getattr(diag, "constraint_name", None) or "a database rule"
-    message = getattr(diag, "message_primary", None) or "the row breaks a database rule"
-    return problem(409, Conflict.title, f"{message} ({constraint}): correct the value and retry", Conflict.slug)
+    detail = constraint_message(getattr(exc.orig, "pgcode", None), getattr(diag, "constraint_name", None),
+                                getattr(diag, "table_name", None), getattr(diag, "column_name", None))
+    return problem(409, Conflict.title, detail, Conflict.slug)
 
 
 def _data_error(_: Request, exc: DataError) -> JSONResponse:
-    diag = getattr(exc.orig, "diag", None)
-    message = getattr(diag, "message_primary", None) or "a value has the wrong type or range"
-    return problem(400, InvalidParameter.title, f"{message}: check the values you sent", InvalidParameter.slug)
+    return problem(400, InvalidParameter.title, "a value has the wrong type, format or range for its field "
+                   "(a number too large, a date that does not exist, text where a number belongs): check the "
+                   "values you sent against /collections/{id}/queryables", InvalidParameter.slug)
+
+
+def _statement_error(request: Request, exc: StatementError) -> JSONResponse:
+    # psycopg2 refuses some values before they reach the server (a NUL character in text)
+    if isinstance(exc.orig, ValueError) and "NUL" in str(exc.orig):
+        return problem(400, InvalidParameter.title, "a text value contains a NUL character (\\0): remove it",
+                       InvalidParameter.slug)
+    return _unexpected(request, exc)
+
+
+def constraint_message(pgcode: str | None, constraint: str | None, table: str | None, column: str | None) -> str:
+    """A person's message for a refused row, from the rule the schema declares (gis.schema.METADATA)."""
+    layer = REGISTRY.by_table(table) if table else None
+    where = f"layer {layer.id}" if layer else "this record"
+    if pgcode == "23502" and column:
+        return f"{column} is required in {where}: give a value"
+    if pgcode == "23505":
+        columns = _constraint_columns(table, constraint)
+        named = ", ".join(columns) if columns else "a unique field"
+        return f"{where} already has a feature with the same {named}: choose another value"
+    if pgcode == "23503":
+        columns = _constraint_columns(table, constraint)
+        named = ", ".join(columns) if columns else "a field"
+        return f"{named} of {where} refers to something that does not exist: check the value"
+    if pgcode == "23514":
+        allowed = _allowed_values(table, constraint)
+        if allowed:
+            field, values = allowed
+            return f"{field} of {where} must be one of: {', '.join(values)}"
+        columns = _constraint_columns(table, constraint)
+        if columns:
+            return (f"the value of {', '.join(columns)} breaks a rule of {where} (an allowed range or a valid "
+                    "geometry): correct it")
+    return f"the change breaks a rule of {where}: correct the values and retry"
+
+
+def _table(name: str | None) -> sa.Table | None:
+    return METADATA.tables.get(name) if name else None
+
+
+def _constraint(table: str | None, name: str | None) -> sa.Constraint | None:
+    found = _table(table)
+    if found is None or not name:
+        return None
+
+    def named(item: sa.Constraint | sa.Index) -> bool:
+        # the metadata's naming convention prefixes declared names (kind_known → ck_<table>_kind_known)
+        declared = str(item.name) if item.name is not None else ""
+        return bool(declared) and (name == declared or name.endswith(f"{found.name}_{declared}"))
+
+    # (not `a or b`: a constraint without columns is falsy)
+    constraint = next((c for c in found.constraints if named(c)), None)
+    if constraint is not None:
+        return constraint
+    return next((ix for ix in found.indexes if ix.unique and named(ix)), None)
+
+
+def _constraint_columns(table: str | None, name: str | None) -> list[str]:
+    found = _constraint(table, name)
+    if found is None:
+        return []
+    if isinstance(found, sa.CheckConstraint):
+        text = str(found.sqltext)
+        return [c.name for c in found.table.columns if re.search(rf"\b{re.escape(c.name)}\b", text)]
+    return [c.name for c in getattr(found, "columns", [])]
+
+
+def _allowed_values(table: str | None, name: str | None) -> tuple[str, list[str]] | None:
+    """For a code-list CHECK (gis.schema.one_of: ``col IN ('a','b')``), the field and its values."""
+    found = _constraint(table, name)
+    if not isinstance(found, sa.CheckConstraint):
+        return None
+    match = re.fullmatch(r"\s*(\w+) IN \((.*)\)\s*", str(found.sqltext))
+    if not match:
+        return None
+    return match.group(1), [v.strip().strip("'") for v in match.group(2).split(",")]
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -78,4 +159,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(Exception, _unexpected)

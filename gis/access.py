@@ -1,17 +1,30 @@
-"""Who may read and write which layer, and how personal data is masked.
+"""The access policy: who may read and write which layer, which fields and rows they see, and what
+they may filter and sort on. Every path that reads or writes a layer asks this module.
 
 A ``Caller`` is what the API makes of a request (anonymous, or a department key) and what the CLI
-uses for itself (``SYSTEM``). Rules come from the registry's access classes; the masking rule is the
-same here and in the database function ``govgis_mask`` (layers/migrations), so a value masked in SQL
-for GeoJSON and one masked in Python for a repair order read alike.
+uses for itself (``SYSTEM``). The rules themselves are declared once per layer in the registry
+(access class, ``personal`` / ``personal_when`` / ``hidden`` fields, ``owner_column``,
+``write_mode``); this module turns them into SQL expressions (for items, tiles, /query, search,
+export) and into Python masking (for module answers and reports), so both read alike.
+
+The privacy rule, in one line: a caller can neither see nor *use* what it may not see. A personal
+field is masked in every answer, and a caller without the personal-data scope may not filter, sort
+or select on it (refused with a 400 that says why) — otherwise a masked value could be read back
+digit by digit with ``LIKE``. A field that is personal only on some rows (a natural person's name
+as right holder) is compared and sorted as the caller sees it, masked, so nothing can be inferred
+beyond what the answer shows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from gis.errors import Forbidden, Unauthorized
-from gis.registry import Access, Layer
+import sqlalchemy as sa
+
+from gis.errors import Forbidden, InvalidParameter, NotFound, NotWritableHere, Unauthorized
+from gis.registry import Access, FieldInfo, Layer, WriteMode
 
 ALL = "*"
 
@@ -40,6 +53,9 @@ class Caller:
 ANONYMOUS = Caller(name="anonymous")
 SYSTEM = Caller(name="system", department="govgis", read=frozenset({ALL}), write=frozenset({ALL}),
                 personal_data=True)
+
+
+# ---------------------------------------------------------------- layers: read and write
 
 
 def can_read(caller: Caller, layer: Layer) -> bool:
@@ -76,8 +92,103 @@ def require_write(caller: Caller, layer: Layer) -> None:
                     f"{layer.department} to grant write access")
 
 
+def require_generic_write(caller: Caller, layer: Layer) -> None:
+    """The check of the generic write paths (OGC Part 4, import): the key's write scope, and a layer
+    that may be written generically at all — a module-only layer keeps its rules in its module."""
+    if layer.write_mode is WriteMode.MODULE:
+        raise NotWritableHere(f"{layer.id} is changed only through its module, which keeps its rules"
+                              f"{': ' + layer.write_via if layer.write_via else ''}")
+    if layer.write_mode is WriteMode.NONE:
+        raise NotWritableHere(f"{layer.id} is computed by govgis and cannot be written by clients")
+    require_write(caller, layer)
+
+
 def sees_personal_data(caller: Caller) -> bool:
     return caller.personal_data
+
+
+# ---------------------------------------------------------------- rows
+
+
+def sees_all_rows(caller: Caller, layer: Layer) -> bool:
+    """Whether the caller reads every row of an owned layer: an explicit grant of the layer (not just
+    its family) — otherwise only its own department's rows."""
+    if layer.owner_column is None:
+        return True
+    return ALL in caller.read or layer.id in caller.read or ALL in caller.write or layer.id in caller.write
+
+
+def row_clause(layer: Layer, caller: Caller) -> sa.ColumnElement[bool]:
+    """The rows of ``layer`` the caller may read (every path adds it to its WHERE)."""
+    if sees_all_rows(caller, layer):
+        return sa.true()
+    assert layer.owner_column is not None
+    if caller.department is None:
+        return sa.false()
+    return layer.table.c[layer.owner_column] == sa.bindparam(None, caller.department, type_=sa.Text)
+
+
+def require_row(caller: Caller, layer: Layer, row: Mapping[str, Any], what: str) -> None:
+    """A module's check that one row it is about to show is the caller's to read."""
+    if sees_all_rows(caller, layer) or row.get(layer.owner_column or "") == caller.department:
+        return
+    # the same answer as for a row that does not exist: ids must not tell other departments' work apart
+    raise NotFound(f"no {what}: it does not exist or belongs to another department")
+
+
+# ---------------------------------------------------------------- fields
+
+
+def _personal_sql(layer: Layer, name: str) -> sa.ColumnElement[bool] | None:
+    """SQL saying "this row's ``name`` is personal"; None when it is personal on every row."""
+    if name not in layer.personal_when:
+        return None
+    column_name, values = layer.personal_when[name]
+    # unknown (NULL) counts as personal: masking a company by mistake is the safe error
+    column = layer.table.c[column_name]
+    return sa.or_(column.is_(None), column.in_(values))
+
+
+def _personal_row(layer: Layer, name: str, row: Mapping[str, Any]) -> bool:
+    if name in layer.personal:
+        return True
+    column_name, values = layer.personal_when[name]
+    value = row.get(column_name)
+    return value is None or value in values
+
+
+def field_expression(layer: Layer, name: str, caller: Caller) -> sa.ColumnElement[Any]:
+    """The field as the caller sees it, as SQL: the column, or its masked form."""
+    column = layer.table.c[name]
+    if sees_personal_data(caller) or not layer.is_personal(name):
+        return column
+    masked = sa.func.govgis_mask(sa.cast(column, sa.Text))
+    condition = _personal_sql(layer, name)
+    if condition is None:
+        return masked
+    return sa.case((condition, masked), else_=sa.cast(column, sa.Text))
+
+
+def usable_field(layer: Layer, caller: Caller, name: str, purpose: str) -> sa.ColumnElement[Any]:
+    """The expression a caller may filter, sort or select ``name`` by (``purpose`` names the use for
+    the message: "filter", "sortby", "properties" …). Raises InvalidParameter when the field is unknown
+    or personal data the caller may not use."""
+    try:
+        layer.column(name)
+    except NotFound as exc:
+        raise InvalidParameter(f"{purpose}: {exc.detail}") from None
+    if name in layer.personal and not sees_personal_data(caller):
+        raise InvalidParameter(
+            f"{purpose}: {name!r} of {layer.id} is personal data; using it in a filter, a sort or a property "
+            "list needs a key with the personal-data scope (ask the data owner, "
+            f"{layer.department})")
+    return field_expression(layer, name, caller)
+
+
+def queryable_fields(layer: Layer, caller: Caller) -> list[FieldInfo]:
+    """The fields the caller may filter and sort on."""
+    show = sees_personal_data(caller)
+    return [info for info in layer.fields() if show or info.name not in layer.personal]
 
 
 def mask_text(value: str | None) -> str | None:
@@ -114,12 +225,14 @@ $$;
 """
 
 
-def mask_properties(caller: Caller, layer: Layer, properties: dict[str, object]) -> dict[str, object]:
-    """Properties with the layer's personal fields masked unless the caller may see them."""
-    if sees_personal_data(caller) or not layer.personal:
-        return properties
-    masked = dict(properties)
-    for name in layer.personal:
-        if name in masked and masked[name] is not None:
-            masked[name] = mask_text(str(masked[name]))
-    return masked
+def mask_properties(caller: Caller, layer: Layer, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A row (or a row's properties) as the caller may see it: hidden fields dropped, personal ones
+    masked unless the caller may see them — the Python twin of ``field_expression`` for module
+    answers and stored reports. Conditional rules read their condition from the same mapping."""
+    shown = {name: value for name, value in properties.items() if name not in layer.hidden}
+    if sees_personal_data(caller):
+        return shown
+    for name in (*layer.personal, *layer.personal_when):
+        if name in shown and shown[name] is not None and _personal_row(layer, name, properties):
+            shown[name] = mask_text(str(shown[name]))
+    return shown

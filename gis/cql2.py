@@ -24,12 +24,15 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from shapely.geometry import box
 
+from gis import intake
+from gis.access import Caller, usable_field
 from gis.errors import GisError, InvalidParameter, NotFound
-from gis.geometry import geometry_problem, parse_geojson
+from gis.geometry import geometry_problem
 from gis.registry import Layer
 
 MAX_FILTER_CHARS = 20_000
 MAX_DEPTH = 50
+MAX_PREDICATES = 500
 
 COMPARISON = {"=": "__eq__", "<>": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}
 SPATIAL = {
@@ -42,13 +45,17 @@ TEMPORAL = {"t_before", "t_after", "t_during", "t_intersects", "t_equals", "t_di
 
 
 class FilterContext:
-    """What a translation needs: the layer, the CRS of geometry literals and the storage SRID."""
+    """What a translation needs: the layer, who asks (a personal field may only be used with the
+    personal-data scope: gis.access.usable_field), the CRS of geometry literals and the storage SRID."""
 
-    def __init__(self, layer: Layer, filter_srid: int, storage_srid: int, *, flip_axes: bool = False) -> None:
+    def __init__(self, layer: Layer, filter_srid: int, storage_srid: int, *, caller: Caller,
+                 flip_axes: bool = False) -> None:
         self.layer = layer
+        self.caller = caller
         self.filter_srid = filter_srid
         self.storage_srid = storage_srid
         self.flip_axes = flip_axes
+        self.predicates = 0  # counted while translating: a filter of thousands of ORs is refused
 
 
 def parse_filter(text_or_json: str, lang: str) -> dict[str, Any] | Any:
@@ -56,6 +63,7 @@ def parse_filter(text_or_json: str, lang: str) -> dict[str, Any] | Any:
     if len(text_or_json) > MAX_FILTER_CHARS:
         raise InvalidParameter(f"filter is longer than {MAX_FILTER_CHARS} characters: simplify it")
     if lang == "cql2-json":
+        intake.check_json_nesting(text_or_json, MAX_DEPTH * 3, "filter")
         try:
             return json.loads(text_or_json)
         except json.JSONDecodeError as exc:
@@ -223,6 +231,10 @@ def _args(node: dict[str, Any], count: int | None = None) -> list[Any]:
 def _predicate(node: Any, ctx: FilterContext, depth: int) -> sa.ColumnElement[bool]:  # noqa: C901
     if depth > MAX_DEPTH:
         raise InvalidParameter(f"filter nests deeper than {MAX_DEPTH} levels: simplify it")
+    ctx.predicates += 1
+    if ctx.predicates > MAX_PREDICATES:
+        raise InvalidParameter(f"filter has more than {MAX_PREDICATES} conditions: use IN (…) for lists of "
+                               "values, or split the request")
     if isinstance(node, bool):
         return sa.true() if node else sa.false()
     if not isinstance(node, dict) or "op" not in node:
@@ -276,10 +288,11 @@ def _predicate(node: Any, ctx: FilterContext, depth: int) -> sa.ColumnElement[bo
     )
 
 
-def _column(name: Any, ctx: FilterContext) -> sa.Column:
+def _column(name: Any, ctx: FilterContext) -> sa.ColumnElement[Any]:
     if not isinstance(name, str):
         raise InvalidParameter("a property name must be text")
-    return ctx.layer.column(name)  # raises NotFound naming the valid fields
+    # the field as this caller may use it: refused if personal, masked if personal on some rows
+    return usable_field(ctx.layer, ctx.caller, name, "filter")
 
 
 def _scalar(node: Any, ctx: FilterContext, depth: int) -> sa.ColumnElement[Any]:
@@ -434,8 +447,10 @@ def _spatial(node: Any, ctx: FilterContext) -> sa.ColumnElement[Any]:
         if x0 > x1 or y0 > y1:
             raise InvalidParameter("bbox minimum exceeds maximum: give minx, miny, maxx, maxy")
         geom = box(x0, y0, x1, y1)
+        intake.check_coordinates(geom, geographic=ctx.filter_srid in (4326, 4490), north_first=ctx.flip_axes)
     elif isinstance(node, dict) and "type" in node:
-        geom = parse_geojson(node, max_vertices=100_000)
+        geom = intake.parse_client_geometry(node, limits=intake.Limits())
+        intake.check_coordinates(geom, geographic=ctx.filter_srid in (4326, 4490), north_first=ctx.flip_axes)
         problem = geometry_problem(geom)
         if problem:
             raise InvalidParameter(f"filter geometry: {problem}")

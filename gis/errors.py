@@ -76,6 +76,14 @@ class Forbidden(GisError):
     slug = "forbidden"
 
 
+class NotWritableHere(GisError):
+    """The layer is written only through its module (its domain rules live there), or not by clients."""
+
+    status = 405
+    title = "Not writable through this path"
+    slug = "write-through-module"
+
+
 class Conflict(GisError):
     """The write conflicts with the data (duplicate code, overlap, rule broken)."""
 

@@ -12,7 +12,6 @@ capped at ``COUNT_CAP`` + 1 rows stays under the cap; otherwise omitted (never e
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -20,9 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis import access
 from gis.access import Caller, sees_personal_data
 from gis.crs import CRS84_URI, crs_uri, is_crs84, lonlat_first, parse_crs
 from gis.errors import InvalidParameter, NotFound, UnknownCRS
+from gis.intake import parse_bbox, parse_datetime  # noqa: F401  (the items parameters, parsed once for every route)
 from gis.registry import Layer
 
 COUNT_CAP = 10_000
@@ -70,23 +71,6 @@ def resolve_crs(value: str | None, storage_srid: int) -> OutputCrs:
     raise UnknownCRS(f"CRS {value!r} is not offered; use one of: {', '.join(supported_crs(storage_srid))}")
 
 
-def parse_bbox(value: str) -> tuple[float, float, float, float]:
-    """Four (or six, with heights) comma-separated numbers; InvalidParameter otherwise."""
-    parts = value.split(",")
-    if len(parts) not in (4, 6):
-        raise InvalidParameter(f"bbox {value!r} must be 4 numbers: minx,miny,maxx,maxy (lon/lat by default)")
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        raise InvalidParameter(f"bbox {value!r} has a non-number: give minx,miny,maxx,maxy") from None
-    if not all(abs(n) < 1e12 for n in numbers):
-        raise InvalidParameter("bbox numbers must be finite")
-    x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 else numbers
-    if x0 > x1 or y0 > y1:
-        raise InvalidParameter(f"bbox {value!r}: the minimum corner must come first (minx,miny,maxx,maxy)")
-    return x0, y0, x1, y1
-
-
 def bbox_clause(layer: Layer, bbox: tuple[float, float, float, float], bbox_crs: OutputCrs,
                 storage_srid: int) -> sa.ColumnElement[bool]:
     """Features whose geometry intersects the box (given in ``bbox_crs``, axis order of that CRS)."""
@@ -98,31 +82,6 @@ def bbox_clause(layer: Layer, bbox: tuple[float, float, float, float], bbox_crs:
         # densify the edges so the reprojected box keeps its curved sides
         env = sa.func.ST_Transform(sa.func.ST_Segmentize(env, max(x1 - x0, y1 - y0) / 8 or 1), storage_srid)
     return sa.func.ST_Intersects(layer.table.c[layer.geometry_column], env)
-
-
-def parse_datetime(value: str) -> tuple[dt.datetime | None, dt.datetime | None, bool]:
-    """(start, end, is_instant) from an RFC 3339 instant or interval ('a/b', '../b', 'a/..')."""
-
-    def one(text: str) -> dt.datetime | None:
-        if text in ("..", ""):
-            return None
-        try:
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise InvalidParameter(f"datetime {text!r} is not RFC 3339 (e.g. 2024-05-01T00:00:00Z, or an "
-                                   "interval 2024-01-01T00:00:00Z/..)") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-    if "/" in value:
-        start_text, _, end_text = value.partition("/")
-        start, end = one(start_text), one(end_text)
-        if start and end and start > end:
-            raise InvalidParameter("datetime interval ends before it starts")
-        return start, end, False
-    instant = one(value)
-    if instant is None:
-        raise InvalidParameter("datetime must be an instant or an interval")
-    return instant, instant, True
 
 
 def time_clause(layer: Layer, datetime_value: str | None) -> sa.ColumnElement[bool]:
@@ -147,29 +106,31 @@ def time_clause(layer: Layer, datetime_value: str | None) -> sa.ColumnElement[bo
     return layer.current_clause()
 
 
-def parse_sortby(layer: Layer, value: str) -> list[sa.ColumnElement[Any]]:
-    """`sortby=+a,-b` → ORDER BY items; every name checked against the layer."""
+def _names(value: str, what: str, layer: Layer) -> list[str]:
+    """Comma-separated field names, each once; at most one per field of the layer."""
+    names = list(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    if len(names) > len(layer.table.c):
+        raise InvalidParameter(f"{what} names {len(names)} fields; {layer.id} has {len(layer.table.c)}")
+    return names
+
+
+def parse_sortby(layer: Layer, value: str, caller: Caller) -> list[sa.ColumnElement[Any]]:
+    """`sortby=+a,-b` → ORDER BY items; every name checked against the layer and the caller's rights
+    (sorting on a masked value would leak its order)."""
     out = []
-    for raw in (p.strip() for p in value.split(",")):
-        if not raw:
-            continue
+    for raw in _names(value, "sortby", layer):
         descending = raw.startswith("-")
         name = raw.lstrip("+-").strip()
-        try:
-            column = layer.column(name)
-        except NotFound as exc:
-            raise InvalidParameter(f"sortby: {exc.detail}") from None
-        out.append(column.desc() if descending else column.asc())
+        expression = access.usable_field(layer, caller, name, "sortby")
+        out.append(expression.desc() if descending else expression.asc())
     return out
 
 
-def parse_properties(layer: Layer, value: str) -> list[str]:
-    names = [p.strip() for p in value.split(",") if p.strip()]
+def parse_properties(layer: Layer, value: str, caller: Caller) -> list[str]:
+    """`properties=a,b` → the field names, checked against the layer and the caller's rights."""
+    names = _names(value, "properties", layer)
     for name in names:
-        try:
-            layer.column(name)
-        except NotFound as exc:
-            raise InvalidParameter(f"properties: {exc.detail}") from None
+        access.usable_field(layer, caller, name, "properties")
     return names
 
 
@@ -190,16 +151,12 @@ class ItemsQuery:
 
 
 def property_object(layer: Layer, names: list[str] | None, caller: Caller) -> sa.ColumnElement[Any]:
-    """json_build_object of the chosen attributes, personal ones masked in SQL unless allowed."""
-    show_personal = sees_personal_data(caller)
+    """json_build_object of the chosen attributes, each as the caller may see it (gis.access)."""
     chosen = names if names is not None else layer.field_names()
     args: list[Any] = []
     for name in chosen:
-        column = layer.table.c[name]
-        value: Any = column
-        if name in layer.personal and not show_personal:
-            value = sa.func.govgis_mask(sa.cast(column, sa.Text))
-        args.extend([sa.literal_column(f"'{name}'"), value])  # names come from the registry, not clients
+        # names come from the registry (checked), not from clients
+        args.extend([sa.literal_column(f"'{name}'"), access.field_expression(layer, name, caller)])
     if len(args) > 100:
         # json_build_object takes at most 100 arguments: join halves as jsonb
         half = (len(args) // 4) * 2
@@ -247,6 +204,11 @@ def _build_feature_object(q: ItemsQuery) -> sa.ColumnElement[Any]:
     )
 
 
+def readable_where(q: ItemsQuery) -> list[sa.ColumnElement[bool]]:
+    """The query's conditions plus the rows its caller may read: every features query goes through here."""
+    return [*q.where, access.row_clause(q.layer, q.caller)]
+
+
 @dataclass
 class Page:
     features_json: str  # a JSON array of Features, as PostGIS wrote it
@@ -257,16 +219,17 @@ class Page:
 def fetch_page(conn: Connection, q: ItemsQuery) -> Page:
     """One page of features as a JSON array text, with numberReturned and (when cheap) numberMatched."""
     table = q.layer.table
+    where = readable_where(q)
     inner = (
         sa.select(feature_object(q).label("f"))
-        .where(*q.where)
+        .where(*where)
         .order_by(*q.order, table.c[q.layer.key])
         .limit(q.limit)
         .offset(q.offset)
         .subquery()
     )
     # the capped count rides in the same statement: one round trip, and it is cheap (≤ COUNT_CAP + 1 index rows)
-    capped = sa.select(sa.literal(1)).select_from(table).where(*q.where).limit(COUNT_CAP + 1).subquery()
+    capped = sa.select(sa.literal(1)).select_from(table).where(*where).limit(COUNT_CAP + 1).subquery()
     stmt = sa.select(
         sa.cast(sa.func.coalesce(sa.func.json_agg(inner.c.f), sa.literal_column("'[]'::json")), sa.Text),
         sa.func.count(),
@@ -286,7 +249,7 @@ def fetch_feature(conn: Connection, q: ItemsQuery, feature_id: object) -> tuple[
     table = q.layer.table
     row = conn.execute(
         sa.select(sa.cast(feature_object(q), sa.Text), table.c.version if "version" in table.c else sa.literal(1))
-        .where(table.c[q.layer.key] == feature_id)
+        .where(table.c[q.layer.key] == feature_id, *readable_where(q))
     ).first()
     if row is None:
         raise NotFound(f"{q.layer.id} has no feature {feature_id}; list them at /collections/{q.layer.id}/items")

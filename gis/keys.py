@@ -45,13 +45,15 @@ access_log = sa.Table(
     METADATA,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("key_id", sa.BigInteger, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("key_id", sa.BigInteger, sa.ForeignKey("api_keys.id"), comment="NULL: anonymous or a refused key"),
+    sa.Column("client_addr", sa.Text, comment="the client's address (anonymous and refused requests)"),
     sa.Column("method", sa.String(8), nullable=False),
     sa.Column("route", sa.Text, nullable=False),
     sa.Column("layer", sa.Text),
     sa.Column("status", sa.SmallInteger, nullable=False),
 )
 sa.Index("ix_access_log_key_at", access_log.c.key_id, access_log.c.at)
+sa.Index("ix_access_log_client_addr_at", access_log.c.client_addr, access_log.c.at)
 
 TABLES = (api_keys, access_log)
 

@@ -20,6 +20,14 @@ from geoalchemy2 import Geometry
 from gis.errors import NotFound
 
 
+class WriteMode(StrEnum):
+    """How clients may change a layer."""
+
+    GENERIC = "generic"  # OGC API Part 4 and `govgis import`, through gis/writes.py
+    MODULE = "module"  # only through its module's endpoints (they keep the domain's rules)
+    NONE = "none"  # computed by govgis; no client writes it
+
+
 class Access(StrEnum):
     """Who may read a layer without a key-specific grant."""
 
@@ -37,7 +45,7 @@ class FieldInfo:
     format: str | None  # JSON Schema format: date, date-time, or None
     nullable: bool
     searchable: bool
-    personal: bool
+    personal: bool  # personal data on every row, or on the rows ``Layer.personal_when`` names
     title_zh: str
     title_en: str
 
@@ -56,7 +64,20 @@ class Layer:
     key: str = "id"
     geometry_column: str = "geom"
     searchable: tuple[str, ...] = ()
+    # Privacy policy (enforced by gis/access.py on every path: items, html, queryables, tiles,
+    # /query, search, export, module reports). ``personal`` fields are personal data on every row;
+    # ``personal_when`` maps a field to the rows where it is: {"right_holder": ("holder_kind", ("person",))}
+    # — a company's name is public record, a person's is not. ``hidden`` fields are never shown by
+    # the generic paths (e.g. a stored report whose content depends on who reads it).
     personal: tuple[str, ...] = ()
+    personal_when: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    hidden: tuple[str, ...] = ()
+    # Rows belong to a department (this column holds its name): other departments read them only
+    # with the layer named explicitly in their key's read scope.
+    owner_column: str | None = None
+    # How clients may write the layer; ``write_via`` tells a refused caller where to go instead.
+    write_mode: WriteMode = WriteMode.GENERIC
+    write_via: str = ""
     # attributes carried in vector tiles (keep them few: tiles are for drawing and identify)
     map_fields: tuple[str, ...] = ()
     # columns clients may not set: computed by the database or by the write path
@@ -118,11 +139,15 @@ class Layer:
                 clause = sa.and_(clause, rstart <= recorded_at, sa.or_(rend.is_(None), rend > recorded_at))
         return clause
 
+    def is_personal(self, name: str) -> bool:
+        """Whether a field is personal data on some or all rows."""
+        return name in self.personal or name in self.personal_when
+
     def fields(self) -> list[FieldInfo]:
-        """Attributes (every column except the geometry), in table order."""
+        """Attributes clients may see (every column except geometries and hidden fields), in table order."""
         out = []
         for column in self.table.columns:
-            if isinstance(column.type, Geometry):
+            if isinstance(column.type, Geometry) or column.name in self.hidden:
                 continue
             json_type, fmt = json_schema_type(column.type)
             title_zh, title_en = self.field_titles.get(column.name, (column.comment or column.name, column.name))
@@ -133,7 +158,7 @@ class Layer:
                     format=fmt,
                     nullable=bool(column.nullable),
                     searchable=column.name in self.searchable,
-                    personal=column.name in self.personal,
+                    personal=column.name in self.personal or column.name in self.personal_when,
                     title_zh=title_zh,
                     title_en=title_en,
                 )
@@ -146,7 +171,7 @@ class Layer:
     def column(self, name: str) -> sa.Column:
         """A declared attribute column; raises NotFound naming the valid choices."""
         column = self.table.c.get(name)
-        if column is None or isinstance(column.type, Geometry):
+        if column is None or isinstance(column.type, Geometry) or name in self.hidden:
             raise NotFound(
                 f"layer {self.id!r} has no field {name!r}; its fields are: {', '.join(self.field_names())}"
             )
@@ -191,9 +216,17 @@ class Registry:
     def add(self, layer: Layer) -> Layer:
         if layer.id in self._layers:
             raise ValueError(f"layer {layer.id!r} is declared twice")
-        for name in (*layer.searchable, *layer.personal, *layer.map_fields, *layer.required):
+        conditions = [column for column, _ in layer.personal_when.values()]
+        for name in (*layer.searchable, *layer.personal, *layer.personal_when, *conditions, *layer.hidden,
+                     *layer.map_fields, *layer.required, *([layer.owner_column] if layer.owner_column else [])):
             if name not in layer.table.c:
                 raise ValueError(f"layer {layer.id!r} names unknown column {name!r}")
+        if layer.has_history and layer.write_mode is WriteMode.GENERIC:
+            # a plain PATCH would write a version without the module's rules (lineage, legal order…)
+            raise ValueError(f"layer {layer.id!r} keeps history: declare write_mode=MODULE and its write_via")
+        leaking = [name for name in layer.map_fields if layer.is_personal(name) or name in layer.hidden]
+        if leaking:  # tiles are cached and served alike to every reader: no personal field may ride in them
+            raise ValueError(f"layer {layer.id!r}: map_fields {leaking} are personal or hidden")
         self._layers[layer.id] = layer
         return layer
 

@@ -25,6 +25,14 @@ METADATA = sa.MetaData(
 
 
 def storage_srid() -> int:
+    """The storage SRID, read when the table definitions are built (at import).
+
+    This is the one settings read that is not passed down: SQLAlchemy tables are module-level
+    declarations, built before any app or CLI exists, and their geometry columns must carry the
+    SRID the database was created with (a setting fixed at database creation, see the module
+    docstring). Code that runs later takes the SRID from a table's column (``table.c.geom.type.srid``),
+    so it always agrees with the schema.
+    """
     return get_settings().storage_srid
 
 
@@ -66,6 +74,7 @@ audit_log = sa.Table(
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("actor", sa.Text, nullable=False, comment="key name/department or system user"),
+    sa.Column("key_id", sa.BigInteger, comment="the API key that made the change (NULL: system/CLI)"),
     sa.Column("layer", sa.Text, nullable=False),
     sa.Column("feature_id", sa.Text),
     sa.Column("action", sa.Text, nullable=False),

@@ -125,7 +125,16 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_upload_features: int = Field(default=2_000_000, ge=1)
     max_query_vertices: int = Field(default=100_000, ge=4, description="Vertices in a posted geometry.")
-    rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per key per minute.")
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Data requests per key per minute.")
+    tile_rate_limit_per_minute: int = Field(
+        default=6000, ge=1, description="Map requests (tiles, basemap tiles, map assets) per key or per "
+        "anonymous client address per minute, per API process.")
+    anonymous_rate_limit_per_minute: int = Field(
+        default=300, ge=1, description="Data requests per anonymous client address per minute, per process.")
+    failed_key_limit_per_minute: int = Field(
+        default=30, ge=1, description="Refused (unknown/revoked) keys per client address per minute.")
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(), description="Addresses/networks of reverse proxies whose X-Forwarded-For is believed.")
     external_basemap_url: str = Field(
         default="", description="Optional external raster tile URL (e.g. 天地图 with key). Off by default."
     )
@@ -133,6 +142,16 @@ class ServiceSettings(BaseSettings):
         default="", description="Folder of local GeoTIFF basemaps (RGB orthophoto, or a DEM drawn as hillshade)."
     )
     language: str = Field(default="zh", pattern="^(zh|en)$")
+    public_base_url: str = Field(
+        default="", description="The address clients reach the service at (https://gis.city.gov.cn/govgis), "
+        "used for absolute links; empty: http://HOST:PORT. Never taken from a request's Host header.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
 
     # --- uploads and imports (gis/io): limits on files from outside, and the import's lock wait -------
     max_upload_bytes: int = Field(
@@ -154,6 +173,57 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+class PathSettings(BaseSettings):
+    """Files the service reads at run time, outside the database."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_", extra="ignore")
+
+    dem_path: Path = Field(
+        default=PROJECT_ROOT / "data" / "generated" / "dem.tif",
+        description="GeoTIFF digital elevation model (storage CRS or any CRS it declares) for pipe profiles; "
+                    "`govgis db setup --demo` writes the demo city's here.",
+    )
+    rules_dir: Path = Field(
+        default=PROJECT_ROOT / "data" / "rules",
+        description="Folder of the city-editable rule tables (GB 50289 clearances, service lives, minimum "
+                    "cover, repair frequency); default: the shipped data/rules.",
+    )
+
+
+# --- emergency module ---------------------------------------------------------------------------
+
+class EmergencySettings(BaseSettings):
+    """Dispatch, routing and coverage rules of the emergency module (prefix ``GOVGIS_EMERGENCY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVGIS_EMERGENCY_", extra="ignore")
+
+    turnout_seconds: dict[str, float] = Field(
+        default={"消防救援": 80.0, "医疗急救": 60.0},
+        description="Turnout time (alert to wheels rolling) by capability type; NFPA 1710: 80 s fire, 60 s EMS. "
+                    'JSON, e.g. {"消防救援": 80, "医疗急救": 60}.')
+    turnout_default_seconds: float = Field(default=90.0, ge=0, description="Turnout of any other capability.")
+    max_snap_m: float = Field(default=300.0, gt=0, description="A unit farther than this from every road is "
+                              "off the network: its ETA is a labelled straight-line estimate.")
+    straight_line_kmh: float = Field(default=25.0, gt=0, description="Speed of the straight-line fallback.")
+    duplicate_distance_m: float = Field(default=300.0, ge=0, description="Incidents of one type this close …")
+    duplicate_minutes: float = Field(default=30.0, ge=0, description="… and this close in time are flagged.")
+    coverage_minutes: float = Field(default=5.0, gt=0, description="GB 51080-2015 §4.1.3: reach the district "
+                                    "edge within 5 min of the dispatch order (turnout included).")
+    isochrone_cell_m: float = Field(default=25.0, gt=0, description="Grid of isochrone/coverage polygons.")
+    isochrone_buffer_m: float = Field(default=50.0, ge=0, description="Reached network buffered by this.")
+    isochrone_hole_max_m2: float = Field(default=40_000.0, ge=0,
+                                         description="Holes up to this (a block ringed by reached streets) are filled.")
+    evacuation_hazard_factor: float = Field(default=10.0, ge=1, description="Evacuation routes pay this factor "
+                                            "on roads inside the hazard, so they leave it by the shortest way.")
+    population_per_hectare: dict[str, float] = Field(
+        default={"0701": 300.0, "0702": 120.0},
+        description="Estimated residents per hectare of residential land by GB/T 21010 code (urban 0701, rural "
+                    "0702): the population grid is derived from the parcels with these.")
+    population_cell_m: float = Field(default=100.0, gt=0, description="Cell of the population grid.")
+    expiry_warning_days: int = Field(default=90, ge=0, description="Stock expiring within this is flagged.")
+    timezone: str = Field(default="Asia/Shanghai", description="The city's time zone: times people read.")
+
+
 class Settings:
     """All settings, validated together."""
 
@@ -161,6 +231,8 @@ class Settings:
         self.database = DatabaseSettings()
         self.spatial = SpatialSettings()
         self.service = ServiceSettings()
+        self.paths = PathSettings()
+        self.emergency = EmergencySettings()
 
     @property
     def storage_srid(self) -> int:

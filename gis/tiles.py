@@ -35,6 +35,8 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 
+from gis import access
+from gis.access import Caller
 from gis.crs import transformer
 from gis.errors import InvalidParameter
 from gis.registry import REGISTRY, Layer
@@ -69,13 +71,30 @@ def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float
 
 
 def tile_fields(layer: Layer) -> list[str]:
-    """The attributes a layer's tiles carry: its map fields, never personal ones."""
-    return [name for name in layer.map_fields if name not in layer.personal and name != layer.key]
+    """The attributes a layer's tiles carry: its map fields (the registry refuses personal ones there)."""
+    return [name for name in layer.map_fields if not layer.is_personal(name) and name != layer.key]
 
 
 def _current_sql(layer: Layer) -> str:
     ends = [end for end in ((layer.valid_time or (None, None))[1], (layer.record_time or (None, None))[1]) if end]
-    return "".join(f" AND {end} IS NULL" for end in ends)
+    sql = "".join(f" AND {end} IS NULL" for end in ends)
+    if layer.owner_column:
+        # rows of an owned layer: the caller's department's, or all with an explicit grant (gis.access)
+        sql += f" AND (:all_rows_{layer.id} OR {layer.owner_column} = :department_{layer.id})"
+    return sql
+
+
+def row_scope(layers: tuple[Layer, ...], caller: Caller) -> tuple[dict[str, object], tuple]:
+    """The tile parameters and cache-key part that restrict owned layers to the caller's rows."""
+    params: dict[str, object] = {}
+    scope: list[object] = []
+    for layer in layers:
+        if layer.owner_column:
+            everything = access.sees_all_rows(caller, layer)
+            params[f"all_rows_{layer.id}"] = everything
+            params[f"department_{layer.id}"] = caller.department or ""
+            scope.append("*" if everything else caller.department or "")
+    return params, tuple(scope)
 
 
 def layer_tile_sql(layer: Layer, storage_srid: int, affine: bool = False) -> str:
@@ -192,11 +211,13 @@ def tile_pixel_map(z: int, x: int, y: int, mercator: dict[str, float]) -> dict[s
 
 
 def tile_query(layers: tuple[Layer, ...], z: int, x: int, y: int, storage_srid: int,
-               storage_crs: str | None = None) -> tuple[sa.TextClause, dict[str, float | int]]:
+               storage_crs: str | None = None, caller: Caller = access.ANONYMOUS
+               ) -> tuple[sa.TextClause, dict[str, object]]:
     """The statement and parameters of a tile (what the tile route runs; the benchmark EXPLAINs it)."""
     check_tile(z, x, y)
     # simplify by half a pixel: invisible at this zoom, and it keeps narrow parcels from collapsing
-    params: dict[str, float | int] = {"z": z, "x": x, "y": y, "tol": pixel_metres(z) / 2}
+    params: dict[str, object] = {"z": z, "x": x, "y": y, "tol": pixel_metres(z) / 2}
+    params.update(row_scope(layers, caller)[0])
     affine = False
     if z >= AFFINE_MIN_ZOOM:
         fitted, residual = affine_to_mercator(z, x, y, storage_crs or f"EPSG:{storage_srid}")
@@ -239,9 +260,11 @@ class TileCache:
         self._versions_at = 0.0
 
     @staticmethod
-    def key(layers: tuple[Layer, ...], versions: dict[str, int], z: int, x: int, y: int) -> tuple:
+    def key(layers: tuple[Layer, ...], versions: dict[str, int], z: int, x: int, y: int,
+            scope: tuple = ()) -> tuple:
+        """The cache key of a tile: layers, their versions, address, and the row scope of owned layers."""
         return (tuple(layer.id for layer in layers), tuple(versions.get(layer.table.name, 0) for layer in layers),
-                z, x, y)
+                z, x, y, scope)
 
     @staticmethod
     def etag(key: tuple) -> str:

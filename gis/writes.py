@@ -19,7 +19,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, require_write
+from gis.access import Caller, require_generic_write, require_write
 from gis.errors import InvalidParameter, NotFound, PreconditionRequired, StaleVersion
 from gis.registry import Layer
 from gis.schema import audit_log, storage_srid
@@ -41,6 +41,7 @@ def audit(conn: Connection, caller: Caller, layer_id: str, feature_id: object, a
     conn.execute(
         audit_log.insert().values(
             actor=caller.name if not caller.department else f"{caller.name} ({caller.department})",
+            key_id=caller.key_id,
             layer=layer_id,
             feature_id=None if feature_id is None else str(feature_id),
             action=action,
@@ -102,10 +103,22 @@ def _check_version(layer: Layer, feature_id: object, current: Mapping[str, Any],
         )
 
 
+def _require(caller: Caller, layer: Layer, through_module: bool) -> None:
+    """The write check: a module writing its own module-only layer (its rules already applied) needs
+    the key's write scope; every generic path also needs a layer that may be written generically."""
+    if through_module:
+        require_write(caller, layer)
+    else:
+        require_generic_write(caller, layer)
+
+
 def insert_feature(conn: Connection, layer: Layer, caller: Caller, properties: Mapping[str, Any],
-                   geometry: BaseGeometry | None, *, effective_at: dt.datetime | None = None) -> dict[str, Any]:
-    """Insert one feature (geometry already validated and in the storage CRS). Returns the new row."""
-    require_write(caller, layer)
+                   geometry: BaseGeometry | None, *, effective_at: dt.datetime | None = None,
+                   through_module: bool = False) -> dict[str, Any]:
+    """Insert one feature (geometry already validated and in the storage CRS). Returns the new row.
+
+    ``through_module``: the caller is the layer's own module service (see ``Layer.write_mode``)."""
+    _require(caller, layer, through_module)
     values = _with_geometry(layer, _check_fields(layer, properties), geometry)
     missing = [name for name in layer.required if values.get(name) in (None, "")]
     if missing:
@@ -122,13 +135,13 @@ def insert_feature(conn: Connection, layer: Layer, caller: Caller, properties: M
 def update_feature(conn: Connection, layer: Layer, caller: Caller, feature_id: object,
                    properties: Mapping[str, Any], geometry: BaseGeometry | None, *,
                    expected_version: int | None, replace: bool = False, require_version: bool = False,
-                   effective_at: dt.datetime | None = None) -> dict[str, Any]:
+                   effective_at: dt.datetime | None = None, through_module: bool = False) -> dict[str, Any]:
     """Update (PATCH) or replace (PUT) a feature; a history layer gets a new version row instead.
 
     ``expected_version`` is the version the caller read (If-Match); a different current version is
     refused with StaleVersion. Returns the row as it now is (for history layers: the new version).
     """
-    require_write(caller, layer)
+    _require(caller, layer, through_module)
     before = _snapshot(conn, layer, feature_id, lock=True)
     if before is None or _retired(layer, before):
         raise NotFound(f"{layer.id} has no current feature {feature_id}")
@@ -153,9 +166,9 @@ def update_feature(conn: Connection, layer: Layer, caller: Caller, feature_id: o
 
 def delete_feature(conn: Connection, layer: Layer, caller: Caller, feature_id: object, *,
                    expected_version: int | None, require_version: bool = False,
-                   effective_at: dt.datetime | None = None) -> None:
+                   effective_at: dt.datetime | None = None, through_module: bool = False) -> None:
     """Delete a feature; a history layer's feature is retired (its versions stay)."""
-    require_write(caller, layer)
+    _require(caller, layer, through_module)
     before = _snapshot(conn, layer, feature_id, lock=True)
     if before is None or _retired(layer, before):
         raise NotFound(f"{layer.id} has no current feature {feature_id}")

@@ -1,8 +1,9 @@
 """The four layer families. Importing this package declares every layer in gis.registry.REGISTRY.
 
 Each family is a package with the same files: ``models.py`` (tables), ``layers.py`` (registry
-declarations) and, as its module grows, ``repository.py`` (its SQL), ``service.py`` (its analyses)
-and ``schemas.py`` (its request/response shapes). A family never imports another family's internals.
+declarations), ``schemas.py`` (request shapes), ``repository.py`` (all its SQL), ``service.py`` (every
+use case, the caller's right checked first) and pure computation modules that touch no database. A
+family calls another only through that family's ``service``.
 """
 
 from gis.registry import REGISTRY

@@ -26,6 +26,10 @@ TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # the suite's clients make thousands of anonymous requests a minute from one address; the rate-limit
+    # tests build their own apps with small budgets
+    os.environ.setdefault("GOVGIS_ANONYMOUS_RATE_LIMIT_PER_MINUTE", "1000000")
+    os.environ.setdefault("GOVGIS_TILE_RATE_LIMIT_PER_MINUTE", "1000000")
     base = database_url(get_settings())
     name = f"govgis_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = base.set(database=name)

@@ -8,6 +8,7 @@ the whole suite shares one database; every count a test checks is taken from SQL
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
@@ -161,7 +162,9 @@ def live_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[str]:
     assert not empty, f"public layers without features (ogctests needs some): {empty}"
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port,
+    settings = copy.copy(get_settings())  # links name the address clients reach this server at
+    settings.service = settings.service.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from gis.access import ANONYMOUS, SYSTEM, Caller
-from gis.errors import Forbidden, StaleVersion, Unauthorized
+from gis.errors import Forbidden, NotWritableHere, StaleVersion, Unauthorized
 from gis.writes import delete_feature, insert_feature, update_feature
 from layers import REGISTRY
 
@@ -58,8 +58,12 @@ def test_history_layer_keeps_old_versions(conn) -> None:
     layer = REGISTRY.get("cadastre_parcels")
     old = conn.execute(text("SELECT id, parcel_code, right_holder FROM cadastre_parcels "
                             "WHERE valid_to IS NULL AND recorded_to IS NULL ORDER BY id LIMIT 1")).one()
+    # parcels are a module-only layer: the generic path refuses even the system user…
+    with pytest.raises(NotWritableHere, match="/land/registrations"):
+        update_feature(conn, layer, SYSTEM, old.id, {"right_holder": "x"}, None, expected_version=1)
+    # …and the write path's history keeping is what the module builds on
     new = update_feature(conn, layer, SYSTEM, old.id, {"right_holder": "厦门新权利人有限公司"}, None,
-                         expected_version=1)
+                         expected_version=1, through_module=True)
     assert new["id"] != old.id and new["version"] == 2
     versions = conn.execute(text("SELECT right_holder, valid_to IS NULL AS open_valid, recorded_to IS NULL AS open_rec "
                                  "FROM cadastre_parcels WHERE parcel_code = :c ORDER BY id"),

@@ -48,6 +48,12 @@ def spot(demo_city, empty_square_km):
                       {"x": x, "y": y})
 
 
+def north_first(geom) -> dict:
+    """A storage-CRS geometry as an API body in EPSG:4548 takes it: northing (X) first, the CRS's
+    authority axis order (the one rule of gis.intake)."""
+    return mapping(transform(lambda x, y: (y, x), geom))
+
+
 def lonlat(geom) -> dict:
     return mapping(transform(TO_LONLAT.transform, geom))
 
@@ -66,7 +72,7 @@ def test_registrations_and_history_over_http(client, keys, spot):
              "right_type": "国有建设用地使用权", "landuse_code": "0701", "district": "350206"}
     r = client.post("/land/registrations/initial", headers=keys["clerk"], json={
         "sub_district": prefix, "ownership": "G", "parcel_type": "B", "attributes": attrs,
-        "geometry": mapping(box(x, y, x + 100, y + 100)), "crs": "EPSG:4548",
+        "geometry": north_first(box(x, y, x + 100, y + 100)), "crs": "EPSG:4548",
         "effective_at": "2021-01-01T00:00:00+08:00"})
     assert r.status_code == 201, r.text
     code = r.json()["created"][0]
@@ -75,17 +81,17 @@ def test_registrations_and_history_over_http(client, keys, spot):
     is_problem(client.post("/land/registrations/cancellation", json={"parcel_code": code}), 401)
     is_problem(client.post("/land/registrations/initial", headers=keys["clerk"], json={
         "sub_district": prefix, "ownership": "G", "parcel_type": "B", "attributes": attrs,
-        "geometry": mapping(box(x + 50, y, x + 150, y + 100)), "crs": "EPSG:4548"}), 409)
+        "geometry": north_first(box(x + 50, y, x + 150, y + 100)), "crs": "EPSG:4548"}), 409)
     is_problem(client.post("/land/registrations/initial", headers=keys["clerk"], json={
         "sub_district": "12345", "ownership": "G", "parcel_type": "B", "attributes": attrs,
-        "geometry": mapping(box(x + 500, y, x + 600, y + 100)), "crs": "EPSG:4548"}), 400)
+        "geometry": north_first(box(x + 500, y, x + 600, y + 100)), "crs": "EPSG:4548"}), 400)
     is_problem(client.post("/land/registrations/split", headers=keys["clerk"], json={
         "parcel_code": code, "children": [{"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}},
-                                          {"geometry": mapping(box(x, y, x + 1, y + 1))}]}), 400)
+                                          {"geometry": north_first(box(x, y, x + 1, y + 1))}]}), 400)
     r = client.post("/land/registrations/split", headers=keys["clerk"], json={
         "parcel_code": code, "crs": "EPSG:4548", "effective_at": "2022-01-01T00:00:00+08:00",
-        "children": [{"geometry": mapping(box(x, y, x + 60, y + 100))},
-                     {"geometry": mapping(box(x + 60, y, x + 100, y + 100)), "attributes": {"landuse_code": "0501"}}]})
+        "children": [{"geometry": north_first(box(x, y, x + 60, y + 100))},
+                     {"geometry": north_first(box(x + 60, y, x + 100, y + 100)), "attributes": {"landuse_code": "0501"}}]})
     assert r.status_code == 201, r.text
     c1, c2 = r.json()["created"]
 
@@ -139,9 +145,12 @@ def test_prereview_uploads_and_reports(client, keys, spot, demo_city):
     assert report["total_area"] == pytest.approx(shape(report_geometry(demo_city, report["id"])).area, abs=0.01)
     assert sum(row["plane_area"] for row in report["landuse"]) <= report["total_area"] + 0.01
     assert report["landuse"], "the demo city's survey covers the island"
-    reopened = client.get(f"/planning/prereview/{report['id']}", headers=keys["viewer"])
+    reopened = client.get(f"/planning/prereview/{report['id']}", headers=keys["clerk"])
     assert reopened.status_code == 200 and reopened.json()["total_area"] == pytest.approx(report["total_area"])
-    page = client.get(f"/planning/prereview/{report['id']}/report.html", headers=keys["viewer"])
+    # a report belongs to the department that made it: another department's key finds no such report
+    is_problem(client.get(f"/planning/prereview/{report['id']}", headers=keys["viewer"]), 404)
+    is_problem(client.get(f"/planning/prereview/{report['id']}/report.html", headers=keys["viewer"]), 404)
+    page = client.get(f"/planning/prereview/{report['id']}/report.html", headers=keys["clerk"])
     assert page.status_code == 200 and "<svg" in page.text and "用地预审" in page.text
     assert "<script src=" not in page.text and "cdn" not in page.text.lower()
     is_problem(client.get("/planning/prereview/999999999", headers=keys["viewer"]), 404)

@@ -223,7 +223,7 @@ def test_codes_unique_under_concurrency(demo_city, spot):
     def issue() -> None:
         with demo_city.begin() as conn:
             barrier.wait()
-            [code] = codes.next_parcel_codes(conn, prefix, "G", "B")
+            [code] = reg.next_parcel_codes(conn, prefix, "G", "B")
             # record it so the other transaction (waiting on the lock) sees it as used
             conn.execute(sa.text("INSERT INTO cadastre_lineage (parent_code, child_code, kind, registration_id) "
                                  "SELECT :c, :c, 'boundary_adjustment', min(id) FROM cadastre_registrations"),

@@ -9,9 +9,15 @@ from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops t
 from gis.access import SYSTEM
 from gis.crs import transformer
 from gis.settings import get_settings
-from layers.pipeline import clearance, repository
+from layers.pipeline import clearance, repository, service
 
 X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.44, 24.76)
+
+
+def check_proposed(conn, line, spec: clearance.PipeSpec) -> dict:
+    return service.proposed_pipe_clearance(conn, line, caller=SYSTEM, settings=get_settings(), utility=spec.utility,
+                                           diameter_mm=spec.diameter_mm, depth_m=spec.depth_m,
+                                           pressure_class=spec.pressure_class)
 
 
 def _net(conn, utility: str, name: str, code: str, coords, **attrs) -> int:
@@ -44,7 +50,7 @@ def test_proposed_gas_pipe_violations_with_measured_and_required(engine, street)
     line = LineString([(X0 + 10, Y0 + 0.6), (X0 + 90, Y0 + 0.6)])
     spec = clearance.PipeSpec("gas", 100, 1.0, "low")
     with engine.connect() as conn:
-        report = clearance.check_proposed(conn, line, spec, caller=SYSTEM)
+        report = check_proposed(conn, line, spec)
     found = {f["pipe_id"]: f for f in report["findings"]}
     assert set(found) == {street["water"], street["telecom"]}
     assert found[street["water"]]["kind"] == "horizontal"
@@ -59,13 +65,12 @@ def test_proposed_gas_pipe_violations_with_measured_and_required(engine, street)
 def test_compliant_and_unknown_depth(engine, street):
     far = LineString([(X0 + 10, Y0 + 1.5), (X0 + 40, Y0 + 1.5)])  # 1.5 − 0.15 − 0.05 = 1.30 from water
     with engine.connect() as conn:
-        ok = clearance.check_proposed(conn, far, clearance.PipeSpec("gas", 100, 1.0, "low"), caller=SYSTEM)
+        ok = check_proposed(conn, far, clearance.PipeSpec("gas", 100, 1.0, "low"))
         # sub-high pressure gas needs 1.0 m from water: at 1.1 m offset the clear is 0.90
         near = LineString([(X0 + 10, Y0 + 1.1), (X0 + 40, Y0 + 1.1)])
-        sub = clearance.check_proposed(conn, near, clearance.PipeSpec("gas", 100, 1.0, "subhigh"), caller=SYSTEM)
+        sub = check_proposed(conn, near, clearance.PipeSpec("gas", 100, 1.0, "subhigh"))
         crossing = LineString([(X0 + 40, Y0 + 5), (X0 + 60, Y0 + 5)])
-        unknown = clearance.check_proposed(conn, crossing, clearance.PipeSpec("water", 100, None, None),
-                                           caller=SYSTEM)
+        unknown = check_proposed(conn, crossing, clearance.PipeSpec("water", 100, None, None))
     assert ok["findings"] == []
     (violation,) = sub["findings"]
     assert violation["measured_m"] == pytest.approx(0.90, abs=1e-6) and violation["required_m"] == 1.0
@@ -75,7 +80,7 @@ def test_compliant_and_unknown_depth(engine, street):
 def test_area_check_between_existing_networks(engine, street):
     area = box(X0 - 5, Y0 - 20, X0 + 105, Y0 + 20)
     with engine.connect() as conn:
-        report = clearance.check_area(conn, area, caller=SYSTEM)
+        report = service.area_clearance(conn, area, caller=SYSTEM, settings=get_settings())
     pairs = {frozenset((f["pipe_id"], f["other_pipe_id"])): f for f in report["findings"]}
     # water (1.5 m deep, top) vs telecom (0.8 m top, 0.9 bottom): vertical 0.60 ≥ 0.50 → fine;
     # power vs telecom crossing: power top 0.7 bottom 0.8, telecom top 0.8 → 0.0 < 0.50

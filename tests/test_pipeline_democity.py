@@ -7,9 +7,9 @@ import numpy as np
 from sqlalchemy import text
 
 from gis.access import SYSTEM
+from gis.settings import get_settings
 from layers.pipeline import service
 from layers.pipeline.isolation import isolate
-from layers.pipeline.topology import load_graph, validate_network
 
 
 def test_demo_networks_are_clean_and_isolations_match_networkx(demo_city):
@@ -17,10 +17,10 @@ def test_demo_networks_are_clean_and_isolations_match_networkx(demo_city):
         networks = conn.execute(text("SELECT id, utility FROM pipeline_networks WHERE name LIKE '%演示%'")).all()
         assert {u for _, u in networks} >= {"water", "gas"}
         for nid, _utility in networks:
-            report = validate_network(conn, nid)
+            report = service.topology_report(conn, nid, caller=SYSTEM, settings=get_settings())
             for kind in ("missing_node", "unsnapped_endpoint", "duplicate_pipe", "valve_not_on_pipe", "self_loop"):
                 assert report["counts"][kind] == 0, (nid, kind, report["problems"][kind][:3])
-            g = load_graph(conn, nid)
+            g = service.load_graph(conn, nid)
             pipes = conn.execute(text("SELECT id, from_node, to_node FROM pipeline_pipes WHERE network_id = :n "
                                       "AND status = 'in_service'"), {"n": nid}).all()
             node_rows = conn.execute(text("SELECT id, kind, valve_state FROM pipeline_nodes WHERE network_id = :n"),
@@ -52,7 +52,7 @@ def test_demo_networks_are_clean_and_isolations_match_networkx(demo_city):
                 ours = {int(g.customer_ids[c]) for c in np.concatenate([iso.customers_inside,
                                                                         iso.customers_collateral])}
                 assert ours == expected
-            result = service.isolate_burst(conn, nid, caller=SYSTEM, pipe_id=int(g.pipe_ids[0]), store=False)
+            result = service.isolate_burst(conn, nid, caller=SYSTEM, settings=get_settings(), pipe_id=int(g.pipe_ids[0]), store=False)
             assert result["segment"]["pipe_count"] >= 1 and result["valves_to_close"] is not None
 
 

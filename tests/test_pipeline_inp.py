@@ -14,7 +14,7 @@ from gis.crs import transformer
 from gis.errors import Forbidden, ImportRejected, InvalidParameter, Unauthorized
 from gis.keys import create_key
 from gis.settings import get_settings
-from layers.pipeline import inp, service
+from layers.pipeline import service
 
 E0, N0 = transformer("EPSG:4326", "EPSG:4548").transform(118.42, 24.80)
 
@@ -51,7 +51,7 @@ hand-made
 
 def test_import_maps_every_element(engine):
     with engine.begin() as conn:
-        result = inp.import_inp(conn, SMALL, name="inp-small", crs="EPSG:4548", caller=SYSTEM,
+        result = service.import_inp(conn, SMALL, name="inp-small", crs="EPSG:4548", caller=SYSTEM, settings=get_settings(),
                                 valve_layer=[("P2", "J2")], customers_from_demand=True)
         nodes = dict(conn.execute(text("SELECT code, kind FROM pipeline_nodes WHERE network_id = :n"),
                                   {"n": result.network_id}).all())
@@ -75,9 +75,9 @@ def test_import_maps_every_element(engine):
 
 def test_control_valve_is_no_barrier_and_isolation_valve_is(engine):
     with engine.begin() as conn:
-        result = inp.import_inp(conn, SMALL, name="inp-barriers", crs="EPSG:4548", caller=SYSTEM,
+        result = service.import_inp(conn, SMALL, name="inp-barriers", crs="EPSG:4548", caller=SYSTEM, settings=get_settings(),
                                 valve_layer=[("P2", "J2")], customers_from_demand=True)
-        iso = service.isolate_burst(conn, result.network_id, caller=SYSTEM, pipe_id=result.pipe_ids["P1"],
+        iso = service.isolate_burst(conn, result.network_id, caller=SYSTEM, settings=get_settings(), pipe_id=result.pipe_ids["P1"],
                                     store=False)
     seg = set(iso["segment"]["pipe_ids"])
     # the PRV passes the segment through to J2's stub; the isolation valve on P2 stops it
@@ -89,17 +89,17 @@ def test_control_valve_is_no_barrier_and_isolation_valve_is(engine):
 def test_refusals(engine):
     with engine.begin() as conn:
         with pytest.raises(InvalidParameter, match="CRS"):
-            inp.import_inp(conn, SMALL, name="no-crs", crs=None, caller=SYSTEM)
+            service.import_inp(conn, SMALL, name="no-crs", crs=None, caller=SYSTEM, settings=get_settings())
         with pytest.raises(ImportRejected, match="outside the city"):
-            inp.import_inp(conn, SMALL, name="wrong-crs", crs="EPSG:4547", caller=SYSTEM)
+            service.import_inp(conn, SMALL, name="wrong-crs", crs="EPSG:4547", caller=SYSTEM, settings=get_settings())
         with pytest.raises(ImportRejected) as bad:
-            inp.import_inp(conn, SMALL.replace(" P2  J2  J3", " P2  J2  J9"), name="bad", crs="EPSG:4548",
-                           caller=SYSTEM, valve_layer=[("P1", "J3")])
+            service.import_inp(conn, SMALL.replace(" P2  J2  J3", " P2  J2  J9"), name="bad", crs="EPSG:4548",
+                               caller=SYSTEM, settings=get_settings(), valve_layer=[("P1", "J3")])
         reasons = " ".join(e["reason"] for e in bad.value.extra["errors"])
         assert "J9" in reasons and "not an end of link" in reasons
         with pytest.raises(ImportRejected, match="malformed"):
-            inp.import_inp(conn, SMALL.replace(" P1  R1  J1  1000  300", " P1  R1  J1  1000  wide"),
-                           name="bad2", crs="EPSG:4548", caller=SYSTEM)
+            service.import_inp(conn, SMALL.replace(" P1  R1  J1  1000  300", " P1  R1  J1  1000  wide"),
+                               name="bad2", crs="EPSG:4548", caller=SYSTEM, settings=get_settings())
 
 
 def test_us_units_and_http_upload(engine):
@@ -125,7 +125,7 @@ def test_us_units_and_http_upload(engine):
 
 def test_pipes_in_area(engine):
     with engine.begin() as conn:
-        result = inp.import_inp(conn, SMALL, name="inp-area", crs="EPSG:4548", caller=SYSTEM)
+        result = service.import_inp(conn, SMALL, name="inp-area", crs="EPSG:4548", caller=SYSTEM, settings=get_settings())
         area = box(E0 + 50, N0 - 10, E0 + 150, N0 + 10)
         rows = service.pipes_in_area(conn, area, caller=SYSTEM)
         mine = {r["code"]: r for r in rows if r["network"] == "inp-area"}

@@ -74,17 +74,18 @@ def net(engine):
 def api(engine):
     from api.app import create_app
 
+    # computing an isolation stores it: both keys write the pipeline family's isolations store
     with engine.begin() as conn:
-        reader = create_key(conn, department="自来水公司", read=["pipeline"]).secret
+        dispatcher = create_key(conn, department="自来水公司", read=["pipeline"], write=["pipeline"]).secret
         personal = create_key(conn, department="客服中心", read=["pipeline", "pipeline_customers"],
-                              personal_data=True).secret
+                              write=["pipeline"], personal_data=True).secret
     with TestClient(create_app(get_settings())) as client:
-        yield client, reader, personal
+        yield client, dispatcher, personal
 
 
 def test_isolation_known_answer(engine, net):
     with engine.begin() as conn:
-        result = service.isolate_burst(conn, net["network"], caller=SYSTEM, pipe_id=net["p3"])
+        result = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), pipe_id=net["p3"])
     assert [v["code"] for v in result["valves_to_close"]] == ["V1"]
     assert [v["code"] for v in result["valves_not_needed"]] == ["V2"]
     assert [v["code"] for v in result["valves_already_closed"]] == ["V3"]
@@ -106,8 +107,8 @@ def test_isolation_known_answer(engine, net):
 
 def test_failed_valve_is_a_new_audited_version(engine, net):
     with engine.begin() as conn:
-        first = service.isolate_burst(conn, net["network"], caller=SYSTEM, pipe_id=net["p3"])
-        second = service.isolate_burst(conn, net["network"], caller=SYSTEM, failed_valves=[net["V1"]],
+        first = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), pipe_id=net["p3"])
+        second = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), failed_valves=[net["V1"]],
                                        parent_id=first["id"])
         record = service.isolation_record(conn, second["id"], caller=SYSTEM)
         audits = conn.execute(text("SELECT count(*) FROM audit_log WHERE layer = 'pipeline_isolations' "
@@ -120,11 +121,11 @@ def test_failed_valve_is_a_new_audited_version(engine, net):
 
 
 def test_http_snap_point_masking_and_errors(api, net):
-    client, reader, personal = api
+    client, dispatcher, personal = api
     lon, lat = transformer(get_settings().spatial.storage_crs, "EPSG:4326").transform(X0 + 250, Y0 + 3)
     body = {"network_id": net["network"], "lon": lon, "lat": lat}
     assert client.post("/pipeline/isolations", json=body).status_code == 401
-    r = client.post("/pipeline/isolations", json=body, headers={"X-API-Key": reader})
+    r = client.post("/pipeline/isolations", json=body, headers={"X-API-Key": dispatcher})
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["burst"]["pipe_id"] == net["p3"] and data["burst"]["snap_distance_m"] == pytest.approx(3.0, abs=0.05)
@@ -132,32 +133,37 @@ def test_http_snap_point_masking_and_errors(api, net):
     r = client.post("/pipeline/isolations", json={**body, "crs": "EPSG:4326"}, headers={"X-API-Key": personal})
     listing = {c["account_no"]: c for c in r.json()["customers"]["list"]}
     assert listing["C-J2"]["contact_phone"] == "13812345678"
+    # an isolation belongs to the department that ran it: another department's key sees none
+    elsewhere = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["V1"]]},
+                            headers={"X-API-Key": dispatcher})
+    assert elsewhere.status_code == 404
+    assert client.get(f"/pipeline/isolations/{r.json()['id']}", headers={"X-API-Key": dispatcher}).status_code == 404
     again = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["V1"]]},
-                        headers={"X-API-Key": reader})
+                        headers={"X-API-Key": personal})
     assert again.status_code == 200 and again.json()["parent_id"] == r.json()["id"]
     bad = client.post(f"/pipeline/isolations/{r.json()['id']}/failed-valves", json={"valves": [net["J1"]]},
-                      headers={"X-API-Key": reader})
+                      headers={"X-API-Key": personal})
     assert bad.status_code == 400 and "isolation valve" in bad.json()["detail"]
     far = client.post("/pipeline/isolations", json={"network_id": net["network"], "lon": 10.0, "lat": 10.0},
-                      headers={"X-API-Key": reader})
+                      headers={"X-API-Key": dispatcher})
     assert far.status_code == 400 and far.headers["content-type"].startswith("application/problem+json")
-    assert client.get("/pipeline/isolations/999999", headers={"X-API-Key": reader}).status_code == 404
+    assert client.get("/pipeline/isolations/999999", headers={"X-API-Key": dispatcher}).status_code == 404
     by_utility = client.post("/pipeline/isolations", json={"utility": "water", "lon": lon, "lat": lat},
-                             headers={"X-API-Key": reader})
+                             headers={"X-API-Key": dispatcher})
     # other test modules build the same network at the same place: any of them may be nearest
     assert by_utility.status_code == 200 and by_utility.json()["burst"]["pipe_code"] == "p3"
     assert by_utility.json()["burst"]["snap_distance_m"] == pytest.approx(3.0, abs=0.05)
     nothing = client.post("/pipeline/isolations", json={"utility": "heat", "lon": lon, "lat": lat},
-                          headers={"X-API-Key": reader})
+                          headers={"X-API-Key": dispatcher})
     assert nothing.status_code == 404
     assert client.post("/pipeline/isolations", json={"pipe_id": net["p3"]},
-                       headers={"X-API-Key": reader}).status_code == 400
+                       headers={"X-API-Key": dispatcher}).status_code == 400
 
 
 def test_masked_contacts_without_personal_scope(engine, net):
     caller = Caller(name="t", department="客服", read=frozenset({"pipeline", "pipeline_customers"}), key_id=1)
     with engine.begin() as conn:
-        result = service.isolate_burst(conn, net["network"], caller=caller, pipe_id=net["p3"], store=False)
+        result = service.isolate_burst(conn, net["network"], caller=caller, settings=get_settings(), pipe_id=net["p3"], store=False)
     listing = {c["account_no"]: c for c in result["customers"]["list"]}
     assert listing["C-J2"]["contact_phone"] == "138****5678" and listing["C-J2"]["contact_name"] == "张**"
 
@@ -166,18 +172,17 @@ def test_graph_cache_follows_edits(engine):
     """An edit through the write path bumps the layer version: the next isolation sees it."""
     from gis.writes import update_feature
     from layers.pipeline.layers import NODES
-    from layers.pipeline.topology import network_graph
 
     with engine.begin() as conn:
         ids = build_network(conn, "cache T")
     with engine.connect() as conn:
-        before = network_graph(conn, ids["network"])
-        assert network_graph(conn, ids["network"]) is before  # warm: same object
+        before = service.network_graph(conn, ids["network"])
+        assert service.network_graph(conn, ids["network"]) is before  # warm: same object
     with engine.begin() as conn:
         update_feature(conn, NODES, SYSTEM, ids["V1"], {"valve_state": "inoperable"}, None, expected_version=1)
     with engine.begin() as conn:
-        after = network_graph(conn, ids["network"])
-        result = service.isolate_burst(conn, ids["network"], caller=SYSTEM, pipe_id=ids["p3"], store=False)
+        after = service.network_graph(conn, ids["network"])
+        result = service.isolate_burst(conn, ids["network"], caller=SYSTEM, settings=get_settings(), pipe_id=ids["p3"], store=False)
     assert after is not before
     # V1 cannot be operated any more: the source S is inside the ring now
     assert [f["code"] for f in result["segment"]["feeders_inside"]] == ["S"]

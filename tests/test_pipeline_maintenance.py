@@ -13,7 +13,7 @@ from gis.access import SYSTEM
 from gis.crs import transformer
 from gis.errors import InvalidParameter
 from gis.settings import get_settings
-from layers.pipeline import maintenance, repository
+from layers.pipeline import repository, service
 
 X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.48, 24.79)
 TODAY = dt.date(2026, 11, 22)
@@ -32,15 +32,15 @@ def net(engine):
              "geom": LineString([(X0 + 100 * i, Y0), (X0 + 100 * (i + 1), Y0)])}
             for i, (c, m, y) in enumerate(specs)], ids)
         for days in (30, 200, 400, 800):  # four repairs within five years
-            maintenance.add_repair(conn, pids["often"], caller=SYSTEM, repaired_on=TODAY - dt.timedelta(days=days),
+            service.add_repair(conn, pids["often"], caller=SYSTEM, repaired_on=TODAY - dt.timedelta(days=days),
                                    kind="leak", crew="一班", cost_yuan=1200.5)
-        maintenance.add_repair(conn, pids["pe"], caller=SYSTEM, repaired_on=dt.date(2021, 1, 1), kind="burst")
+        service.add_repair(conn, pids["pe"], caller=SYSTEM, repaired_on=dt.date(2021, 1, 1), kind="burst")
     return {"network": nid, **pids}
 
 
 def test_report_flags_age_and_frequency(engine, net):
     with engine.connect() as conn:
-        report = maintenance.maintenance_report(conn, net["network"], caller=SYSTEM, today=TODAY)
+        report = service.maintenance_report(conn, net["network"], caller=SYSTEM, settings=get_settings(), today=TODAY)
     by_code = {w["code"]: w for w in report["warnings"]}
     assert set(by_code) == {"old-grey", "steel", "ductile", "often"}
     assert by_code["old-grey"]["reasons"][0]["severity"] == "overdue" and by_code["old-grey"]["reasons"][0]["age_years"] == 56
@@ -56,13 +56,13 @@ def test_report_flags_age_and_frequency(engine, net):
 
 def test_repairs_are_recorded_and_audited(engine, net):
     with engine.connect() as conn:
-        records = maintenance.pipe_repairs(conn, net["often"], caller=SYSTEM)
+        records = service.pipe_repairs(conn, net["often"], caller=SYSTEM)
         audited = conn.execute(text("SELECT count(*) FROM audit_log WHERE layer = 'pipeline_repairs'")).scalar()
     assert [r["repaired_on"] for r in records] == sorted((r["repaired_on"] for r in records), reverse=True)
     assert len(records) == 4 and records[0]["cost_yuan"] == 1200.5
     assert audited >= 5
     with engine.begin() as conn, pytest.raises(InvalidParameter):
-        maintenance.add_repair(conn, net["pe"], caller=SYSTEM, repaired_on=TODAY, kind="magic")
+        service.add_repair(conn, net["pe"], caller=SYSTEM, repaired_on=TODAY, kind="magic")
 
 
 def test_criticality_and_cli(engine):
@@ -73,7 +73,6 @@ def test_criticality_and_cli(engine):
     from api.cli import app
     from layers.pipeline import service
     from layers.pipeline.isolation import isolate
-    from layers.pipeline.topology import load_graph
 
     with engine.begin() as conn:
         ids = build_network(conn, "criticality T")
@@ -81,7 +80,7 @@ def test_criticality_and_cli(engine):
         seen: list[tuple[int, int]] = []
         result = service.criticality(conn, ids["network"], caller=SYSTEM, top=100,
                                      progress=lambda d, t: seen.append((d, t)))
-        graph = load_graph(conn, ids["network"])
+        graph = service.load_graph(conn, ids["network"])
     expected = {int(graph.pipe_ids[p]): len(iso.customers_inside) + len(iso.customers_collateral)
                 for p in range(len(graph.pipe_ids)) for iso in [isolate(graph, p)]}
     assert {t["pipe_id"]: t["customers_lost"] for t in result["top"]} == expected

@@ -13,7 +13,7 @@ from gis.access import SYSTEM, Caller
 from gis.errors import Conflict, Forbidden, InvalidParameter, StaleVersion
 from gis.keys import create_key
 from gis.settings import get_settings
-from layers.pipeline import orders, service
+from layers.pipeline import service
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 INCIDENT = dt.datetime(2026, 11, 22, 9, 30, tzinfo=TZ)
@@ -28,8 +28,8 @@ def net(engine):
 
 def test_workflow_audit_conflicts_and_notice(engine, net):
     with engine.begin() as conn:
-        iso = service.isolate_burst(conn, net["network"], caller=SYSTEM, pipe_id=net["p3"])
-        order = orders.create_order(conn, iso["id"], caller=SYSTEM, incident_at=INCIDENT, place="湖滨南路",
+        iso = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), pipe_id=net["p3"])
+        order = service.create_repair_order(conn, iso["id"], caller=SYSTEM, incident_at=INCIDENT, place="湖滨南路",
                                     planned_restore_at=RESTORE)
     assert order["code"] == f"QX20261122-{order['id']:05d}" and order["status"] == "planned"
     assert order["valve_ids"] == [net["V1"]] and order["conflicts"] == []
@@ -37,14 +37,14 @@ def test_workflow_audit_conflicts_and_notice(engine, net):
     assert "湖滨南路" in order["notice_text"] and "约3户" in order["notice_text"]
     assert any("V1" in step["task"] for step in order["checklist"])
     with engine.begin() as conn:  # a second burst on the same ring: the shared valve is reported
-        again = service.isolate_burst(conn, net["network"], caller=SYSTEM, pipe_id=net["p4"])
-        second = orders.create_order(conn, again["id"], caller=SYSTEM, planned_restore_at=RESTORE,
+        again = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), pipe_id=net["p4"])
+        second = service.create_repair_order(conn, again["id"], caller=SYSTEM, planned_restore_at=RESTORE,
                                      incident_at=INCIDENT)
     assert second["conflicts"] == [{"order_id": order["id"], "code": order["code"], "status": "planned",
                                     "shared_valves": [net["V1"]]}]
     with engine.begin() as conn:
         for status in ("valves_closed", "repaired", "restored"):
-            current = orders.change_status(conn, order["id"], status, caller=SYSTEM, note=f"→ {status}")
+            current = service.change_order_status(conn, order["id"], status, caller=SYSTEM, note=f"→ {status}")
         assert current["status"] == "restored" and current["version"] == 4
         assert [e["to_status"] for e in current["events"]] == ["planned", "valves_closed", "repaired", "restored"]
         actions = conn.execute(text("SELECT action, before->>'status', after->>'status' FROM audit_log WHERE "
@@ -54,16 +54,16 @@ def test_workflow_audit_conflicts_and_notice(engine, net):
                                               ("workflow", "valves_closed", "repaired"),
                                               ("workflow", "repaired", "restored")]
         # closed orders no longer conflict
-        assert orders.conflicts(conn, [net["V1"]], exclude=second["id"]) == []
+        assert service.open_orders_on_valves(conn, [net["V1"]], caller=SYSTEM, exclude=second["id"]) == []
     with engine.begin() as conn, pytest.raises(Conflict):
-        orders.change_status(conn, order["id"], "planned", caller=SYSTEM)
+        service.change_order_status(conn, order["id"], "planned", caller=SYSTEM)
     with engine.begin() as conn, pytest.raises(StaleVersion):
-        orders.change_status(conn, second["id"], "cancelled", caller=SYSTEM, expected_version=7)
+        service.change_order_status(conn, second["id"], "cancelled", caller=SYSTEM, expected_version=7)
     with engine.begin() as conn, pytest.raises(InvalidParameter):
-        orders.create_order(conn, iso["id"], caller=SYSTEM, incident_at=RESTORE, planned_restore_at=INCIDENT)
+        service.create_repair_order(conn, iso["id"], caller=SYSTEM, incident_at=RESTORE, planned_restore_at=INCIDENT)
     reader = Caller(name="r", department="x", read=frozenset({"pipeline"}), key_id=5)
     with engine.begin() as conn, pytest.raises(Forbidden):
-        orders.change_status(conn, second["id"], "cancelled", caller=reader)
+        service.change_order_status(conn, second["id"], "cancelled", caller=reader)
 
 
 def test_http_order_and_print_page(engine, net):

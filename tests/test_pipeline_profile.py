@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import rasterio
@@ -11,10 +13,17 @@ from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops t
 
 from gis.access import SYSTEM
 from gis.crs import transformer
-from gis.settings import get_settings
-from layers.pipeline import profile, repository
+from gis.settings import Settings, get_settings
+from layers.pipeline import profile, repository, service
 
 X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.46, 24.77)
+
+
+def with_dem(path) -> Settings:
+    """The settings with GOVGIS_DEM_PATH pointing at this module's DEM."""
+    settings = copy.copy(get_settings())
+    settings.paths = settings.paths.model_copy(update={"dem_path": path})
+    return settings
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,7 @@ def run(engine):
 
 def test_profile_samples_equal_dem_and_flag_thin_cover(engine, dem, run):
     with engine.connect() as conn:
-        result = profile.pipe_profile(conn, run, dem, caller=SYSTEM, step_m=4.0)
+        result = service.pipe_profile(conn, run, caller=SYSTEM, settings=with_dem(dem), step_m=4.0)
     s = result["samples"]
     d = np.array([x["distance_m"] for x in s])
     assert d[0] == 0 and d[-1] == pytest.approx(100.0) and np.all(np.diff(d) > 0)
@@ -68,6 +77,6 @@ def test_profile_refuses_a_broken_run(engine, dem, run):
 
     with engine.connect() as conn:
         with pytest.raises(NotFound):
-            profile.pipe_profile(conn, [run[0], 10**9], dem, caller=SYSTEM)
+            service.pipe_profile(conn, [run[0], 10**9], caller=SYSTEM, settings=with_dem(dem))
         with pytest.raises(InvalidParameter):
-            profile.pipe_profile(conn, run, dem, caller=SYSTEM, step_m=0.01)
+            service.pipe_profile(conn, run, caller=SYSTEM, settings=with_dem(dem), step_m=0.01)

@@ -10,7 +10,6 @@ from gis.access import SYSTEM
 from gis.crs import transformer
 from gis.settings import get_settings
 from layers.pipeline import repository, service
-from layers.pipeline.topology import load_graph, validate_network
 
 X0, Y0 = transformer("EPSG:4326", get_settings().spatial.storage_crs).transform(118.42, 24.76)
 
@@ -50,7 +49,7 @@ def broken(engine):
 
 def test_report_finds_each_planted_problem(engine, broken):
     with engine.connect() as conn:
-        report = validate_network(conn, broken["network"])
+        report = service.topology_report(conn, broken["network"], caller=SYSTEM, settings=get_settings())
     probs = report["problems"]
     assert {d["pipe"] for d in probs["duplicate_pipe"]} == {"AB-dup"}
     assert [v["node"] for v in probs["valve_not_on_pipe"]] == ["V"]
@@ -72,7 +71,7 @@ def test_clean_network_reports_nothing(engine):
 
     with engine.begin() as conn:
         ids = build_network(conn, "clean T")
-        report = validate_network(conn, ids["network"])
+        report = service.topology_report(conn, ids["network"], caller=SYSTEM, settings=get_settings())
     assert report["counts"]["duplicate_pipe"] == 0 and report["counts"]["unsnapped_endpoint"] == 0
     assert report["counts"]["valve_not_on_pipe"] == 0 and report["counts"]["customer_not_linked"] == 0
     assert report["components"] == 1
@@ -83,7 +82,7 @@ def test_connectivity_and_feeders(engine):
 
     with engine.begin() as conn:
         ids = build_network(conn, "connectivity T")
-        graph = load_graph(conn, ids["network"])
+        graph = service.load_graph(conn, ids["network"])
         result = service.connectivity(conn, ids["network"], ids["J1"], ids["J4"], caller=SYSTEM)
         cut = service.connectivity(conn, ids["network"], ids["J1"], ids["J5"], caller=SYSTEM)
     assert result["connected"] is True and result["feeders_of_b"] == [ids["S"]]
@@ -102,8 +101,8 @@ def test_build_topology_snaps_ends_and_splits_at_tees(engine):
                                              "geom": LineString([(X0 + x, Y0 + y) for x, y in pts])}
                                             for c, pts in lines.items()], {})
         summary = service.build_network_topology(conn, nid, caller=SYSTEM)
-        report = validate_network(conn, nid)
-        graph = load_graph(conn, nid)
+        report = service.topology_report(conn, nid, caller=SYSTEM, settings=get_settings())
+        graph = service.load_graph(conn, nid)
     assert summary["nodes_created"] == 7  # (0,0) (100,0)≈(100.02,0) (200,0) (50,80) (50,0) (80,40) (80,0)
     assert summary["pipes_split"] == 2  # A at x=50 and again at x=80
     assert len(graph.pipe_ids) == 6 and report["components"] == 1

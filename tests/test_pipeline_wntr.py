@@ -19,9 +19,9 @@ from sqlalchemy import text
 from test_pipeline_isolation_api import pipeline_cleanup  # noqa: F401  (drops this module's networks)
 
 from gis.access import SYSTEM
-from layers.pipeline import inp
+from gis.settings import get_settings
+from layers.pipeline import service
 from layers.pipeline.isolation import isolate, second_ring
-from layers.pipeline.topology import load_graph
 
 NETWORKS = Path(wntr.__file__).parent / "library" / "networks"
 CASES = [("Net3", "strategic"), ("Net3", "random"), ("ky4", "strategic"), ("ky4", "random")]
@@ -53,11 +53,12 @@ def case(request, engine):
         node_seg, link_seg, _ = wntr.metrics.valve_segments(wn.to_graph(), layer)
     unit = 100.0 if name == "Net3" else 0.3048
     with engine.begin() as conn:
-        result = inp.import_inp(conn, path, name=f"{name}-{placement}", crs=local_grid(wn, unit),
-                                caller=SYSTEM, valve_layer=list(zip(layer["link"], layer["node"], strict=True)),
-                                customers_from_demand=True)
+        result = service.import_inp(conn, path, name=f"{name}-{placement}", crs=local_grid(wn, unit),
+                                    caller=SYSTEM, settings=get_settings(),
+                                    valve_layer=list(zip(layer["link"], layer["node"], strict=True)),
+                                    customers_from_demand=True)
     with engine.connect() as conn:
-        graph = load_graph(conn, result.network_id)
+        graph = service.load_graph(conn, result.network_id)
     return {"wn": wn, "layer": layer, "node_seg": node_seg, "link_seg": link_seg, "result": result,
             "graph": graph}
 

@@ -19,14 +19,16 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import Polygon, box, mapping
 
-from data.codes import load_code_list
+from data.reference import code_list
 from gis.access import Caller
 from gis.crs import transformer
 from gis.errors import GisError, InvalidParameter, UnknownCRS
+from gis.settings import get_settings
 from layers.cadastre import service as registry
 from layers.landuse import balance as bal
 from layers.landuse import prereview as pre
 from layers.landuse import redline, survey
+from layers.landuse import service as land
 
 OFFICER = Caller(name="planner", department="自然资源和规划局", read=frozenset({"*"}), write=frozenset({"*"}),
                  personal_data=True)
@@ -61,10 +63,10 @@ def site(demo_city):
     grid0 = [box(x + i * 250, y + j * 250, x + (i + 1) * 250, y + (j + 1) * 250) for j in range(4) for i in range(4)]
     grid1 = [box(x + i * 200, y + j * 200, x + (i + 1) * 200, y + (j + 1) * 200) for j in range(5) for i in range(5)]
     with demo_city.begin() as conn:
-        first = survey.load_survey_year(conn, OFFICER, year=Y0, patches=[
+        first = land.load_survey_year(conn, OFFICER, year=Y0, settings=get_settings(), patches=[
             {"patch_no": f"T{Y0}-{k}", "class_code": c, "district": DISTRICT, "geometry": g}
             for k, (g, c) in enumerate(zip(grid0, CLASSES_0, strict=True))])
-        second = survey.load_survey_year(conn, OFFICER, year=Y1, patches=[
+        second = land.load_survey_year(conn, OFFICER, year=Y1, settings=get_settings(), patches=[
             {"patch_no": f"T{Y1}-{k}", "class_code": c, "district": DISTRICT, "geometry": g}
             for k, (g, c) in enumerate(zip(grid1, CLASSES_1, strict=True))])
         srid = 4548
@@ -146,16 +148,16 @@ def test_survey_load_and_change_patches(demo_city, site):
         assert got[key] == pytest.approx(area, abs=0.01)
     assert old == 16  # the previous year stays queryable
     # ellipsoidal area is a little below the plane area at Xiamen (≈0.03 %)
-    ratio = survey.ellipsoidal_area(site["grid0"][0]) / site["grid0"][0].area
+    ratio = survey.ellipsoidal_area(site["grid0"][0], get_settings().spatial.storage_crs) / site["grid0"][0].area
     assert 0.999 < ratio < 1.0
 
 
 def test_survey_refuses_bad_year_and_codes(demo_city, site):
     with demo_city.begin() as conn, pytest.raises(GisError):
-        survey.load_survey_year(conn, OFFICER, year=Y0, patches=[
+        land.load_survey_year(conn, OFFICER, year=Y0, settings=get_settings(), patches=[
             {"patch_no": "x", "class_code": "0101", "district": DISTRICT, "geometry": site["grid0"][0]}])
     with demo_city.begin() as conn, pytest.raises(InvalidParameter):
-        survey.load_survey_year(conn, OFFICER, year=1993, patches=[
+        land.load_survey_year(conn, OFFICER, year=1993, settings=get_settings(), patches=[
             {"patch_no": "x", "class_code": "9999", "district": DISTRICT, "geometry": site["grid0"][0]}])
     with demo_city.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM landuse_survey_patches WHERE survey_year = 1993")).scalar() == 0
@@ -164,7 +166,7 @@ def test_survey_refuses_bad_year_and_codes(demo_city, site):
 # --- balance tables --------------------------------------------------------------------------------
 
 def legal_groups() -> dict[str, str]:
-    return {r["code"]: r["legal_group"] for r in load_code_list("survey_tnls") if r.get("legal_group")}
+    return {r["code"]: r["legal_group"] for r in code_list("survey_tnls") if r.get("legal_group")}
 
 
 def oracle_by_class(engine, year: int, area: Polygon | None) -> dict[str, tuple[float, float]]:
@@ -187,7 +189,7 @@ def test_balance_two_years_matches_geopandas(demo_city, site, basis):
     groups = legal_groups()
     for geometry, district in ((None, DISTRICT), (area, None)):
         with demo_city.connect() as conn:
-            table = bal.balance_table(conn, base_year=Y0, target_year=Y1, geometry=geometry, district=district,
+            table = land.balance_table(conn, OFFICER, base_year=Y0, target_year=Y1, geometry=geometry, district=district,
                                       basis=basis)
         base = oracle_by_class(demo_city, Y0, geometry)
         target = oracle_by_class(demo_city, Y1, geometry)
@@ -214,7 +216,7 @@ def test_balance_two_years_matches_geopandas(demo_city, site, basis):
 
 def test_balance_survey_against_plan_and_exports(demo_city, site):
     with demo_city.connect() as conn:
-        table = bal.balance_table(conn, base_year=Y1, target_plan=PLAN, district=DISTRICT)
+        table = land.balance_table(conn, OFFICER, base_year=Y1, target_plan=PLAN, district=DISTRICT)
     assert table["area_basis"] == "plane"
     rows = {(r["level"], r["code"] or r["name"]): r for r in table["rows"]}
     # the plan covers 1000×1000 minus a 500×100 strip: the totals differ and the table says so
@@ -224,7 +226,7 @@ def test_balance_survey_against_plan_and_exports(demo_city, site):
     assert rows[(2, "0601")]["area_1"] == pytest.approx(500 * 900, abs=0.01)  # 1001 → 0601
 
     with demo_city.connect() as conn:
-        table = bal.balance_table(conn, base_year=Y0, target_year=Y1, district=DISTRICT)
+        table = land.balance_table(conn, OFFICER, base_year=Y0, target_year=Y1, district=DISTRICT)
     text = bal.balance_csv(table).decode("utf-8-sig")
     assert "合计" in text and "农用地" in text
     wb = openpyxl.load_workbook(io.BytesIO(bal.balance_xlsx(table)))
@@ -234,12 +236,12 @@ def test_balance_survey_against_plan_and_exports(demo_city, site):
     page = bal.balance_html(table)
     assert "<table>" in page and "总面积不变" in page
     with demo_city.connect() as conn, pytest.raises(InvalidParameter):
-        bal.balance_table(conn, base_year=Y0, district=DISTRICT)
+        land.balance_table(conn, OFFICER, base_year=Y0, district=DISTRICT)
 
 
 def test_statistics_by_hierarchy(demo_city, site):
     with demo_city.connect() as conn:
-        stats = bal.landuse_statistics(conn, year=Y0, district=DISTRICT, basis="plane")
+        stats = land.landuse_statistics(conn, OFFICER, year=Y0, district=DISTRICT, basis="plane")
     assert stats["area_basis"] == "plane"
     assert stats["total"] == pytest.approx(1000 * 1000, abs=0.01)
     first_level = [r for r in stats["rows"] if r["level"] == 1 and r["code"] == "01"]
@@ -334,7 +336,7 @@ def test_prereview_areas_match_shapely(demo_city, site):
     parsed = redline.parse_redline(txt_for(red_line_shape(site)))
     red = parsed.geometry
     with demo_city.begin() as conn:
-        report = pre.site_prereview(conn, OFFICER, parsed, project_name="测试项目", intended_use="1001",
+        report = land.site_prereview(conn, OFFICER, parsed, project_name="测试项目", intended_use="1001",
                                     survey_year=Y0, plan_name=PLAN, price_class="industrial")
     assert report["total_area"] == pytest.approx(red.area, abs=0.01)
     # land use by class
@@ -395,8 +397,8 @@ def test_prereview_areas_match_shapely(demo_city, site):
 
     # stored, re-opened and masked for a viewer without the personal-data scope
     with demo_city.connect() as conn:
-        again, geom = pre.open_report(conn, OFFICER, report["id"])
-        masked, _ = pre.open_report(conn, VIEWER, report["id"])
+        again, geom = land.open_report(conn, OFFICER, report["id"])
+        masked, _ = land.open_report(conn, VIEWER, report["id"])
         page = pre.report_html(masked, geom, [])
     assert again["total_area"] == pytest.approx(report["total_area"])
     holders = {p["right_holder"] for p in again["parcels"]}
@@ -415,8 +417,6 @@ def classes_first_is_arable(rows: list[dict]) -> bool:
 
 
 def test_supervision_comparison_and_price(demo_city, site):
-    from layers.landuse import service as land
-
     x, y = site["x"], site["y"]
     patch = box(x + 50, y + 50, x + 450, y + 350)
     with demo_city.connect() as conn:
@@ -433,14 +433,13 @@ def test_supervision_comparison_and_price(demo_city, site):
     assert len(result["first"]["parcels"]) == 1
 
     with demo_city.connect() as conn:
-        point = land.point_from_lonlat(*transformer("EPSG:4548", "OGC:CRS84").transform(x + 100, y + 100))
+        point = land.point_from_lonlat(*transformer("EPSG:4548", "OGC:CRS84").transform(x + 100, y + 100),
+                                      get_settings())
         at = land.land_price_at(conn, OFFICER, point=point)
     assert {(z["land_class"], z["price_per_m2"]) for z in at["zones"]} >= {("industrial", 1500.0), ("commercial", 8000.0)}
 
 
 def test_land_approval_links_parcels_and_is_audited(demo_city, site):
-    from layers.landuse import service as land
-
     x, y = site["x"], site["y"]
     with demo_city.begin() as conn:
         audits = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE layer = 'landuse_land_approvals'")).scalar()

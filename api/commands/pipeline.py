@@ -44,7 +44,7 @@ def import_inp(
     """Import an EPANET INP file as a new water network."""
     import csv
 
-    from layers.pipeline import inp
+    from layers.pipeline import service
 
     layer: list[tuple[str, str]] = []
     if valves is not None:
@@ -53,8 +53,8 @@ def import_inp(
     engine = _engine()
     try:
         with engine.begin() as conn:
-            result = inp.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, valve_layer=layer,
-                                    customers_from_demand=customers_from_demand)
+            result = service.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, settings=get_settings(),
+                                        valve_layer=layer, customers_from_demand=customers_from_demand)
     except GisError as exc:
         raise _fail(exc) from None
     finally:
@@ -68,12 +68,12 @@ def import_inp(
 @app.command("topology")
 def topology(network_id: int) -> None:
     """Print the topology report of a network as JSON."""
-    from layers.pipeline.topology import validate_network
+    from layers.pipeline import service
 
     engine = _engine()
     try:
         with engine.connect() as conn:
-            report = validate_network(conn, network_id)
+            report = service.topology_report(conn, network_id, caller=SYSTEM, settings=get_settings())
     except GisError as exc:
         raise _fail(exc) from None
     finally:

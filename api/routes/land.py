@@ -7,15 +7,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from api.deps import CurrentCaller, DbRead, DbWrite
-from gis.crs import transformer
+from api.common import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
+from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter
-from gis.geometry import parse_geojson, to_storage
-from gis.settings import get_settings
-from layers.cadastre import codes
+from gis.settings import Settings
 from layers.cadastre import schemas as s
 from layers.cadastre import service as registry
 from layers.landuse import schemas as ls
@@ -24,33 +21,9 @@ from layers.landuse import service as land
 router = APIRouter(prefix="/land", tags=["land 国土"])
 
 
-def storage_geometry(geojson: dict[str, Any], crs: str, expected: str = "MultiPolygon") -> BaseGeometry:
-    """A client GeoJSON geometry in ``crs``, validated and in the storage CRS."""
-    settings = get_settings()
-    return to_storage(parse_geojson(geojson, max_vertices=200_000), crs, storage_crs=settings.spatial.storage_crs,
-                      city_bounds=settings.spatial.city_bounds, expected=expected)
-
-
-def bbox_area(bbox: str | None) -> BaseGeometry | None:
-    """A lon/lat ``minlon,minlat,maxlon,maxlat`` box as a storage-CRS polygon."""
-    if bbox is None:
-        return None
-    try:
-        x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
-    except ValueError:
-        raise InvalidParameter("bbox is minlon,minlat,maxlon,maxlat (four numbers)") from None
-    if x1 <= x0 or y1 <= y0:
-        raise InvalidParameter("bbox: the minimum must be below the maximum")
-    settings = get_settings()
-    t = transformer("OGC:CRS84", settings.spatial.storage_crs)
-    return box(*t.transform_bounds(x0, y0, x1, y1, densify_pts=21))
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A time without zone is read as UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
+def _area(geojson: dict[str, Any], crs: str, settings: Settings) -> BaseGeometry:
+    """A posted parcel boundary or patch in the storage CRS."""
+    return storage_geometry(geojson, crs, settings, max_vertices=AREA_MAX_VERTICES)
 
 
 def _common(body: s._Body) -> dict[str, Any]:
@@ -58,10 +31,11 @@ def _common(body: s._Body) -> dict[str, Any]:
 
 
 @router.post("/registrations/initial", status_code=201, summary="首次登记 initial registration")
-def initial(body: s.InitialRegistration, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def initial(body: s.InitialRegistration, conn: DbWrite, caller: CurrentCaller,
+            settings: AppSettings) -> dict[str, Any]:
     return registry.register_initial(conn, caller, sub_district=body.sub_district, ownership=body.ownership,
                                      parcel_type=body.parcel_type, attributes=body.attributes.given(),
-                                     geometry=storage_geometry(body.geometry, body.crs), **_common(body))
+                                     geometry=_area(body.geometry, body.crs, settings), **_common(body))
 
 
 @router.post("/registrations/change", status_code=201, summary="变更登记 change of attributes")
@@ -77,8 +51,8 @@ def transfer(body: s.TransferRegistration, conn: DbWrite, caller: CurrentCaller)
 
 
 @router.post("/registrations/split", status_code=201, summary="分割登记 split")
-def split(body: s.SplitRegistration, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
-    children = [{"geometry": storage_geometry(c.geometry, body.crs),
+def split(body: s.SplitRegistration, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    children = [{"geometry": _area(c.geometry, body.crs, settings),
                  "attributes": c.attributes.given() if c.attributes else {}} for c in body.children]
     extra = {"tolerance_m2": body.tolerance_m2} if body.tolerance_m2 else {}
     return registry.register_split(conn, caller, parcel_code=body.parcel_code, children=children,
@@ -92,9 +66,10 @@ def merge(body: s.MergeRegistration, conn: DbWrite, caller: CurrentCaller) -> di
 
 
 @router.post("/registrations/boundary-adjustment", status_code=201, summary="界址调整 boundary adjustment")
-def boundary(body: s.BoundaryAdjustment, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def boundary(body: s.BoundaryAdjustment, conn: DbWrite, caller: CurrentCaller,
+             settings: AppSettings) -> dict[str, Any]:
     return registry.register_boundary_adjustment(
-        conn, caller, boundaries={code: storage_geometry(g, body.crs) for code, g in body.boundaries.items()},
+        conn, caller, boundaries={code: _area(g, body.crs, settings) for code, g in body.boundaries.items()},
         **_common(body))
 
 
@@ -105,15 +80,7 @@ def cancellation(body: s.Cancellation, conn: DbWrite, caller: CurrentCaller) -> 
 
 @router.get("/codes/{code}", summary="Validate a GB/T 37346 parcel (19) or unit (28) code")
 def validate_code(code: str) -> dict[str, Any]:
-    if len(code) == 28:
-        parcel, attachment = codes.validate_unit_code(code)
-        extra = {"attachment": attachment, "attachment_name": codes.ATTACHMENTS[attachment]}
-    else:
-        parcel, extra = codes.parse_parcel_code(code), {}
-    return {"code": code, "valid": True, "county": parcel.county, "cadastral_district": parcel.district,
-            "sub_district": parcel.sub_district, "ownership": parcel.ownership,
-            "ownership_name": codes.OWNERSHIP[parcel.ownership], "parcel_type": parcel.parcel_type,
-            "parcel_type_name": codes.PARCEL_TYPES[parcel.parcel_type], "sequence": parcel.sequence, **extra}
+    return registry.describe_code(code)
 
 
 @router.get("/parcels/{parcel_code}/timeline", summary="A parcel's versions and registrations")
@@ -128,24 +95,27 @@ def lineage(parcel_code: str, conn: DbRead, caller: CurrentCaller,
 
 
 @router.get("/register", summary="The register as of a date for a district or bbox")
-def register_as_of(conn: DbRead, caller: CurrentCaller, valid_at: dt.datetime,
+def register_as_of(conn: DbRead, caller: CurrentCaller, settings: AppSettings, valid_at: dt.datetime,
                    recorded_at: dt.datetime | None = None, district: str | None = None, bbox: str | None = None,
                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
-    return registry.register_as_of(conn, caller, aware(valid_at), aware(recorded_at), geometry=bbox_area(bbox),
+    return registry.register_as_of(conn, caller, aware(valid_at), aware(recorded_at),
+                                   geometry=bbox_area(bbox, settings),
                                    district=district, limit=limit)
 
 
 @router.get("/register/diff", summary="Parcels created, changed and retired between two dates")
-def register_diff(conn: DbRead, caller: CurrentCaller, since: dt.datetime, until: dt.datetime,
-                  district: str | None = None, bbox: str | None = None) -> dict[str, Any]:
-    return registry.register_diff(conn, caller, aware(since), aware(until), geometry=bbox_area(bbox),
+def register_diff(conn: DbRead, caller: CurrentCaller, settings: AppSettings, since: dt.datetime,
+                  until: dt.datetime, district: str | None = None, bbox: str | None = None) -> dict[str, Any]:
+    return registry.register_diff(conn, caller, aware(since), aware(until),
+                                  geometry=bbox_area(bbox, settings),
                                   district=district)
 
 
 @router.post("/supervision/cases", status_code=201, summary="Open a land supervision case 土地监察")
-def supervision_case(body: ls.SupervisionCase, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def supervision_case(body: ls.SupervisionCase, conn: DbWrite, caller: CurrentCaller,
+                     settings: AppSettings) -> dict[str, Any]:
     props = body.model_dump(exclude={"geometry", "crs"})
-    return land.record_supervision_case(conn, caller, props, storage_geometry(body.geometry, body.crs))
+    return land.record_supervision_case(conn, caller, props, _area(body.geometry, body.crs, settings))
 
 
 @router.get("/supervision/cases/{case_id}/compare", summary="A case's patch against cadastre and land use at two dates")
@@ -155,21 +125,22 @@ def supervision_case_compare(case_id: int, first: dt.datetime, second: dt.dateti
 
 
 @router.post("/supervision/compare", summary="A patch against cadastre and land use at two dates")
-def supervision_compare(body: ls.SupervisionCompare, conn: DbRead, caller: CurrentCaller) -> dict[str, Any]:
-    return land.supervision_comparison(conn, caller, geometry=storage_geometry(body.geometry, body.crs),
+def supervision_compare(body: ls.SupervisionCompare, conn: DbRead, caller: CurrentCaller,
+                        settings: AppSettings) -> dict[str, Any]:
+    return land.supervision_comparison(conn, caller, geometry=_area(body.geometry, body.crs, settings),
                                        first=aware(body.first), second=aware(body.second))
 
 
 @router.post("/approvals", status_code=201, summary="Record a construction-land approval 建设用地审批")
-def approval(body: ls.LandApproval, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def approval(body: ls.LandApproval, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
     props = body.model_dump(exclude={"geometry", "crs"})
-    return land.record_land_approval(conn, caller, props, storage_geometry(body.geometry, body.crs))
+    return land.record_land_approval(conn, caller, props, _area(body.geometry, body.crs, settings))
 
 
 @router.get("/price", summary="Base land price 基准地价 at a point or for a parcel")
-def price(conn: DbRead, caller: CurrentCaller, lon: float | None = None,
+def price(conn: DbRead, caller: CurrentCaller, settings: AppSettings, lon: float | None = None,
           lat: float | None = None, parcel_code: str | None = None) -> dict[str, Any]:
     if (lon is None) != (lat is None):
         raise InvalidParameter("give both lon and lat")
-    point = land.point_from_lonlat(lon, lat) if lon is not None and lat is not None else None
+    point = land.point_from_lonlat(lon, lat, settings) if lon is not None and lat is not None else None
     return land.land_price_at(conn, caller, point=point, parcel_code=parcel_code)

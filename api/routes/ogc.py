@@ -12,7 +12,6 @@ one department never silently overwrites another's edit; a stale version gets 41
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -22,15 +21,29 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
+from api.common import (
+    base_url,
+    caller_of,
+    check_params,
+    int_param,
+    intake_frame,
+    intake_limits,
+    json_response,
+    link,
+    readable_layer,
+    render_html,
+    settings_of,
+    visible_layers,
+    wants_html,
+)
 from api.deps import CurrentCaller, DbWrite
-from gis import cql2, features
-from gis.access import ANONYMOUS, Caller, can_read, require_read
+from gis import access, cql2, features, intake
+from gis.access import Caller
 from gis.crs import CRS84_URI
 from gis.errors import InvalidParameter, NotFound
 from gis.features import ItemsQuery, OutputCrs
-from gis.geometry import parse_geojson, to_storage
-from gis.registry import REGISTRY, Layer
-from gis.settings import Settings
+from gis.registry import Layer
+from gis.registry import json_schema_type as features_json_type
 from gis.writes import delete_feature, insert_feature, update_feature
 
 router = APIRouter(tags=["OGC API – Features"])
@@ -95,106 +108,6 @@ _P = {
 
 def openapi_params(*names: str) -> dict[str, Any]:
     return {"parameters": [_P[n] for n in names]}
-
-
-# ---------------------------------------------------------------- helpers shared by tiles and queries
-
-
-def caller_of(request: Request) -> Caller:
-    """The caller set by api/access.py, read directly: a sync dependency would cost a thread hop."""
-    return getattr(request.state, "caller", ANONYMOUS)
-
-
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def check_params(request: Request, allowed: frozenset[str], extra: frozenset[str] = frozenset()) -> None:
-    unknown = [k for k in request.query_params if k not in allowed and k not in extra]
-    if unknown:
-        raise InvalidParameter(
-            f"unknown query parameter(s): {', '.join(sorted(unknown))}; allowed here: "
-            f"{', '.join(sorted(allowed | extra))}"
-        )
-
-
-def wants_html(request: Request) -> bool:
-    f = request.query_params.get("f")
-    if f is not None:
-        if f not in ("json", "html", "geojson"):
-            raise InvalidParameter(f"f={f!r} is not offered: use f=json or f=html")
-        return f == "html"
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and "json" not in accept.split("text/html")[0]
-
-
-def json_response(body: Any, media_type: str = "application/json", status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-    return Response(raw, status_code=status, media_type=media_type, headers=headers)
-
-
-def readable_layer(layer_id: str, caller: Caller) -> Layer:
-    layer = REGISTRY.get(layer_id)
-    if layer.geometry_type is None:
-        raise NotFound(f"{layer_id!r} is not a spatial layer")
-    require_read(caller, layer)
-    return layer
-
-
-def visible_layers(caller: Caller) -> list[Layer]:
-    return [layer for layer in REGISTRY.spatial() if can_read(caller, layer)]
-
-
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def int_param(request: Request, name: str, default: int, minimum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(f"{name}={raw!r} must be a whole number") from None
-    if value < minimum:
-        raise InvalidParameter(f"{name} must be at least {minimum}")
-    return value
-
-
-def render_html(title: str, body: dict[str, Any]) -> Response:
-    """A plain HTML view of any JSON resource: its links and its content (nothing from the internet)."""
-    links = "".join(
-        f'<li><a href="{html.escape(str(link.get("href", "")))}">{html.escape(str(link.get("title") or link.get("rel")))}'
-        f"</a> <small>({html.escape(str(link.get('rel')))})</small></li>"
-        for link in body.get("links", [])
-    )
-    rows = ""
-    if "features" in body:
-        feats = body["features"]
-        names = list(feats[0]["properties"]) if feats else []
-        head = "".join(f"<th>{html.escape(n)}</th>" for n in ["id", *names])
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in [f.get("id"), *f["properties"].values()])
-            + "</tr>" for f in feats)
-        rows = f"<table border=1 cellpadding=3><tr>{head}</tr>{cells}</table>"
-    elif "collections" in body:
-        rows = "<ul>" + "".join(
-            f'<li><a href="collections/{html.escape(c["id"])}?f=html">{html.escape(c["title"])}</a> '
-            f"{html.escape(c.get('description', ''))}</li>" for c in body["collections"]) + "</ul>"
-    content = html.escape(orjson.dumps({k: v for k, v in body.items() if k not in ("links", "features")},
-                                       option=orjson.OPT_INDENT_2).decode())
-    page = (f'<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"</head><body><h1>{html.escape(title)}</h1><ul>{links}</ul>{rows}<pre>{content}</pre></body></html>")
-    return Response(page, media_type="text/html; charset=utf-8")
-
-
-def link(href: str, rel: str, media_type: str, title: str = "") -> dict[str, str]:
-    out = {"href": href, "rel": rel, "type": media_type}
-    if title:
-        out["title"] = title
-    return out
 
 
 # ---------------------------------------------------------------- landing, conformance, collections
@@ -313,7 +226,7 @@ def queryables(request: Request, collection_id: str, caller: CurrentCaller) -> R
         layer.geometry_column: {"$ref": f"https://geojson.org/schema/{layer.geometry_type}.json",
                                 "x-ogc-role": "primary-geometry"}
     }
-    for info in layer.fields():
+    for info in access.queryable_fields(layer, caller):
         schema: dict[str, Any] = {"title": info.title_zh, "description": info.title_en, "type": info.json_type}
         if info.format:
             schema["format"] = info.format
@@ -341,36 +254,56 @@ def build_items_query(request: Request, layer: Layer, caller: Caller) -> tuple[I
     qp = request.query_params
     field_params = frozenset(layer.field_names())
     check_params(request, ITEMS_PARAMS, field_params)
+    if len(request.query_params.multi_items()) > len(ITEMS_PARAMS) + len(field_params):
+        raise InvalidParameter("a parameter is repeated: give each parameter once")
     limit = min(int_param(request, "limit", settings.service.default_items, 1), settings.service.max_items)
     offset = int_param(request, "offset", 0, 0)
     q = ItemsQuery(layer=layer, caller=caller, storage_srid=storage_srid, limit=limit, offset=offset)
     q.out = features.resolve_crs(qp.get("crs"), storage_srid)
     q.where.append(features.time_clause(layer, qp.get("datetime")))
     if qp.get("bbox") is not None:
-        bbox = features.parse_bbox(qp["bbox"])
-        q.where.append(features.bbox_clause(layer, bbox, features.resolve_crs(qp.get("bbox-crs"), storage_srid),
-                                            storage_srid))
+        bbox_crs = features.resolve_crs(qp.get("bbox-crs"), storage_srid)
+        bbox = intake.parse_bbox(qp["bbox"], geographic=bbox_crs.srid in (4326, 4490))
+        q.where.append(features.bbox_clause(layer, bbox, bbox_crs, storage_srid))
     elif qp.get("bbox-crs") is not None:
         features.resolve_crs(qp["bbox-crs"], storage_srid)
-    for name in field_params & set(qp.keys()):
-        column = layer.column(name)
-        q.where.append(column == sa.bindparam(None, qp[name], type_=column.type))
+    for name in sorted(field_params & set(qp.keys())):
+        # field=value: the same rights as a filter (a personal field needs the personal-data scope)
+        expression = access.usable_field(layer, caller, name, f"{name}=…")
+        column = layer.table.c[name]
+        value = _typed_value(column, qp[name])
+        q.where.append(expression == sa.bindparam(None, value, type_=expression.type))
     if qp.get("filter") is not None:
         lang = qp.get("filter-lang", "cql2-text")
         filter_crs: OutputCrs = features.resolve_crs(qp.get("filter-crs"), storage_srid)
-        ctx = cql2.FilterContext(layer, filter_crs.srid, storage_srid, flip_axes=filter_crs.flip)
+        ctx = cql2.FilterContext(layer, filter_crs.srid, storage_srid, caller=caller, flip_axes=filter_crs.flip)
         q.where.append(cql2.to_clause(cql2.parse_filter(qp["filter"], lang), ctx))
     elif qp.get("filter-lang") not in (None, "cql2-text", "cql2-json"):
         raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
     if qp.get("sortby"):
-        q.order = features.parse_sortby(layer, qp["sortby"])
+        q.order = features.parse_sortby(layer, qp["sortby"], caller)
     if qp.get("properties") is not None:
-        q.properties = features.parse_properties(layer, qp["properties"])
+        q.properties = features.parse_properties(layer, qp["properties"], caller)
     if qp.get("skipGeometry") is not None:
         if qp["skipGeometry"] not in ("true", "false"):
             raise InvalidParameter("skipGeometry must be true or false")
         q.skip_geometry = qp["skipGeometry"] == "true"
     return q, limit, offset
+
+
+def _typed_value(column: sa.Column, raw: str) -> Any:
+    """A `field=value` text as the column's type, or a 400 saying what the field takes."""
+    kind, _ = features_json_type(column.type)
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            return {"true": True, "false": False}[raw.lower()]
+    except (ValueError, KeyError):
+        raise InvalidParameter(f"{column.name}={raw[:40]!r}: {column.name} takes a {kind}") from None
+    return raw
 
 
 def _page_links(request: Request, layer: Layer, limit: int, offset: int, returned: int) -> list[dict[str, str]]:
@@ -445,7 +378,7 @@ def item(request: Request, collection_id: str, feature_id: str) -> Response:
     q = ItemsQuery(layer=layer, caller=caller, storage_srid=settings.storage_srid)
     q.out = features.resolve_crs(request.query_params.get("crs"), settings.storage_srid)
     if request.query_params.get("properties") is not None:
-        q.properties = features.parse_properties(layer, request.query_params["properties"])
+        q.properties = features.parse_properties(layer, request.query_params["properties"], caller)
     with request.app.state.read_engine.connect() as conn:
         text, version = features.fetch_feature(conn, q, _feature_id(layer, feature_id))
     base = f"{base_url(request)}/collections/{layer.id}"
@@ -477,17 +410,9 @@ def _incoming_geometry(request: Request, layer: Layer, feature: dict[str, Any], 
             raise InvalidParameter("the feature needs a geometry (GeoJSON) in the layer's CRS or Content-Crs")
         return None
     crs_value = _content_crs(request)
-    out = features.resolve_crs(crs_value, settings.storage_srid)
-    geom = parse_geojson(raw, max_vertices=settings.service.max_query_vertices)
-    if out.flip:
-        from shapely.ops import transform
-
-        geom = transform(lambda x, y, z=None: (y, x) if z is None else (y, x, z), geom)
-    source = "OGC:CRS84" if out.srid == 4326 and not out.flip else f"EPSG:{out.srid}"
-    if out.srid == settings.storage_srid:
-        source = settings.spatial.storage_crs
-    return to_storage(geom, source, storage_crs=settings.spatial.storage_crs,
-                      city_bounds=settings.spatial.city_bounds, expected=layer.geometry_type)
+    features.resolve_crs(crs_value, settings.storage_srid)  # only the CRSs the collection offers
+    return intake.client_geometry(raw, crs_value, frame=intake_frame(settings), limits=intake_limits(settings),
+                                  expected=layer.geometry_type)
 
 
 def _feature_body(payload: Any) -> dict[str, Any]:
@@ -526,6 +451,7 @@ def create_item(request: Request, collection_id: str, caller: CurrentCaller, con
                 payload: Any = Body(...)) -> Response:
     check_params(request, frozenset({"crs"}))
     layer = readable_layer(collection_id, caller)
+    access.require_generic_write(caller, layer)  # before parsing anything: the answer does not depend on it
     feature = _feature_body(payload)
     geometry = _incoming_geometry(request, layer, feature, required=True)
     row = insert_feature(conn, layer, caller, feature.get("properties") or {}, geometry)
@@ -551,6 +477,7 @@ def _update_item(request: Request, collection_id: str, feature_id: str, caller: 
     """PUT (replace: every field and the geometry) and PATCH (only what is sent), both If-Match guarded."""
     check_params(request, frozenset({"crs"}))
     layer = readable_layer(collection_id, caller)
+    access.require_generic_write(caller, layer)
     feature = _feature_body(payload)
     geometry = _incoming_geometry(request, layer, feature, required=replace)
     row = update_feature(conn, layer, caller, _feature_id(layer, feature_id), feature.get("properties") or {},
@@ -564,6 +491,7 @@ def delete_item(request: Request, collection_id: str, feature_id: str, caller: C
                 conn: DbWrite) -> Response:
     check_params(request, frozenset())
     layer = readable_layer(collection_id, caller)
+    access.require_generic_write(caller, layer)
     delete_feature(conn, layer, caller, _feature_id(layer, feature_id), expected_version=_if_match(request),
                    require_version=True)
     cache = getattr(request.app.state, "tile_cache", None)

@@ -1,8 +1,8 @@
 """Pipeline accident endpoints under /pipeline: networks, topology report, burst isolation and its
 versions, criticality, repair orders, clearance checks, profiles, maintenance, INP import.
 
-Thin: parse, call layers.pipeline, return. The OGC collections of pipes, nodes and customers come
-from the generic API over the registry.
+Thin: parse, call layers.pipeline.service (which checks the caller's rights), return. The OGC
+collections of pipes, nodes and customers come from the generic API over the registry.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentCaller, DbRead, DbWrite
-from gis.access import require_write
+from api.common import storage_geometry
+from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
-from gis.geometry import parse_geojson, to_storage
-from gis.settings import get_settings
-from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, service
-from layers.pipeline.layers import PIPES
+from gis.intake import client_crs
+from gis.settings import Settings
+from layers.pipeline import service
 from layers.pipeline.schemas import (
     AreaRequest,
     BurstRequest,
@@ -40,14 +39,15 @@ def _json(content: Any) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
 
 
-def _burst_point(body: BurstRequest) -> Point | None:
+def _burst_point(body: BurstRequest, settings: Settings) -> Point | None:
+    """The clicked point in the storage CRS: a GeoJSON ``point`` in ``crs`` (the one axis-order rule of
+    gis.intake), or ``lon``/``lat`` — named, so east and north whatever the CRS's axis order."""
     if body.point is not None:
-        geom = parse_geojson(body.point)
-        if geom.geom_type != "Point":
-            raise InvalidGeometry("point must be a GeoJSON Point")
-        return geom
+        return storage_geometry(body.point, body.crs, settings, "Point")
     if body.lon is not None and body.lat is not None:
-        return Point(body.lon, body.lat)
+        named = client_crs(body.crs)
+        x, y = (body.lat, body.lon) if named.north_first else (body.lon, body.lat)
+        return storage_geometry(Point(x, y), body.crs, settings, "Point")
     if (body.lon is None) != (body.lat is None):
         raise InvalidParameter("give both lon and lat")
     return None
@@ -59,16 +59,11 @@ def networks(conn: DbRead, caller: CurrentCaller) -> Response:
 
 
 @router.post("/isolations", summary="Isolate a burst: valves to close, segment, customers cut off (爆管关阀)")
-def isolate(body: BurstRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
-    point = _burst_point(body)
-    network_id = body.network_id
-    if network_id is None:
-        if body.utility is None or point is None:
-            raise InvalidParameter("give network_id, or utility together with the clicked point")
-        network_id = service.network_at(conn, body.utility, point, body.crs, caller=caller)
-    return _json(service.isolate_burst(conn, network_id, caller=caller, pipe_id=body.pipe_id,
-                                       point=point, point_crs=body.crs,
-                                       failed_valves=body.failed_valves, customer_limit=body.customer_limit))
+def isolate(body: BurstRequest, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.isolate_burst(conn, body.network_id, caller=caller, settings=settings,
+                                       utility=body.utility, pipe_id=body.pipe_id, point=_burst_point(body, settings),
+                                       point_crs=settings.spatial.storage_crs, failed_valves=body.failed_valves,
+                                       customer_limit=body.customer_limit))
 
 
 @router.get("/isolations/{isolation_id}", summary="A stored isolation and its versions")
@@ -78,45 +73,41 @@ def isolation(isolation_id: int, conn: DbRead, caller: CurrentCaller) -> Respons
 
 @router.post("/isolations/{isolation_id}/failed-valves",
              summary="Valves could not be closed: recompute the next ring as a new version (阀门失效)")
-def failed_valves(isolation_id: int, body: FailedValves, conn: DbWrite, caller: CurrentCaller) -> Response:
-    parent = repository.get_isolation(conn, isolation_id)
-    return _json(service.isolate_burst(conn, parent["network_id"], caller=caller, failed_valves=body.valves,
-                                       parent_id=isolation_id))
+def failed_valves(isolation_id: int, body: FailedValves, conn: DbWrite, caller: CurrentCaller,
+                  settings: AppSettings) -> Response:
+    return _json(service.revise_isolation(conn, isolation_id, caller=caller, settings=settings,
+                                          failed_valves=body.valves))
 
 
 @router.post("/repair-orders", summary="Create a repair order (抢修单) from a stored isolation")
 def create_repair_order(body: RepairOrderRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
-    return _json(orders.create_order(conn, body.isolation_id, caller=caller, incident_at=body.incident_at,
-                                     place=body.place, planned_restore_at=body.planned_restore_at,
-                                     language=body.language))
+    return _json(service.create_repair_order(conn, body.isolation_id, caller=caller, incident_at=body.incident_at,
+                                             place=body.place, planned_restore_at=body.planned_restore_at,
+                                             language=body.language))
 
 
 @router.get("/repair-orders/{order_id}", summary="A repair order with its status history")
 def repair_order(order_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
-    service.require_pipeline_read(caller)
-    order = orders.get_order(conn, order_id)
-    order["conflicts"] = orders.conflicts(conn, order["valve_ids"], exclude=order_id)
-    return _json(order)
+    return _json(service.repair_order(conn, order_id, caller=caller))
 
 
 @router.post("/repair-orders/{order_id}/status",
              summary="Move a repair order: planned → valves_closed → repaired → restored, or cancelled")
 def repair_order_status(order_id: int, body: StatusChange, conn: DbWrite, caller: CurrentCaller) -> Response:
-    return _json(orders.change_status(conn, order_id, body.status, caller=caller, note=body.note,
-                                      expected_version=body.version))
+    return _json(service.change_order_status(conn, order_id, body.status, caller=caller, note=body.note,
+                                             expected_version=body.version))
 
 
 @router.get("/repair-orders/{order_id}/print", response_class=HTMLResponse,
             summary="Print-ready HTML of a repair order with an inline SVG map (no external assets)")
 def repair_order_print(order_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
-    service.require_pipeline_read(caller)
-    return HTMLResponse(orders.print_page(conn, order_id))
+    return HTMLResponse(service.repair_order_page(conn, order_id, caller=caller))
 
 
 @router.get("/networks/{network_id}/topology",
             summary="Topology check: dangling ends, unsnapped endpoints, duplicates, components, unlinked customers")
-def topology(network_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
-    return _json(service.topology_report(conn, network_id, caller=caller))
+def topology(network_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.topology_report(conn, network_id, caller=caller, settings=settings))
 
 
 @router.get("/networks/{network_id}/connectivity",
@@ -125,45 +116,38 @@ def connectivity(network_id: int, a: int, b: int, conn: DbRead, caller: CurrentC
     return _json(service.connectivity(conn, network_id, a, b, caller=caller))
 
 
-def _storage_geometry(geometry: dict[str, Any], crs: str, expected: str) -> Any:
-    settings = get_settings()
-    return to_storage(parse_geojson(geometry, max_vertices=settings.service.max_query_vertices), crs,
-                      storage_crs=settings.spatial.storage_crs, city_bounds=settings.spatial.city_bounds,
-                      expected=expected)
-
-
 @router.post("/clearance", summary="GB 50289 clearance check of a proposed pipe (LineString) or an area (Polygon)")
-def clearance_check(body: ClearanceRequest, conn: DbRead, caller: CurrentCaller) -> Response:
+def clearance_check(body: ClearanceRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
     kind = body.geometry.get("type")
     if kind == "LineString":
         if not body.utility:
             raise InvalidParameter("a proposed pipe needs its utility (water, gas, power, …)")
-        line = _storage_geometry(body.geometry, body.crs, "LineString")
-        spec = clearance.PipeSpec(body.utility, body.diameter_mm, body.depth_m, body.pressure_class)
-        return _json(clearance.check_proposed(conn, line, spec, caller=caller))
+        line = storage_geometry(body.geometry, body.crs, settings, "LineString")
+        return _json(service.proposed_pipe_clearance(conn, line, caller=caller, settings=settings,
+                                                     utility=body.utility, diameter_mm=body.diameter_mm,
+                                                     depth_m=body.depth_m, pressure_class=body.pressure_class))
     if kind in ("Polygon", "MultiPolygon"):
-        return _json(clearance.check_area(conn, _storage_geometry(body.geometry, body.crs, "Geometry"),
-                                          caller=caller))
+        area = storage_geometry(body.geometry, body.crs, settings, "Geometry")
+        return _json(service.area_clearance(conn, area, caller=caller, settings=settings))
     raise InvalidGeometry("clearance takes a LineString (proposed pipe) or a Polygon (area)")
 
 
 @router.post("/pipes-in-area", summary="Pipes crossing an area with the length inside (for pre-review)")
-def pipes_in_area(body: AreaRequest, conn: DbRead, caller: CurrentCaller) -> Response:
-    area = _storage_geometry(body.geometry, body.crs, "Geometry")
+def pipes_in_area(body: AreaRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    area = storage_geometry(body.geometry, body.crs, settings, "Geometry")
     return _json(service.pipes_in_area(conn, area, caller=caller))
 
 
 @router.get("/profile", summary="Longitudinal profile of a pipe run (纵断面): JSON, or PNG with f=png")
-def pipe_profile(conn: DbRead, caller: CurrentCaller, pipes: str, step_m: float = 5.0, f: str = "json") -> Response:
-    from data.democity import dem_path
-
+def pipe_profile(conn: DbRead, caller: CurrentCaller, settings: AppSettings, pipes: str, step_m: float = 5.0,
+                 f: str = "json") -> Response:
     try:
         ids = [int(p) for p in pipes.split(",") if p.strip()]
     except ValueError:
         raise InvalidParameter("pipes is a comma-separated list of pipe ids, in run order") from None
-    result = profile.pipe_profile(conn, ids, dem_path(), caller=caller, step_m=step_m)
+    result = service.pipe_profile(conn, ids, caller=caller, settings=settings, step_m=step_m)
     if f == "png":
-        return Response(profile.profile_png(result), media_type="image/png")
+        return Response(service.profile_png(result), media_type="image/png")
     if f != "json":
         raise InvalidParameter("f is json or png")
     return _json(result)
@@ -179,35 +163,37 @@ def criticality(network_id: int, conn: DbRead, caller: CurrentCaller, top: int =
 
 @router.get("/networks/{network_id}/maintenance",
             summary="Replacement warnings: age against service life by material, repair frequency")
-def maintenance_report(network_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
-    return _json(maintenance.maintenance_report(conn, network_id, caller=caller))
+def maintenance_report(network_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.maintenance_report(conn, network_id, caller=caller, settings=settings))
 
 
 @router.get("/pipes/{pipe_id}/repairs", summary="Repair records of a pipe")
 def pipe_repairs(pipe_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
-    return _json(maintenance.pipe_repairs(conn, pipe_id, caller=caller))
+    return _json(service.pipe_repairs(conn, pipe_id, caller=caller))
 
 
 @router.post("/pipes/{pipe_id}/repairs", summary="Record a repair on a pipe (audited)")
 def add_repair(pipe_id: int, body: RepairRecord, conn: DbWrite, caller: CurrentCaller) -> Response:
-    return _json(maintenance.add_repair(conn, pipe_id, caller=caller, repaired_on=body.repaired_on, kind=body.kind,
-                                        description=body.description, crew=body.crew, cost_yuan=body.cost_yuan))
+    return _json(service.add_repair(conn, pipe_id, caller=caller, repaired_on=body.repaired_on, kind=body.kind,
+                                    description=body.description, crew=body.crew, cost_yuan=body.cost_yuan))
 
 
 @router.post("/networks/import-inp", summary="Import an EPANET INP file as a new water network (CRS required)")
-async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, name: str, crs: str | None = None,
-                     customers_from_demand: bool = False) -> Response:
+async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, settings: AppSettings, name: str,
+                     crs: str | None = None, customers_from_demand: bool = False) -> Response:
     """Body: the INP text (Content-Type text/plain or application/octet-stream)."""
-    require_write(caller, PIPES)
     body = await request.body()
-    if len(body) > get_settings().service.max_request_bytes:
+    if len(body) > settings.service.max_request_bytes:
         raise InvalidParameter("the INP file is larger than the request limit")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        text = body.decode("gbk", errors="strict")
-    result = await run_in_threadpool(inp.import_inp, conn, text, name=name, crs=crs, caller=caller,
-                                     customers_from_demand=customers_from_demand)
+        try:
+            text = body.decode("gbk", errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidParameter("the INP file is neither UTF-8 nor GBK text: save it as UTF-8") from None
+    result = await run_in_threadpool(service.import_inp, conn, text, name=name, crs=crs, caller=caller,
+                                     settings=settings, customers_from_demand=customers_from_demand)
     return _json({"network_id": result.network_id, "nodes": len(result.node_ids), "pipes": len(result.pipe_ids),
                   "customers": result.customers, "warnings": result.warnings})
 

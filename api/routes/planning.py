@@ -1,136 +1,136 @@
 """/planning: site-selection pre-review, balance tables, land-use statistics, survey loading and
-the change survey. Thin: parse, call the land-use services, shape the answer."""
+the change survey. Thin: parse, call the land-use service, shape the answer."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import CurrentCaller, DbRead, DbWrite
-from api.routes.land import bbox_area, storage_geometry
+from api.common import AREA_MAX_VERTICES, bbox_area, storage_geometry
+from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter, PayloadTooLarge
-from layers.landuse import balance as bal
-from layers.landuse import prereview as pre
-from layers.landuse import repository as repo
 from layers.landuse import schemas as ls
-from layers.landuse import survey
-from layers.landuse.redline import parse_redline
+from layers.landuse import service as land
 
 router = APIRouter(prefix="/planning", tags=["planning 规划"])
 MAX_REDLINE_BYTES = 20 * 1024 * 1024
 
 
+# a plain def: reading the upload, parsing the red line and the pre-review are blocking work, which
+# FastAPI runs in its thread pool instead of on the event loop
 @router.post("/prereview", status_code=201, summary="建设项目用地预审与选址 site-selection pre-review")
-async def prereview(conn: DbWrite, caller: CurrentCaller,
-                    project_name: Annotated[str, Form(description="项目名称")],
-                    file: Annotated[UploadFile | None, File(description="GeoJSON, zipped Shapefile, DXF or TXT")] = None,
-                    redline: Annotated[str | None, Form(description="the red line as text (GeoJSON or TXT)")] = None,
-                    red_format: Annotated[str | None, Form(alias="format",
-                                                           description="geojson|shapefile|dxf|txt; default: detect")] = None,
-                    crs: Annotated[str | None, Form(description="CRS when the file does not carry one")] = None,
-                    intended_use: Annotated[str | None, Form(description="用地用海 planning class, e.g. 1001")] = None,
-                    survey_year: Annotated[int | None, Form()] = None,
-                    plan_name: Annotated[str | None, Form()] = None,
-                    price_class: Annotated[str | None, Form()] = None) -> dict[str, Any]:
+def prereview(conn: DbWrite, caller: CurrentCaller,
+              project_name: Annotated[str, Form(description="项目名称")],
+              file: Annotated[UploadFile | None, File(description="GeoJSON, zipped Shapefile, DXF or TXT")] = None,
+              redline: Annotated[str | None, Form(description="the red line as text (GeoJSON or TXT)")] = None,
+              red_format: Annotated[str | None, Form(alias="format",
+                                                     description="geojson|shapefile|dxf|txt; default: detect")] = None,
+              crs: Annotated[str | None, Form(description="CRS when the file does not carry one")] = None,
+              intended_use: Annotated[str | None, Form(description="用地用海 planning class, e.g. 1001")] = None,
+              survey_year: Annotated[int | None, Form()] = None,
+              plan_name: Annotated[str | None, Form()] = None,
+              price_class: Annotated[str | None, Form()] = None) -> dict[str, Any]:
     if (file is None) == (redline is None):
         raise InvalidParameter("send the red line either as a file upload (file) or as text (redline), not both")
     if file is not None:
-        content = await file.read(MAX_REDLINE_BYTES + 1)
+        content = file.file.read(MAX_REDLINE_BYTES + 1)
         filename = file.filename
     else:
         content, filename = (redline or "").encode("utf-8"), None
     if len(content) > MAX_REDLINE_BYTES:
         raise PayloadTooLarge(f"the red line file is larger than {MAX_REDLINE_BYTES // 2**20} MB")
-    red = parse_redline(content, filename=filename, declared_format=red_format, declared_crs=crs)
-    return pre.site_prereview(conn, caller, red, project_name=project_name, intended_use=intended_use,
-                              survey_year=survey_year, plan_name=plan_name, price_class=price_class)
+    red = land.read_red_line(content, filename=filename, declared_format=red_format, declared_crs=crs)
+    return land.site_prereview(conn, caller, red, project_name=project_name, intended_use=intended_use,
+                               survey_year=survey_year, plan_name=plan_name, price_class=price_class)
 
 
 @router.get("/prereview/{report_id}", summary="Re-open a stored pre-review report")
 def prereview_report(report_id: int, conn: DbRead, caller: CurrentCaller) -> dict[str, Any]:
-    report, _ = pre.open_report(conn, caller, report_id)
+    report, _ = land.open_report(conn, caller, report_id)
     return report
 
 
 @router.get("/prereview/{report_id}/report.html", response_class=HTMLResponse,
             summary="The printable pre-review report (map as inline SVG, no web assets)")
 def prereview_html(report_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
-    report, site = pre.open_report(conn, caller, report_id)
-    controls = repo.control_geometries(conn, site)
-    return HTMLResponse(pre.report_html(report, site, controls))
+    return HTMLResponse(land.report_page(conn, caller, report_id))
 
 
 def _render(table: dict[str, Any], output: str, name: str) -> Response:
     if output == "json":
-        return Response(content=_json(table), media_type="application/json")
+        return Response(content=json.dumps(table, ensure_ascii=False, default=str).encode("utf-8"),
+                        media_type="application/json")
     if output == "csv":
-        return Response(bal.balance_csv(table), media_type="text/csv; charset=utf-8",
+        return Response(land.balance_csv(table), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if output == "xlsx":
-        return Response(bal.balance_xlsx(table),
+        return Response(land.balance_xlsx(table),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     if output == "html":
-        return HTMLResponse(bal.balance_html(table))
+        return HTMLResponse(land.balance_html(table))
     raise InvalidParameter("f is json, csv, xlsx or html")
 
 
-def _json(value: Any) -> bytes:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
-
-
 @router.get("/balance", summary="土地利用面积平衡表 for a district, bbox or the whole city")
-def balance(conn: DbRead, caller: CurrentCaller, base_year: int, target_year: int | None = None,
-            target_plan: str | None = None, district: str | None = None, bbox: str | None = None,
-            basis: str = "ellipsoidal", f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
-    table = bal.balance_table(conn, base_year=base_year, target_year=target_year, target_plan=target_plan,
-                              geometry=bbox_area(bbox), district=district, basis=basis)
+def balance(conn: DbRead, caller: CurrentCaller, settings: AppSettings, base_year: int,
+            target_year: int | None = None, target_plan: str | None = None, district: str | None = None,
+            bbox: str | None = None, basis: str = "ellipsoidal",
+            f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
+    table = land.balance_table(conn, caller, base_year=base_year, target_year=target_year, target_plan=target_plan,
+                               geometry=bbox_area(bbox, settings), district=district, basis=basis)
     return _render(table, f, f"balance_{base_year}_{target_year or 'plan'}")
 
 
 @router.post("/balance", summary="土地利用面积平衡表 for a drawn polygon")
-def balance_area(body: ls.BalanceRequest, conn: DbRead, caller: CurrentCaller,
+def balance_area(body: ls.BalanceRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
                  f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
-    table = bal.balance_table(conn, base_year=body.base_year, target_year=body.target_year,
-                              target_plan=body.target_plan, geometry=storage_geometry(body.geometry, body.crs),
-                              basis=body.basis)
+    table = land.balance_table(conn, caller, base_year=body.base_year, target_year=body.target_year,
+                               target_plan=body.target_plan,
+                               geometry=storage_geometry(body.geometry, body.crs, settings,
+                                                         max_vertices=AREA_MAX_VERTICES),
+                               basis=body.basis)
     return _render(table, f, f"balance_{body.base_year}")
 
 
 @router.get("/statistics", summary="Land-use statistics of a survey year by class hierarchy")
-def statistics(conn: DbRead, caller: CurrentCaller, year: int, district: str | None = None,
+def statistics(conn: DbRead, caller: CurrentCaller, settings: AppSettings, year: int, district: str | None = None,
                bbox: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
-    return bal.landuse_statistics(conn, year=year, geometry=bbox_area(bbox), district=district, basis=basis)
+    return land.landuse_statistics(conn, caller, year=year, geometry=bbox_area(bbox, settings), district=district,
+                                   basis=basis)
 
 
 @router.post("/statistics", summary="Land-use statistics of a survey year for a drawn polygon")
-def statistics_area(body: ls.AreaQuery, conn: DbRead, caller: CurrentCaller, year: int,
+def statistics_area(body: ls.AreaQuery, conn: DbRead, caller: CurrentCaller, settings: AppSettings, year: int,
                     basis: str = "ellipsoidal") -> dict[str, Any]:
-    return bal.landuse_statistics(conn, year=year, geometry=storage_geometry(body.geometry, body.crs), basis=basis)
+    area = storage_geometry(body.geometry, body.crs, settings, max_vertices=AREA_MAX_VERTICES)
+    return land.landuse_statistics(conn, caller, year=year, geometry=area, basis=basis)
 
 
 @router.post("/survey/{year}", status_code=201, summary="Load a survey year (变更调查) and compute change patches")
-def load_survey(year: int, body: ls.SurveyLoad, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def load_survey(year: int, body: ls.SurveyLoad, conn: DbWrite, caller: CurrentCaller,
+                settings: AppSettings) -> dict[str, Any]:
     features = body.features.get("features") if body.features.get("type") == "FeatureCollection" else None
     if not features:
         raise InvalidParameter("features must be a GeoJSON FeatureCollection with at least one feature")
     patches = []
     for feature in features:
         props = dict(feature.get("properties") or {})
-        props["geometry"] = storage_geometry(feature.get("geometry") or {}, body.crs)
+        props["geometry"] = storage_geometry(feature.get("geometry") or {}, body.crs, settings,
+                                             max_vertices=AREA_MAX_VERTICES)
         patches.append(props)
-    return survey.load_survey_year(conn, caller, year=year, patches=patches, class_system=body.class_system)
+    return land.load_survey_year(conn, caller, year=year, patches=patches, settings=settings,
+                                 class_system=body.class_system)
 
 
 @router.post("/change-survey", summary="Recompute change patches between two survey years")
 def change_survey(conn: DbWrite, caller: CurrentCaller, from_year: int, to_year: int) -> dict[str, Any]:
-    return survey.change_survey(conn, caller, from_year=from_year, to_year=to_year)
+    return land.change_survey(conn, caller, from_year=from_year, to_year=to_year)
 
 
 @router.get("/change-survey", summary="Change summary (from class → to class) between two survey years")
 def change_summary(conn: DbRead, caller: CurrentCaller, from_year: int, to_year: int) -> dict[str, Any]:
-    return {"from_year": from_year, "to_year": to_year, "changes": repo.change_summary(conn, from_year, to_year)}
+    return land.change_summary(conn, caller, from_year=from_year, to_year=to_year)

@@ -8,6 +8,7 @@ caller's masking applied; each layer is checked against the caller's read scope.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +19,20 @@ from fastapi.responses import Response
 from shapely.geometry import Point
 from sqlalchemy.engine import Connection
 
+from api.common import (
+    check_params,
+    intake_frame,
+    intake_limits,
+    json_response,
+    readable_layer,
+    settings_of,
+    visible_layers,
+)
 from api.deps import CurrentCaller
-from api.routes.ogc import check_params, json_response, readable_layer, settings_of, visible_layers
-from gis import features
+from gis import access, features, intake
 from gis.access import Caller
 from gis.errors import InvalidParameter
 from gis.features import ItemsQuery
-from gis.geometry import parse_geojson, to_storage
 from gis.registry import Layer
 
 router = APIRouter(prefix="/query", tags=["Spatial queries 空间查询"])
@@ -33,17 +41,9 @@ NUMERIC = ("integer", "number")
 
 
 def _storage_geometry(request: Request, raw: Any, crs_value: str | None) -> sa.ColumnElement[Any]:
+    """A client geometry (GeoJSON/WKT, any CRS, the one axis-order rule of gis.intake) as SQL."""
     settings = settings_of(request)
-    out = features.resolve_crs(crs_value, settings.storage_srid)
-    geom = raw if hasattr(raw, "geom_type") else parse_geojson(raw, max_vertices=settings.service.max_query_vertices)
-    if out.flip:
-        from shapely.ops import transform
-
-        geom = transform(lambda x, y, z=None: (y, x), geom)
-    source = settings.spatial.storage_crs if out.srid == settings.storage_srid else (
-        "OGC:CRS84" if out.srid == 4326 else f"EPSG:{out.srid}")
-    stored = to_storage(geom, source, storage_crs=settings.spatial.storage_crs,
-                        city_bounds=settings.spatial.city_bounds)
+    stored = intake.client_geometry(raw, crs_value, frame=intake_frame(settings), limits=intake_limits(settings))
     return sa.func.ST_GeomFromText(sa.bindparam(None, stored.wkt, type_=sa.Text), settings.storage_srid)
 
 
@@ -83,7 +83,7 @@ def _query(request: Request, layer: Layer, caller: Caller, where: sa.ColumnEleme
 def _measured(conn: Any, q: ItemsQuery, measure: sa.ColumnElement[Any], name: str,
               order: sa.ColumnElement[Any] | None = None) -> dict[str, Any]:
     """Features with one extra computed property (distance, area, length), as a FeatureCollection."""
-    stmt = sa.select(sa.cast(features.feature_object(q), sa.Text), measure).where(*q.where)
+    stmt = sa.select(sa.cast(features.feature_object(q), sa.Text), measure).where(*features.readable_where(q))
     stmt = stmt.order_by(order if order is not None else q.layer.table.c[q.layer.key]).limit(q.limit)
     out = []
     for text, value in conn.execute(stmt):
@@ -112,6 +112,8 @@ def identify(request: Request, caller: CurrentCaller) -> Response:
     if not _is_number(tolerance_text):
         raise InvalidParameter("tolerance must be a number of metres")
     tolerance = _number(float(tolerance_text), "tolerance (metres)", maximum=1000)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidParameter("x and y must be finite numbers")
     point = _storage_geometry(request, Point(x, y), qp.get("crs"))
     body: dict[str, Any] = {"layers": {}}
     with request.app.state.read_engine.connect() as conn:
@@ -182,7 +184,8 @@ def summary(request: Request, caller: CurrentCaller, payload: Any = Body(...)) -
                    and f.name not in (layer.key, "version")]
         geom = layer.table.c[layer.geometry_column]
         columns = [sa.func.count()] + [sa.func.sum(layer.table.c[n]) for n in numeric]
-        row = conn.execute(sa.select(*columns).where(layer.current_clause(), sa.func.ST_Intersects(geom, area))).one()
+        row = conn.execute(sa.select(*columns).where(layer.current_clause(), access.row_clause(layer, caller),
+                                                     sa.func.ST_Intersects(geom, area))).one()
         return {"count": int(row[0]),
                 "sums": {n: (None if v is None else float(v)) for n, v in zip(numeric, row[1:], strict=True)}}
 

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from api.deps import CurrentCaller
-from api.routes.ogc import (
+from api.common import (
     base_url,
     caller_of,
     check_params,
@@ -23,6 +22,7 @@ from api.routes.ogc import (
     readable_layer,
     visible_layers,
 )
+from api.deps import CurrentCaller
 from gis import tiles
 from gis.access import Caller
 from gis.errors import InvalidParameter, NotFound
@@ -107,7 +107,8 @@ async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int
     versions = cache.fresh_versions()
     if versions is None:
         versions = cache.set_versions(await reader.rows(tiles.VERSIONS_SQL))
-    key = cache.key(layers, versions, z, x, y)
+    caller = _caller(request)
+    key = cache.key(layers, versions, z, x, y, tiles.row_scope(layers, caller)[1])
     etag = cache.etag(key)
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key"}
     if request.headers.get("if-none-match") == etag:
@@ -115,7 +116,8 @@ async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int
     data = cache.get(key)
     if data is None:
         settings = request.app.state.settings
-        statement, params = tiles.tile_query(layers, z, x, y, settings.storage_srid, settings.spatial.storage_crs)
+        statement, params = tiles.tile_query(layers, z, x, y, settings.storage_srid, settings.spatial.storage_crs,
+                                             caller)
         # prepared: every tile parameter is a typed function argument (see LoopReader)
         data = bytes(await reader.scalar(statement, params, prepare=True) or b"")
         cache.put(key, data)

@@ -58,8 +58,7 @@ def main() -> None:
     import layers  # noqa: F401
     from data import democity
     from layers.cadastre import service as registry
-    from layers.landuse import balance as bal
-    from layers.landuse import prereview as pre
+    from layers.landuse import service as land
     from layers.landuse.redline import RedLine
 
     with engine.connect() as conn:
@@ -97,7 +96,7 @@ def main() -> None:
     def prereview() -> dict:
         with engine.connect() as conn:
             with conn.begin() as tx:
-                report = pre.site_prereview(conn, SYSTEM, red, project_name="bench", survey_year=year,
+                report = land.site_prereview(conn, SYSTEM, red, project_name="bench", survey_year=year,
                                             intended_use="07", store=True)
                 tx.rollback()
         return report
@@ -109,11 +108,11 @@ def main() -> None:
 
     def whole_city_plan() -> dict:
         with engine.connect() as conn:
-            return bal.balance_table(conn, base_year=year, target_plan=plan)
+            return land.balance_table(conn, SYSTEM, base_year=year, target_plan=plan)
 
     def whole_city_stats() -> dict:
         with engine.connect() as conn:
-            return bal.landuse_statistics(conn, year=year)
+            return land.landuse_statistics(conn, SYSTEM, year=year)
 
     cold, warm, table = timed(whole_city_plan, max(3, args.repeat // 2))
     print(f"whole-city balance table (survey {year} vs plan, {sizes[2] + sizes[3]:,} polygons): first {cold:.3f} s, "

@@ -5,16 +5,14 @@ ownership G/J/Z (1) · parcel type (1) · parcel sequence (5) — the first 19 a
 attachment F/L/Q/W (1) and building (4) + unit (4) numbers (all zero for W).
 
 New sequence numbers are issued after the highest number ever used in the sub-district, counting
-retired parcels too, so a number is never reused (domain rule for splits and merges).
+retired parcels too, so a number is never reused (domain rule for splits and merges). Pure: the
+service reads that number (layers/cadastre/repository.py) and passes it in.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, InvalidParameter
 
@@ -106,22 +104,10 @@ def check_prefix(prefix: str, ownership: str, parcel_type: str) -> None:
         raise InvalidParameter(f"parcel type {parcel_type} exists only on collective (J) land")
 
 
-def next_parcel_codes(conn: Connection, prefix: str, ownership: str, parcel_type: str,
-                      count: int = 1) -> list[str]:
-    """Issue ``count`` new 宗地代码 in a sub-district, after the highest number ever used there.
-
-    A transaction-scoped advisory lock per sub-district serialises concurrent registrations, and the
-    maximum is taken over every row ever recorded (retired versions included), so a number is never
-    issued twice nor reused after retirement.
-    """
+def issue_parcel_codes(prefix: str, ownership: str, parcel_type: str, highest: int, count: int = 1) -> list[str]:
+    """The next ``count`` 宗地代码 of a sub-district after ``highest``, the highest sequence number ever
+    used there (the service reads it under a lock, retired parcels included)."""
     check_prefix(prefix, ownership, parcel_type)
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('govgis.parcel_seq.' || :p))"), {"p": prefix})
-    highest = conn.execute(sa.text(
-        "SELECT max(substr(code, 15, 5)::int) FROM ("
-        " SELECT parcel_code AS code FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"
-        " UNION ALL SELECT parent_code FROM cadastre_lineage WHERE left(parent_code, 12) = :p"
-        " UNION ALL SELECT child_code FROM cadastre_lineage WHERE left(child_code, 12) = :p) AS used"),
-        {"p": prefix}).scalar() or 0
     if highest + count > MAX_SEQUENCE:
         raise Conflict(f"sub-district {prefix} has no sequence numbers left (highest used {highest:05d}); "
                        "open a new 地籍子区")

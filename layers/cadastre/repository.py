@@ -15,8 +15,10 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.schema import storage_srid
 from layers.cadastre.models import lineage, parcels, registrations
+
+# the SRID the table was defined with (the storage SRID, fixed when the database was created)
+SRID = parcels.c.geom.type.srid
 
 # attributes a version carries over from its predecessor (the rest is keys, times and computed)
 CARRIED = ("parcel_code", "unit_code", "right_holder", "holder_kind", "holder_id_number", "holder_phone",
@@ -49,6 +51,7 @@ def current_parcels(conn: Connection, codes: list[str], *, lock: bool) -> dict[s
 
 
 def ever_recorded(conn: Connection, code: str) -> bool:
+    """Whether a parcel code was ever recorded (live, retired or corrected)."""
     return conn.execute(sa.select(sa.exists().where(parcels.c.parcel_code == code))).scalar_one()
 
 
@@ -61,7 +64,7 @@ def close_version(conn: Connection, row: dict[str, Any], when: dt.datetime) -> N
     conn.execute(parcels.update().where(parcels.c.id == row["id"]).values(recorded_to=sa.func.now()))
     copy = {name: row[name] for name in CARRIED}
     copy.update(version=row["version"], valid_from=row["valid_from"], valid_to=when,
-                recorded_from=sa.func.now(), geom=from_shape(row["geometry"], srid=storage_srid()),
+                recorded_from=sa.func.now(), geom=from_shape(row["geometry"], srid=SRID),
                 created_at=row["created_at"])
     conn.execute(parcels.insert().values(copy))
 
@@ -70,7 +73,7 @@ def insert_version(conn: Connection, values: dict[str, Any], geometry: BaseGeome
                    version: int) -> dict[str, Any]:
     """Record a new live version valid from ``when``; returns it as read back."""
     row = {name: values.get(name) for name in CARRIED if name in values}
-    row.update(valid_from=when, version=version, geom=from_shape(geometry, srid=storage_srid()))
+    row.update(valid_from=when, version=version, geom=from_shape(geometry, srid=SRID))
     new_id = conn.execute(parcels.insert().values(row).returning(parcels.c.id)).scalar_one()
     return _row(conn.execute(sa.select(*_columns()).where(parcels.c.id == new_id)).mappings().one())
 
@@ -78,7 +81,7 @@ def insert_version(conn: Connection, values: dict[str, Any], geometry: BaseGeome
 def overlapping_live(conn: Connection, geometry: BaseGeometry, exclude: list[str],
                      tolerance_m2: float) -> list[tuple[str, float]]:
     """Live parcels (other than ``exclude``) that a geometry overlaps by more than the tolerance."""
-    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), SRID)
     area = sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g))
     query = (sa.select(parcels.c.parcel_code, area.label("area"))
              .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g)))
@@ -87,15 +90,33 @@ def overlapping_live(conn: Connection, geometry: BaseGeometry, exclude: list[str
     return [(r.parcel_code, float(r.area)) for r in conn.execute(query) if r.area > tolerance_m2]
 
 
+def lock_sub_district(conn: Connection, prefix: str) -> None:
+    """Serialise code issuing in one cadastral sub-district until the transaction ends."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('govgis.parcel_seq.' || :p))"), {"p": prefix})
+
+
+def highest_sequence(conn: Connection, prefix: str) -> int:
+    """The highest parcel sequence number ever used in a sub-district: every recorded version and
+    every lineage edge counts, so a retired number is never issued again."""
+    return conn.execute(sa.text(
+        "SELECT max(substr(code, 15, 5)::int) FROM ("
+        " SELECT parcel_code AS code FROM cadastre_parcels WHERE left(parcel_code, 12) = :p"
+        " UNION ALL SELECT parent_code FROM cadastre_lineage WHERE left(parent_code, 12) = :p"
+        " UNION ALL SELECT child_code FROM cadastre_lineage WHERE left(child_code, 12) = :p) AS used"),
+        {"p": prefix}).scalar() or 0
+
+
 def insert_registration(conn: Connection, *, kind: str, codes: list[str], effective_at: dt.datetime,
                         actor: str, certificate_no: str | None, note: str | None,
                         detail: dict[str, Any]) -> int:
+    """One registration row; returns its id."""
     return conn.execute(registrations.insert().values(
         kind=kind, parcel_codes=codes, effective_at=effective_at, actor=actor, certificate_no=certificate_no,
         note=note, detail=detail).returning(registrations.c.id)).scalar_one()
 
 
 def insert_lineage(conn: Connection, edges: list[tuple[str, str]], kind: str, registration_id: int) -> None:
+    """Parent → child edges of a split, merge or boundary adjustment."""
     if edges:
         conn.execute(lineage.insert(), [{"parent_code": p, "child_code": c, "kind": kind,
                                          "registration_id": registration_id} for p, c in edges])
@@ -111,6 +132,7 @@ def versions_of(conn: Connection, code: str) -> list[dict[str, Any]]:
 
 
 def registrations_of(conn: Connection, code: str) -> list[dict[str, Any]]:
+    """Every registration that names a parcel, in legal order."""
     query = (sa.select(registrations).where(registrations.c.parcel_codes.any(code))
              .order_by(registrations.c.effective_at, registrations.c.id))
     return [dict(r) for r in conn.execute(query).mappings()]
@@ -146,7 +168,7 @@ def lineage_edges(conn: Connection, code: str, direction: str, max_depth: int = 
 def _area_filter(geometry: BaseGeometry | None, district: str | None) -> list[Any]:
     clauses: list[Any] = []
     if geometry is not None:
-        g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+        g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), SRID)
         clauses += [parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g)]
     if district is not None:
         clauses.append(parcels.c.district == district)
@@ -171,6 +193,7 @@ def as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetime | No
 
 def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetime | None, *,
                 geometry: BaseGeometry | None = None, district: str | None = None) -> tuple[int, float]:
+    """How many parcels ``as_of`` would return, and their plane area (m²)."""
     from layers.cadastre.layers import PARCELS
 
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(parcels.c.plane_area), 0.0)).where(
@@ -181,7 +204,7 @@ def count_as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetim
 
 def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float) -> list[dict[str, Any]]:
     """Live parcels an area takes land from, with the area taken (m², plane)."""
-    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), storage_srid())
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), SRID)
     # a parcel wholly inside counts its stored area: no intersection to compute (ST_Contains uses the
     # prepared area geometry, cheaper than ST_CoveredBy per row)
     inside = sa.case((sa.func.ST_Contains(g, parcels.c.geom), parcels.c.plane_area),

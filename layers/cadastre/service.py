@@ -15,7 +15,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, mask_text, require_read, require_write, sees_personal_data
+from gis.access import Caller, mask_properties, require_read, require_write, sees_personal_data
 from gis.errors import Conflict, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote
 from gis.writes import audit
@@ -32,6 +32,33 @@ MIN_SHARED_BOUNDARY_M = 0.01
 ATTRIBUTE_FIELDS = ("right_type", "landuse_system", "landuse_code", "address", "district", "registered_area",
                     "unit_code")
 HOLDER_FIELDS = ("right_holder", "holder_kind", "holder_id_number", "holder_phone")
+
+
+def next_parcel_codes(conn: Connection, prefix: str, ownership: str, parcel_type: str,
+                      count: int = 1) -> list[str]:
+    """Issue ``count`` new 宗地代码 in a sub-district, after the highest number ever used there.
+
+    For the registrations below (they check the caller's right first). A transaction-scoped lock per
+    sub-district serialises concurrent registrations, and the maximum is taken over every row ever
+    recorded (retired versions included), so a number is never issued twice nor reused after
+    retirement.
+    """
+    codes.check_prefix(prefix, ownership, parcel_type)
+    repo.lock_sub_district(conn, prefix)
+    return codes.issue_parcel_codes(prefix, ownership, parcel_type, repo.highest_sequence(conn, prefix), count)
+
+
+def describe_code(code: str) -> dict[str, Any]:
+    """What a GB/T 37346 parcel (19) or unit (28) code says, part by part; InvalidParameter if malformed."""
+    if len(code) == 28:
+        parcel, attachment = codes.validate_unit_code(code)
+        extra: dict[str, Any] = {"attachment": attachment, "attachment_name": codes.ATTACHMENTS[attachment]}
+    else:
+        parcel, extra = codes.parse_parcel_code(code), {}
+    return {"code": code, "valid": True, "county": parcel.county, "cadastral_district": parcel.district,
+            "sub_district": parcel.sub_district, "ownership": parcel.ownership,
+            "ownership_name": codes.OWNERSHIP[parcel.ownership], "parcel_type": parcel.parcel_type,
+            "parcel_type_name": codes.PARCEL_TYPES[parcel.parcel_type], "sequence": parcel.sequence, **extra}
 
 
 def _multipolygon(geometry: BaseGeometry, what: str) -> BaseGeometry:
@@ -110,7 +137,7 @@ def register_initial(conn: Connection, caller: Caller, *, sub_district: str, own
     values = _attributes(attributes, required=True)
     codes.check_prefix(sub_district, ownership, parcel_type)
     _check_no_overlap(conn, geometry, [], tolerance_m2, "the new parcel")
-    [code] = codes.next_parcel_codes(conn, sub_district, ownership, parcel_type)
+    [code] = next_parcel_codes(conn, sub_district, ownership, parcel_type)
     values["parcel_code"] = code
     values["unit_code"] = codes.unit_code(code)
     reg = repo.insert_registration(conn, kind="initial", codes=[code], effective_at=when, actor=caller.name,
@@ -216,7 +243,7 @@ def register_split(conn: Connection, caller: Caller, *, parcel_code: str, childr
     for i, g in enumerate(geoms):
         _check_no_overlap(conn, g, [parcel_code], tolerance_m2, f"child {i + 1}")
     parsed = codes.parse_parcel_code(parcel_code)
-    new_codes = codes.next_parcel_codes(conn, parsed.prefix, parsed.ownership, parsed.parcel_type, len(geoms))
+    new_codes = next_parcel_codes(conn, parsed.prefix, parsed.ownership, parsed.parcel_type, len(geoms))
     reg = repo.insert_registration(conn, kind="split", codes=[parcel_code, *new_codes], effective_at=when,
                                    actor=caller.name, certificate_no=certificate_no, note=note,
                                    detail={"parent": parcel_code, "children": new_codes,
@@ -284,7 +311,7 @@ def register_merge(conn: Connection, caller: Caller, *, parcel_codes: list[str],
     merged = shapely.union_all([r["geometry"] for r in rows])
     merged = promote(merged, "MultiPolygon") if merged.geom_type == "Polygon" else merged
     first = codes.parse_parcel_code(parcel_codes[0])
-    [code] = codes.next_parcel_codes(conn, first.prefix, first.ownership, first.parcel_type)
+    [code] = next_parcel_codes(conn, first.prefix, first.ownership, first.parcel_type)
     reg = repo.insert_registration(conn, kind="merge", codes=[*parcel_codes, code], effective_at=when,
                                    actor=caller.name, certificate_no=certificate_no, note=note,
                                    detail={"parents": parcel_codes, "child": code})
@@ -372,11 +399,7 @@ def public_parcel(caller: Caller, row: dict[str, Any], *, geometry: bool = False
             out[key] = value.isoformat()
         elif hasattr(value, "as_tuple"):  # Decimal
             out[key] = float(value)
-    if not sees_personal_data(caller):
-        for name in PARCELS.personal:
-            out[name] = mask_text(out.get(name))
-        if out.get("holder_kind") == "person":
-            out["right_holder"] = mask_text(out.get("right_holder"))
+    out = mask_properties(caller, PARCELS, out)  # the layer's policy: IDs, phones, a person's name
     if geometry and row.get("geometry") is not None:
         out["geometry"] = shapely.geometry.mapping(row["geometry"])
     return out

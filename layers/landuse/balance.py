@@ -5,6 +5,8 @@ A balance table compares two states of the same land — two survey years, or a 
 a drawn area or the whole city. Rows follow the hierarchy in data/codes (legal group → first-level
 class → second-level class); columns give each side's area and share and the change. The total is
 constant when both sides cover the same land; the table checks it and says so.
+
+Pure: the service (layers/landuse/service.py) reads the areas by class and passes them in.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.engine import Connection
 
-from gis.errors import InvalidParameter, NotFound
+from gis.errors import InvalidParameter
 from layers.landuse import classes
-from layers.landuse import repository as repo
 
 # Totals within this many m² (or this fraction of the total) count as constant: sums of a million
 # floating-point areas differ in the last digits, not in land.
@@ -38,26 +38,41 @@ class Side:
     unmapped: dict[str, float] = field(default_factory=dict)
 
 
-def _survey_side(conn: Connection, year: int, basis: str, geometry: BaseGeometry | None,
-                 district: str | None) -> Side:
-    if year not in repo.survey_years(conn):
-        raise NotFound(f"no land-use survey for {year}; surveys held: {', '.join(map(str, repo.survey_years(conn)))}")
-    raw = repo.survey_area_by_class(conn, year, geometry=geometry, district=district)
+def check_basis(basis: str) -> None:
+    """The area basis of a table: the survey's legal (ellipsoidal) area or the plane area."""
+    if basis not in ("ellipsoidal", "plane"):
+        raise InvalidParameter("basis is 'ellipsoidal' (survey area, default) or 'plane'")
+
+
+def check_targets(target_year: int | None, target_plan: str | None) -> None:
+    """A balance table compares the base survey with exactly one target."""
+    if (target_year is None) == (target_plan is None):
+        raise InvalidParameter("give either target_year (a second survey) or target_plan (a plan name)")
+
+
+def survey_side(year: int, areas: dict[str, tuple[float, float]], basis: str) -> Side:
+    """One survey year's side from its areas by class (plane m², ellipsoidal m²)."""
     pick = 1 if basis == "ellipsoidal" else 0
-    return Side("survey", f"{year}年调查", {code: v[pick] for code, v in raw.items()})
+    return Side("survey", f"{year}年调查", {code: v[pick] for code, v in areas.items()})
 
 
-def _plan_side(conn: Connection, plan_name: str, geometry: BaseGeometry | None, district: str | None) -> Side:
-    if plan_name not in repo.plan_names(conn):
-        raise NotFound(f"no plan {plan_name!r}; plans held: {', '.join(repo.plan_names(conn)) or 'none'}")
+def plan_side(plan_name: str, areas: dict[str, float]) -> Side:
+    """A plan's side from its plane areas by planning class, brought onto the survey classes through
+    the shipped crosswalk; classes it does not map stay as their own rows and are listed as unmapped."""
     side = Side("plan", plan_name)
-    for code, area in repo.plan_area_by_class(conn, plan_name, geometry=geometry, district=district).items():
+    for code, area in areas.items():
         survey_code = classes.survey_code_for_plan(code)
         if survey_code is None:
             side.unmapped[code] = side.unmapped.get(code, 0.0) + area
             survey_code = code  # shown as its own unclassified row
         side.areas[survey_code] = side.areas.get(survey_code, 0.0) + area
     return side
+
+
+def scope_of(district: str | None, geometry: BaseGeometry | None) -> dict[str, str]:
+    """What a table covers, as its heading says it."""
+    return ({"district": district} if district else {"area": "drawn polygon"} if geometry is not None
+            else {"city": "whole city"})
 
 
 def hierarchy_rows(sides: list[Side]) -> list[dict[str, Any]]:
@@ -99,31 +114,17 @@ def hierarchy_rows(sides: list[Side]) -> list[dict[str, Any]]:
     return rows
 
 
-def balance_table(conn: Connection, *, base_year: int, target_year: int | None = None,
-                  target_plan: str | None = None, geometry: BaseGeometry | None = None,
-                  district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
-    """The balance table of a base survey year against a target survey year or a plan.
-
-    ``basis``: 'ellipsoidal' (the survey's legal area, default) or 'plane'. A plan has only plane
-    areas, so a survey-vs-plan table is always on the plane basis.
-    """
-    if basis not in ("ellipsoidal", "plane"):
-        raise InvalidParameter("basis is 'ellipsoidal' (survey area, default) or 'plane'")
-    if (target_year is None) == (target_plan is None):
-        raise InvalidParameter("give either target_year (a second survey) or target_plan (a plan name)")
-    if target_plan is not None:
-        basis = "plane"
-    base = _survey_side(conn, base_year, basis, geometry, district)
-    target = (_survey_side(conn, target_year, basis, geometry, district) if target_year is not None
-              else _plan_side(conn, target_plan, geometry, district))  # type: ignore[arg-type]
+def table_of(base: Side, target: Side, *, base_year: int, target_year: int | None, target_plan: str | None,
+             basis: str, scope: dict[str, str]) -> dict[str, Any]:
+    """The balance table of a base survey side against a target side (a second survey or a plan),
+    with the check that the total stayed constant."""
     rows = hierarchy_rows([base, target])
     total_base, total_target = rows[-1]["area_0"], rows[-1]["area_1"]
     difference = total_target - total_base
     constant = abs(difference) <= max(TOTAL_TOLERANCE_M2, TOTAL_TOLERANCE_REL * max(total_base, total_target))
     return {
         "title": "土地利用面积平衡表 Land-use area balance table",
-        "scope": ({"district": district} if district else {"area": "drawn polygon"} if geometry is not None
-                  else {"city": "whole city"}),
+        "scope": scope,
         "base": {"kind": base.kind, "label": base.label, "year": base_year},
         "target": {"kind": target.kind, "label": target.label, "year": target_year, "plan": target_plan},
         "area_basis": basis,
@@ -142,12 +143,8 @@ def balance_table(conn: Connection, *, base_year: int, target_year: int | None =
     }
 
 
-def landuse_statistics(conn: Connection, *, year: int, geometry: BaseGeometry | None = None,
-                       district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
+def statistics_of(side: Side, *, year: int, basis: str) -> dict[str, Any]:
     """Areas of one survey year by class hierarchy, saying which area (ellipsoidal or plane) is used."""
-    if basis not in ("ellipsoidal", "plane"):
-        raise InvalidParameter("basis is 'ellipsoidal' (survey area, default) or 'plane'")
-    side = _survey_side(conn, year, basis, geometry, district)
     rows = hierarchy_rows([side])
     return {"year": year, "area_basis": basis, "unit": "m²", "rows": rows, "total": rows[-1]["area_0"]}
 
@@ -179,6 +176,7 @@ def balance_csv(table: dict[str, Any]) -> bytes:
 
 
 def balance_xlsx(table: dict[str, Any]) -> bytes:
+    """The table as an Excel workbook, group and total rows in bold."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -205,6 +203,7 @@ def balance_xlsx(table: dict[str, Any]) -> bytes:
 
 
 def balance_html(table: dict[str, Any]) -> str:
+    """The table as a printable HTML page."""
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in _header(table))
     body = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from data.codes import load_code_list
+from data.reference import code_list
 
 LEGAL_GROUPS = ("农用地", "建设用地", "未利用地")
 UNCLASSIFIED = "未归类"
@@ -33,8 +33,8 @@ class ClassInfo:
 @lru_cache(maxsize=1)
 def survey_classes() -> dict[str, ClassInfo]:
     """Survey working-classification codes (and GB/T 21010 codes mapped onto them) → hierarchy info."""
-    survey = [r for r in load_code_list("survey_tnls") if r.get("level") in ("1", "2")]
-    gb = {r["code"]: r for r in load_code_list("gbt21010_2017")}
+    survey = [r for r in code_list("survey_tnls") if r.get("level") in ("1", "2")]
+    gb = {r["code"]: r for r in code_list("gbt21010_2017")}
     names1 = {r["code"]: r["name_zh"] for r in survey if r["level"] == "1"}
     out: dict[str, ClassInfo] = {}
     for row in survey:
@@ -49,7 +49,7 @@ def survey_classes() -> dict[str, ClassInfo]:
         parent = (row.get("parent") or row["code"][:2]).strip()
         out[row["code"]] = ClassInfo(row["code"], row["name_zh"], group, parent, names1.get(parent, parent))
     # GB/T 21010 codes stored as such: the survey class that takes them
-    for row in load_code_list("survey_tnls"):
+    for row in code_list("survey_tnls"):
         for gb_code in (row.get("gbt21010") or "").split(";"):
             gb_code = gb_code.strip()
             if gb_code and gb_code not in out and row["code"] in out:
@@ -68,7 +68,7 @@ def classify(code: str) -> ClassInfo:
     known = survey_classes().get(code)
     if known is not None:
         return known
-    names = {r["code"]: r for r in load_code_list("survey_tnls")}
+    names = {r["code"]: r for r in code_list("survey_tnls")}
     first = names.get(code[:2], {})
     group = (first.get("legal_group") or "").strip() or UNCLASSIFIED
     return ClassInfo(code, first.get("name_zh", code) if len(code) == 2 else code, group, code[:2],
@@ -78,7 +78,7 @@ def classify(code: str) -> ClassInfo:
 @lru_cache(maxsize=1)
 def planning_to_survey() -> dict[str, str]:
     """Planning class (用地用海 2023) → survey class, from the shipped crosswalk."""
-    return {r["planning_code"]: r["survey_code"] for r in load_code_list("crosswalk_planning_survey")}
+    return {r["planning_code"]: r["survey_code"] for r in code_list("crosswalk_planning_survey")}
 
 
 def survey_code_for_plan(planning_code: str) -> str | None:

@@ -1,6 +1,6 @@
 """Land-use layers in the registry."""
 
-from gis.registry import REGISTRY, Access, Layer
+from gis.registry import REGISTRY, Access, Layer, WriteMode
 from layers.landuse.models import (
     change_patches,
     control_lines,
@@ -75,5 +75,10 @@ PREREVIEWS = REGISTRY.add(Layer(
     table=prereview_reports, family="landuse", department=DEPARTMENT, access=Access.INTERNAL,
     searchable=("project_name", "verdict"), map_fields=("project_name", "verdict"),
     read_only=("id", "version", "created_at", "updated_at", "report", "verdict", "total_area"),
+    # the report's content depends on who reads it (holders, pipes): only /planning/prereview/{id} shows it
+    hidden=("report",),
+    # a department's reports are its own; others read them only with this layer named in their key
+    owner_column="department",
+    write_mode=WriteMode.MODULE, write_via="POST /planning/prereview",
     style={"kind": "line", "color": "#d7191c"},
 ))

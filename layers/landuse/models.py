@@ -154,6 +154,7 @@ prereview_reports = sa.Table(
     *feature_columns(),
     sa.Column("project_name", sa.Text, nullable=False, comment="项目名称"),
     sa.Column("actor", sa.Text, nullable=False, comment="提交人"),
+    sa.Column("department", sa.Text, nullable=False, server_default="govgis", comment="所属部门"),
     sa.Column("input_format", sa.Text, nullable=False, comment="红线格式"),
     sa.Column("input_crs", sa.Text, nullable=False, comment="红线坐标系"),
     sa.Column("verdict", sa.Text, nullable=False, comment="结论"),

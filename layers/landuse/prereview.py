@@ -5,29 +5,28 @@ Every area in the report is a plane area (m²) of the red line's intersection in
 computed by PostGIS on the stored data; survey classes also carry their prorated ellipsoidal area.
 The report is stored unmasked and masked again for whoever opens it, so a key without the
 personal-data scope never sees a natural person's name or ID number.
+
+Pure: the service (layers/landuse/service.py) reads what lies under the red line and passes it in;
+this module applies the rules, builds the report and renders it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.engine import Connection, Engine
 
-from gis.access import SYSTEM, Caller, mask_text, require_read, sees_personal_data
-from gis.errors import GisError, InvalidParameter, NotFound
-from gis.writes import audit
+from gis.errors import InvalidParameter
 from layers.landuse import classes
-from layers.landuse import repository as repo
-from layers.landuse.layers import CONTROL_LINES, PREREVIEWS
 from layers.landuse.redline import RedLine
 
 # below this an overlap is drawing noise, not land taken (0.01 m² = a 10 cm square)
 OVERLAP_TOLERANCE_M2 = 0.01
 SEVERITY = ("pass", "conditional", "approval", "refused")
+PRICE_CLASSES = ("commercial", "residential", "industrial", "public")
 
 # The rule behind each verdict (domain.md; 自然资源部 三区三线 rules). Text kept together so a city
 # can read and correct what the software applies.
@@ -66,33 +65,34 @@ def _conforms(zone_code: str, intended: str) -> bool:
     return zone_code.startswith(intended) or intended.startswith(zone_code)
 
 
-def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, project_name: str,
-                   intended_use: str | None = None, survey_year: int | None = None,
-                   plan_name: str | None = None, price_class: str | None = None,
-                   store: bool = True) -> dict[str, Any]:
-    """The pre-review report of a red line (storage CRS), stored and returned with its id."""
-    require_read(caller, CONTROL_LINES)
+def check_request(project_name: str, price_class: str | None) -> None:
+    """What a pre-review request must say before any land is looked at."""
     if not project_name.strip():
         raise InvalidParameter("give the project name (project_name)")
-    if price_class is not None and price_class not in ("commercial", "residential", "industrial", "public"):
+    if price_class is not None and price_class not in PRICE_CLASSES:
         raise InvalidParameter("price_class is commercial, residential, industrial or public")
+
+
+def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, intended_use: str | None,
+                plan_name: str | None, price_class: str | None, landuse_rows: list[dict[str, Any]],
+                control_overlaps: list[dict[str, Any]], inside_urban_boundary: float,
+                zones: list[dict[str, Any]], parcels: list[dict[str, Any]], pipelines: dict[str, Any],
+                price_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pre-review report of a red line from what lies under it (the service reads each part).
+
+    ``landuse_rows``: survey classes inside the red line (class_system, class_code, class_name,
+    plane_area, ellipsoidal_area); ``control_overlaps``: area per control-line kind and zone type;
+    ``inside_urban_boundary``: m² inside the urban development boundary; ``zones``: planning classes
+    with their area; ``parcels``: parcels taken from (unmasked: masked when shown); ``pipelines``: the
+    pipeline family's answer; ``price_rows``: area per base land-price zone.
+    """
     site = red_line.geometry
     total = site.area
-    year = survey_year or repo.latest_survey_year(conn)
-    if year is None:
-        raise NotFound("no land-use survey is loaded: the pre-review needs the current survey")
-    if survey_year is not None and survey_year not in repo.survey_years(conn):
-        raise NotFound(f"no land-use survey for {survey_year}")
     items: list[dict[str, Any]] = []
-    # the pipelines crossing the site come from another family's tables: ask for them on a second
-    # connection while this one does the land queries (read-only; halves the wait on a large site)
-    executor = ThreadPoolExecutor(max_workers=1)
-    pipelines_job = executor.submit(_pipelines_crossing, conn.engine, site, caller)
-    executor.shutdown(wait=False)
 
     # land use by class, arable land first
     landuse = []
-    for row in repo.survey_breakdown(conn, year, site):
+    for row in landuse_rows:
         info = classes.classify(row["class_code"])
         landuse.append({"class_code": row["class_code"], "class_name": row["class_name"] or info.name,
                         "class_system": row["class_system"], "legal_group": info.group,
@@ -102,7 +102,7 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
     arable = sum(r["plane_area"] for r in landuse if classes.is_arable(r["class_code"]))
 
     # control lines
-    overlaps = {(r["kind"], r["zone_type"]): r for r in repo.control_overlaps(conn, site)}
+    overlaps = {(r["kind"], r["zone_type"]): r for r in control_overlaps}
     pbf = sum(r["area"] for (k, _), r in overlaps.items() if k == "permanent_basic_farmland")
     items.append(_item("permanent_basic_farmland", "approval" if pbf > OVERLAP_TOLERANCE_M2 else "pass",
                        "占用永久基本农田，需报国务院批准 occupies permanent basic farmland: needs State Council approval"
@@ -123,7 +123,7 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         items.append(_item("ecological_red_line", "pass", "不占用生态保护红线 no ecological red line taken",
                            RULES["ecological_red_line_core"], overlap_area=core + general, core_area=core,
                            general_area=general))
-    inside = repo.control_union_area(conn, site, "urban_development_boundary")
+    inside = inside_urban_boundary
     outside = max(total - inside, 0.0)
     items.append(_item("urban_development_boundary", "conditional" if outside > OVERLAP_TOLERANCE_M2 else "pass",
                        "部分位于城镇开发边界外 partly outside the urban development boundary" if outside > OVERLAP_TOLERANCE_M2
@@ -131,7 +131,6 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
                        RULES["urban_development_boundary"], inside_area=inside, outside_area=outside))
 
     # planning conformity
-    zones = repo.planning_breakdown(conn, site, plan_name)
     planned = sum(z["area"] for z in zones)
     for zone in zones:
         zone["conforms"] = None if intended_use is None else _conforms(zone["class_code"], intended_use)
@@ -149,15 +148,9 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
                               else ""), RULES["planning"], conforming_area=planned - bad, nonconforming_area=bad,
                            unplanned_area=unplanned))
 
-    # parcels (stored unmasked; masked when shown)
-    from layers.cadastre.service import parcels_in_area
-
-    parcels = parcels_in_area(conn, site, caller=SYSTEM, min_area_m2=OVERLAP_TOLERANCE_M2)
-    pipelines = pipelines_job.result()
-
     # base land price
     prices = []
-    for row in repo.price_breakdown(conn, site):
+    for row in price_rows:
         prices.append({**row, "price_per_m2": float(row["price_per_m2"]),
                        "value": float(row["price_per_m2"]) * row["area"]})
     by_class: dict[str, dict[str, float]] = {}
@@ -169,13 +162,13 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         entry["mean_price_per_m2"] = entry["value"] / entry["area"] if entry["area"] else 0.0
 
     severity = max((i["severity"] for i in items), key=SEVERITY.index)
-    report = {
+    return {
         "project_name": project_name,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(),
         "input": red_line.describe(),
         "area_basis": "平面面积 plane area (m²) in the storage CRS; survey classes also give ellipsoidal area",
         "total_area": total,
-        "survey_year": year,
+        "survey_year": survey_year,
         "intended_use": intended_use,
         "landuse": landuse,
         "arable_area": arable,
@@ -189,57 +182,18 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         "verdict": severity,
         "verdict_text": VERDICT_TEXT[severity],
     }
-    if store:
-        report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
-                                      input_format=red_line.input_format, input_crs=red_line.input_crs,
-                                      verdict=severity, total_area=total, report=report, geometry=site)
-        report["id"] = report_id
-        audit(conn, caller, PREREVIEWS.id, report_id, "insert", None, None,
-              {"project_name": project_name, "verdict": severity, "total_area": total})
-    return for_caller(caller, report)
 
 
-def _pipelines_crossing(engine: Engine, site: BaseGeometry, caller: Caller) -> dict[str, Any]:
-    """Pipes crossing the site, through the pipeline package's public function."""
-    try:
-        from layers.pipeline.service import pipes_in_area
-    except ImportError:
-        return {"available": False, "note": "管线模块不可用 the pipeline module is not installed"}
-    try:
-        with engine.connect() as conn:
-            pipes = pipes_in_area(conn, site, caller=caller)
-    except GisError as exc:
-        return {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
-    return {"available": True, "count": len(pipes), "pipes": pipes,
-            "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
-
-
-def for_caller(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:
-    """The report as a caller may see it: right holders who are persons, IDs and phones masked."""
-    if sees_personal_data(caller):
-        return report
+def for_caller(report: dict[str, Any], *, mask_parcel: Callable[[dict[str, Any]], dict[str, Any]],
+               show_pipelines: bool) -> dict[str, Any]:
+    """The report as one reader may see it: each parcel through ``mask_parcel`` (the cadastre's policy),
+    and the pipelines section only when ``show_pipelines``."""
     out = dict(report)
-    masked = []
-    for parcel in report.get("parcels", []):
-        p = dict(parcel)
-        for name in ("holder_id_number", "holder_phone"):
-            p[name] = mask_text(p.get(name))
-        if p.get("holder_kind") == "person":
-            p["right_holder"] = mask_text(p.get("right_holder"))
-        masked.append(p)
-    out["parcels"] = masked
+    out["parcels"] = [mask_parcel(dict(parcel)) for parcel in report.get("parcels", [])]
+    if not show_pipelines and "pipelines" in out:
+        out["pipelines"] = {"available": False, "note": "管线不可见：您的密钥无管线图层读取权限 "
+                                                        "pipelines not shown: your key may not read them"}
     return out
-
-
-def open_report(conn: Connection, caller: Caller, report_id: int) -> tuple[dict[str, Any], BaseGeometry]:
-    """A stored report, masked for the caller, with its red line."""
-    require_read(caller, PREREVIEWS)
-    stored = repo.load_report(conn, report_id)
-    if stored is None:
-        raise NotFound(f"no pre-review report {report_id}")
-    report = dict(stored["report"])
-    report["id"] = stored["id"]
-    return for_caller(caller, report), stored["geometry"]
 
 
 # --- printable report ------------------------------------------------------------------------------

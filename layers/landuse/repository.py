@@ -15,17 +15,21 @@ import sqlalchemy as sa
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.schema import storage_srid
+from layers.landuse.models import supervision_cases, survey_patches
+
+# the SRID the tables were defined with (the storage SRID, fixed when the database was created)
+SRID = survey_patches.c.geom.type.srid
 
 
 def _geom_param(geometry: BaseGeometry) -> dict[str, Any]:
-    return {"g": shapely.to_wkb(geometry), "srid": storage_srid()}
+    return {"g": shapely.to_wkb(geometry), "srid": SRID}
 
 
 G = "ST_GeomFromWKB(:g, :srid)"
 
 
 def survey_years(conn: Connection) -> list[int]:
+    """The survey years loaded, oldest first."""
     return list(conn.execute(sa.text("SELECT DISTINCT survey_year FROM landuse_survey_patches ORDER BY 1")).scalars())
 
 
@@ -70,6 +74,7 @@ def plan_area_by_class(conn: Connection, plan_name: str, *, geometry: BaseGeomet
 
 
 def plan_names(conn: Connection) -> list[str]:
+    """The names of the plans whose zones are loaded."""
     return list(conn.execute(sa.text("SELECT DISTINCT plan_name FROM landuse_planning_zones ORDER BY 1")).scalars())
 
 
@@ -92,6 +97,7 @@ def compute_change_patches(conn: Connection, from_year: int, to_year: int, min_a
 
 
 def change_summary(conn: Connection, from_year: int, to_year: int) -> list[dict[str, Any]]:
+    """Change patches between two years grouped from class → to class, largest first."""
     rows = conn.execute(sa.text("""
         SELECT from_code, to_code, count(*) AS patches, sum(plane_area) AS plane_area,
                sum(ellipsoidal_area) AS ellipsoidal_area
@@ -104,7 +110,7 @@ def insert_survey_patches(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert survey patches (geometry as shapely in ``geometry``); one statement for the batch."""
     if not rows:
         return 0
-    srid = storage_srid()
+    srid = SRID
     conn.execute(sa.text("""
         INSERT INTO landuse_survey_patches (patch_no, survey_year, class_system, class_code, class_name,
                                             settlement_code, ownership, district, ellipsoidal_area, geom)
@@ -148,6 +154,7 @@ def control_overlaps(conn: Connection, geometry: BaseGeometry) -> list[dict[str,
 
 
 def control_union_area(conn: Connection, geometry: BaseGeometry, kind: str) -> float:
+    """Area (m²) of the red line inside the union of one control-line kind."""
     return float(conn.execute(sa.text(f"""
         WITH a AS (SELECT {G} AS g)
         SELECT coalesce(ST_Area(ST_Union(ST_Intersection(c.geom, a.g))), 0)
@@ -167,6 +174,7 @@ def control_geometries(conn: Connection, geometry: BaseGeometry) -> list[dict[st
 
 
 def planning_breakdown(conn: Connection, geometry: BaseGeometry, plan_name: str | None) -> list[dict[str, Any]]:
+    """Area of the red line in each planning class of one plan (or of every plan), largest first."""
     rows = conn.execute(sa.text(f"""
         WITH a AS (SELECT {G} AS g)
         SELECT z.plan_name, z.class_system, z.class_code, min(z.class_name) AS class_name,
@@ -179,6 +187,7 @@ def planning_breakdown(conn: Connection, geometry: BaseGeometry, plan_name: str 
 
 
 def price_breakdown(conn: Connection, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """Area of an area in each base land-price zone (land class, grade, price)."""
     rows = conn.execute(sa.text(f"""
         WITH a AS (SELECT {G} AS g)
         SELECT z.land_class, z.grade, z.price_per_m2, z.base_date, sum(ST_Area(ST_Intersection(z.geom, a.g))) AS area
@@ -188,6 +197,7 @@ def price_breakdown(conn: Connection, geometry: BaseGeometry) -> list[dict[str, 
 
 
 def price_at_point(conn: Connection, point: BaseGeometry) -> list[dict[str, Any]]:
+    """The price zones (one per land class) a point lies in."""
     rows = conn.execute(sa.text(f"""
         SELECT land_class, grade, price_per_m2, base_date FROM landuse_price_zones
          WHERE geom && {G} AND ST_Covers(geom, {G}) ORDER BY land_class, grade"""), _geom_param(point)).mappings()
@@ -195,12 +205,14 @@ def price_at_point(conn: Connection, point: BaseGeometry) -> list[dict[str, Any]
 
 
 def latest_survey_year(conn: Connection, not_after: int | None = None) -> int | None:
+    """The latest survey year loaded (not after ``not_after`` when given), None when there is none."""
     return conn.execute(sa.text("SELECT max(survey_year) FROM landuse_survey_patches "
                                 "WHERE CAST(:y AS int) IS NULL OR survey_year <= :y"), {"y": not_after}).scalar()
 
 
-def store_report(conn: Connection, *, project_name: str, actor: str, input_format: str, input_crs: str,
+def store_report(conn: Connection, *, project_name: str, actor: str, department: str, input_format: str, input_crs: str,
                  verdict: str, total_area: float, report: dict[str, Any], geometry: BaseGeometry) -> int:
+    """Store a pre-review report (unmasked) with its red line; returns its id."""
     import orjson
 
     def fallback(value: Any) -> Any:
@@ -209,18 +221,29 @@ def store_report(conn: Connection, *, project_name: str, actor: str, input_forma
         return str(value)
 
     return conn.execute(sa.text(f"""
-        INSERT INTO landuse_prereview_reports (project_name, actor, input_format, input_crs, verdict, total_area,
-                                               report, geom)
-        VALUES (:name, :actor, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
-        RETURNING id"""), {"name": project_name, "actor": actor, "fmt": input_format, "crs": input_crs,
+        INSERT INTO landuse_prereview_reports (project_name, actor, department, input_format, input_crs, verdict,
+                                               total_area, report, geom)
+        VALUES (:name, :actor, :dept, :fmt, :crs, :verdict, :total, CAST(:report AS jsonb), ST_Multi({G}))
+        RETURNING id"""), {"name": project_name, "actor": actor, "dept": department, "fmt": input_format, "crs": input_crs,
                            "verdict": verdict, "total": total_area, "report": orjson.dumps(report, default=fallback, option=orjson.OPT_NON_STR_KEYS).decode(),
                            **_geom_param(geometry)}).scalar_one()
 
 
 def load_report(conn: Connection, report_id: int) -> dict[str, Any] | None:
-    row = conn.execute(sa.text("SELECT id, created_at, report, ST_AsBinary(geom) AS wkb FROM "
+    """A stored pre-review report with its red line, None when there is no such report."""
+    row = conn.execute(sa.text("SELECT id, created_at, department, report, ST_AsBinary(geom) AS wkb FROM "
                                "landuse_prereview_reports WHERE id = :i"), {"i": report_id}).mappings().first()
     if row is None:
         return None
-    return {"id": row["id"], "created_at": row["created_at"], "report": row["report"],
+    return {"id": row["id"], "created_at": row["created_at"], "department": row["department"], "report": row["report"],
             "geometry": shapely.from_wkb(bytes(row["wkb"]))}
+
+
+def supervision_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
+    """A land supervision case's number, status and patch, None when there is no such case."""
+    row = conn.execute(sa.select(supervision_cases.c.case_no, supervision_cases.c.status,
+                                 sa.func.ST_AsBinary(supervision_cases.c.geom).label("wkb"))
+                       .where(supervision_cases.c.id == case_id)).mappings().first()
+    if row is None:
+        return None
+    return {"case_no": row["case_no"], "status": row["status"], "geometry": shapely.from_wkb(bytes(row["wkb"]))}

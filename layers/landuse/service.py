@@ -1,27 +1,45 @@
-"""Land-use analyses that are not tables of their own: land supervision comparisons, construction-
-land approvals linked to parcels, base land-price lookup.
+"""Every use case of the land-use family, each checking the caller's right first: site pre-review
+(建设项目用地预审与选址) and its stored reports, balance tables and statistics, survey loading and
+the change survey, land supervision, construction-land approvals, base land price.
 
-Writes go through gis.writes (permission, audit) in the caller's transaction.
+The only module the /planning and /land routes and other families call. Reads go through
+layers/landuse/repository.py; the rules and tables are built by the pure modules (prereview.py,
+balance.py, survey.py, classes.py); other families are reached through their ``service`` (cadastre
+for parcels, pipeline for pipes). Writes go through gis.writes or are audited here, in the caller's
+transaction (never committed here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import sqlalchemy as sa
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from gis.access import Caller, require_read
-from gis.errors import InvalidGeometry, InvalidParameter, NotFound
-from gis.geometry import geometry_problem, promote
-from gis.writes import insert_feature
-from layers.landuse import classes
+from gis.access import SYSTEM, Caller, require_read, require_row, require_write
+from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
+from gis.geometry import geometry_problem, promote, to_storage
+from gis.settings import Settings
+from gis.writes import audit, insert_feature
+from layers.cadastre import service as cadastre
+from layers.landuse import balance, classes, prereview, survey
 from layers.landuse import repository as repo
-from layers.landuse.layers import APPROVALS, PRICE_ZONES, SUPERVISION, SURVEY
-from layers.landuse.models import supervision_cases
+from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
+from layers.landuse.layers import (
+    APPROVALS,
+    CHANGES,
+    CONTROL_LINES,
+    PLANNING,
+    PREREVIEWS,
+    PRICE_ZONES,
+    SUPERVISION,
+    SURVEY,
+)
+from layers.landuse.redline import RedLine, parse_redline
+from layers.pipeline import service as pipeline_service
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +54,209 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- site pre-review -------------------------------------------------------------------------------
+
+def read_red_line(content: bytes | str, *, filename: str | None = None, declared_format: str | None = None,
+                  declared_crs: str | None = None) -> RedLine:
+    """A red line in any accepted format (GeoJSON, zipped Shapefile, DXF, coordinate TXT) as one
+    validated polygon in the storage CRS; a GisError (→ 400) says what to fix."""
+    return parse_redline(content, filename=filename, declared_format=declared_format, declared_crs=declared_crs)
+
+
+def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, project_name: str,
+                   intended_use: str | None = None, survey_year: int | None = None,
+                   plan_name: str | None = None, price_class: str | None = None,
+                   store: bool = True) -> dict[str, Any]:
+    """The pre-review report of a red line (storage CRS), masked for the caller; with ``store`` it is
+    kept in landuse_prereview_reports (a write: the caller needs write scope for that layer)."""
+    require_read(caller, CONTROL_LINES)
+    if store:
+        require_write(caller, PREREVIEWS)
+    prereview.check_request(project_name, price_class)
+    site = red_line.geometry
+    year = survey_year or repo.latest_survey_year(conn)
+    if year is None:
+        raise NotFound("no land-use survey is loaded: the pre-review needs the current survey")
+    if survey_year is not None and survey_year not in repo.survey_years(conn):
+        raise NotFound(f"no land-use survey for {survey_year}")
+    # the pipelines crossing the site come from another family's tables: ask for them on a second
+    # connection while this one does the land queries (read-only; halves the wait on a large site)
+    executor = ThreadPoolExecutor(max_workers=1)
+    # stored as the system sees them; each reader is shown what it may read (_report_for)
+    pipelines_job = executor.submit(_pipelines_crossing, conn.engine, site, SYSTEM)
+    executor.shutdown(wait=False)
+    landuse_rows = repo.survey_breakdown(conn, year, site)
+    overlaps = repo.control_overlaps(conn, site)
+    inside = repo.control_union_area(conn, site, "urban_development_boundary")
+    zones = repo.planning_breakdown(conn, site, plan_name)
+    # parcels are stored unmasked and masked whenever the report is shown
+    parcels = cadastre.parcels_in_area(conn, site, caller=SYSTEM, min_area_m2=prereview.OVERLAP_TOLERANCE_M2)
+    pipelines = pipelines_job.result()
+    prices = repo.price_breakdown(conn, site)
+    report = prereview.assess_site(
+        project_name=project_name, red_line=red_line, survey_year=year, intended_use=intended_use,
+        plan_name=plan_name, price_class=price_class, landuse_rows=landuse_rows, control_overlaps=overlaps,
+        inside_urban_boundary=inside, zones=zones, parcels=parcels, pipelines=pipelines, price_rows=prices)
+    if store:
+        report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
+                                      department=caller.department or "govgis",
+                                      input_format=red_line.input_format, input_crs=red_line.input_crs,
+                                      verdict=report["verdict"], total_area=report["total_area"], report=report,
+                                      geometry=site)
+        report["id"] = report_id
+        audit(conn, caller, PREREVIEWS.id, report_id, "insert", None, None,
+              {"project_name": project_name, "verdict": report["verdict"], "total_area": report["total_area"]})
+    return _report_for(caller, report)
+
+
+def _report_for(caller: Caller, report: dict[str, Any]) -> dict[str, Any]:
+    """A report as a caller may see it: holders masked by the cadastre's policy, the pipes crossing the
+    site only for a caller who may read pipelines (a report keeps what its author could see)."""
+    return prereview.for_caller(report, mask_parcel=lambda parcel: cadastre.public_parcel(caller, parcel),
+                                show_pipelines=pipeline_service.may_read_pipes(caller))
+
+
+def _pipelines_crossing(engine: Engine, site: BaseGeometry, caller: Caller) -> dict[str, Any]:
+    """Pipes crossing the site, through the pipeline family's public service."""
+    try:
+        with engine.connect() as conn:
+            pipes = pipeline_service.pipes_in_area(conn, site, caller=caller)
+    except GisError as exc:
+        return {"available": False, "note": f"管线不可见 pipelines not shown: {exc.detail}"}
+    return {"available": True, "count": len(pipes), "pipes": pipes,
+            "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
+
+
+def open_report(conn: Connection, caller: Caller, report_id: int) -> tuple[dict[str, Any], BaseGeometry]:
+    """A stored report, masked for the caller, with its red line."""
+    require_read(caller, PREREVIEWS)
+    stored = repo.load_report(conn, report_id)
+    if stored is None:
+        raise NotFound(f"no pre-review report {report_id}")
+    # another department's report looks like no report (ids are sequential: they must not tell)
+    require_row(caller, PREREVIEWS, stored, f"pre-review report {report_id}")
+    report = dict(stored["report"])
+    report["id"] = stored["id"]
+    return _report_for(caller, report), stored["geometry"]
+
+
+def report_page(conn: Connection, caller: Caller, report_id: int) -> str:
+    """The printable HTML page of a stored report: verdict, a map of the control lines inside the red
+    line (inline SVG), the tables."""
+    report, site = open_report(conn, caller, report_id)
+    return prereview.report_html(report, site, repo.control_geometries(conn, site))
+
+
+# --- balance tables and statistics -----------------------------------------------------------------
+
+def _survey_side(conn: Connection, year: int, basis: str, geometry: BaseGeometry | None,
+                 district: str | None) -> balance.Side:
+    years = repo.survey_years(conn)
+    if year not in years:
+        raise NotFound(f"no land-use survey for {year}; surveys held: {', '.join(map(str, years))}")
+    return balance.survey_side(year, repo.survey_area_by_class(conn, year, geometry=geometry, district=district),
+                               basis)
+
+
+def _plan_side(conn: Connection, plan_name: str, geometry: BaseGeometry | None,
+               district: str | None) -> balance.Side:
+    if plan_name not in repo.plan_names(conn):
+        raise NotFound(f"no plan {plan_name!r}; plans held: {', '.join(repo.plan_names(conn)) or 'none'}")
+    return balance.plan_side(plan_name, repo.plan_area_by_class(conn, plan_name, geometry=geometry,
+                                                                district=district))
+
+
+def balance_table(conn: Connection, caller: Caller, *, base_year: int, target_year: int | None = None,
+                  target_plan: str | None = None, geometry: BaseGeometry | None = None,
+                  district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
+    """The balance table of a base survey year against a target survey year or a plan.
+
+    ``basis``: 'ellipsoidal' (the survey's legal area, default) or 'plane'. A plan has only plane
+    areas, so a survey-vs-plan table is always on the plane basis.
+    """
+    require_read(caller, SURVEY)
+    if target_plan is not None:
+        require_read(caller, PLANNING)
+    balance.check_basis(basis)
+    balance.check_targets(target_year, target_plan)
+    if target_plan is not None:
+        basis = "plane"
+    base = _survey_side(conn, base_year, basis, geometry, district)
+    target = (_survey_side(conn, target_year, basis, geometry, district) if target_year is not None
+              else _plan_side(conn, target_plan, geometry, district))  # type: ignore[arg-type]
+    return balance.table_of(base, target, base_year=base_year, target_year=target_year, target_plan=target_plan,
+                            basis=basis, scope=balance.scope_of(district, geometry))
+
+
+def landuse_statistics(conn: Connection, caller: Caller, *, year: int, geometry: BaseGeometry | None = None,
+                       district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
+    """Areas of one survey year by class hierarchy, saying which area (ellipsoidal or plane) is used."""
+    require_read(caller, SURVEY)
+    balance.check_basis(basis)
+    return balance.statistics_of(_survey_side(conn, year, basis, geometry, district), year=year, basis=basis)
+
+
+# --- survey loading and the change survey ----------------------------------------------------------
+
+def load_survey_year(conn: Connection, caller: Caller, *, year: int, patches: list[dict[str, Any]],
+                     settings: Settings, class_system: str = "三调工作分类",
+                     min_change_area_m2: float = survey.MIN_CHANGE_AREA_M2) -> dict[str, Any]:
+    """Load one survey year (变更调查) and compute change patches against the previous year.
+
+    Writes survey patches and change patches, so the caller needs write scope for both layers.
+    ``patches``: dicts with patch_no, class_code, district, geometry (shapely, storage CRS), optional
+    class_name, settlement_code, ownership, ellipsoidal_area. Refused (nothing written) when the
+    year is already loaded or a patch is bad.
+    """
+    require_write(caller, SURVEY)
+    require_write(caller, CHANGES)
+    survey.check_class_system(class_system)
+    if year in repo.survey_years(conn):
+        raise Conflict(f"survey year {year} is already loaded; a survey year is loaded once")
+    rows = survey.survey_rows(patches, year=year, class_system=class_system,
+                              storage_crs=settings.spatial.storage_crs)
+    repo.insert_survey_patches(conn, rows)
+    previous = [y for y in repo.survey_years(conn) if y < year]
+    result: dict[str, Any] = {"year": year, "patches": len(rows), "previous_year": None, "change_patches": 0}
+    if previous:
+        result["previous_year"] = previous[-1]
+        result["change_patches"] = repo.compute_change_patches(conn, previous[-1], year, min_change_area_m2)
+        result["changes"] = repo.change_summary(conn, previous[-1], year)
+    audit(conn, caller, SURVEY.id, None, "import", None, None,
+          {"survey_year": year, "patches": len(rows), "previous_year": result["previous_year"]})
+    if result["change_patches"]:
+        audit(conn, caller, CHANGES.id, None, "import", None, None,
+              {"from_year": result["previous_year"], "to_year": year, "patches": result["change_patches"]})
+    return result
+
+
+def change_survey(conn: Connection, caller: Caller, *, from_year: int, to_year: int,
+                  min_change_area_m2: float = survey.MIN_CHANGE_AREA_M2) -> dict[str, Any]:
+    """Recompute the change patches between two loaded survey years (from class → to class, area).
+
+    Replaces the change patches of that pair of years: the caller needs write scope for them."""
+    require_write(caller, CHANGES)
+    years = repo.survey_years(conn)
+    for y in (from_year, to_year):
+        if y not in years:
+            raise InvalidParameter(f"survey year {y} is not loaded; loaded: {', '.join(map(str, years))}")
+    if to_year <= from_year:
+        raise InvalidParameter("to_year must be after from_year")
+    count = repo.compute_change_patches(conn, from_year, to_year, min_change_area_m2)
+    audit(conn, caller, CHANGES.id, None, "import", None, None,
+          {"from_year": from_year, "to_year": to_year, "patches": count})
+    return {"from_year": from_year, "to_year": to_year, "change_patches": count,
+            "changes": repo.change_summary(conn, from_year, to_year)}
+
+
+def change_summary(conn: Connection, caller: Caller, *, from_year: int, to_year: int) -> dict[str, Any]:
+    """The stored change patches between two survey years, grouped from class → to class."""
+    require_read(caller, CHANGES)
+    return {"from_year": from_year, "to_year": to_year, "changes": repo.change_summary(conn, from_year, to_year)}
+
+
+# --- land supervision, approvals, land price -------------------------------------------------------
+
 def land_price_at(conn: Connection, caller: Caller, *, point: BaseGeometry | None = None,
                   parcel_code: str | None = None) -> dict[str, Any]:
     """基准地价 of a point, or of a parcel (area-weighted over the price zones it lies in)."""
@@ -46,9 +267,7 @@ def land_price_at(conn: Connection, caller: Caller, *, point: BaseGeometry | Non
         zones = [_plain(z) for z in repo.price_at_point(conn, point)]
         return {"point": list(point.coords[0]), "zones": zones,
                 "found": bool(zones), "note": None if zones else "该点不在任何基准地价级别范围内 no price zone here"}
-    from layers.cadastre.service import parcel_geometry
-
-    geometry = parcel_geometry(conn, parcel_code, caller=caller)  # type: ignore[arg-type]
+    geometry = cadastre.parcel_geometry(conn, parcel_code, caller=caller)  # type: ignore[arg-type]
     zones = [_plain(z) for z in repo.price_breakdown(conn, geometry)]
     by_class: dict[str, dict[str, float]] = {}
     for z in zones:
@@ -73,21 +292,15 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
     require_read(caller, SURVEY)
     case = None
     if case_id is not None:
-        row = conn.execute(sa.select(supervision_cases.c.case_no, supervision_cases.c.status,
-                                     sa.func.ST_AsBinary(supervision_cases.c.geom).label("wkb"))
-                           .where(supervision_cases.c.id == case_id)).mappings().first()
+        row = repo.supervision_case(conn, case_id)
         if row is None:
             raise NotFound(f"no supervision case {case_id}")
-        import shapely
-
-        geometry = shapely.from_wkb(bytes(row["wkb"]))
+        geometry = row["geometry"]
         case = {"id": case_id, "case_no": row["case_no"], "status": row["status"]}
     if geometry is None:
         raise InvalidParameter("give a supervision case id or a patch polygon")
     if second < first:
         raise InvalidParameter("the second date must not be before the first")
-    from layers.cadastre.service import parcels_as_of
-
     snapshots = []
     for when in (first, second):
         year = repo.latest_survey_year(conn, when.year)
@@ -98,7 +311,7 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
                                 "legal_group": classes.classify(r["class_code"]).group,
                                 "plane_area": r["plane_area"]})
         parcels = [{k: p[k] for k in ("parcel_code", "right_holder", "landuse_code", "version", "area_inside")}
-                   for p in parcels_as_of(conn, geometry, when, caller=caller) if p["area_inside"] > 0.01]
+                   for p in cadastre.parcels_as_of(conn, geometry, when, caller=caller) if p["area_inside"] > 0.01]
         snapshots.append({"date": when.isoformat(), "survey_year": year, "landuse": landuse, "parcels": parcels})
     a, b = snapshots
 
@@ -127,6 +340,7 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
 def record_supervision_case(conn: Connection, caller: Caller, properties: dict[str, Any],
                             geometry: BaseGeometry) -> dict[str, Any]:
     """Open a land supervision case (audited, through the one write path)."""
+    require_write(caller, SUPERVISION)
     return _plain(insert_feature(conn, SUPERVISION, caller, properties, _area(geometry)))
 
 
@@ -134,14 +348,13 @@ def record_land_approval(conn: Connection, caller: Caller, properties: dict[str,
                          geometry: BaseGeometry) -> dict[str, Any]:
     """Record a construction-land approval; unless given, it is linked to the live parcels its red
     line takes land from."""
+    require_write(caller, APPROVALS)
     props = dict(properties)
     geometry = _area(geometry)
     if props.get("supply_kind") not in ("allocation", "transfer", "lease"):
         raise InvalidParameter("supply_kind is allocation (划拨), transfer (出让) or lease (租赁)")
     if not props.get("parcel_codes"):
-        from layers.cadastre.service import parcels_in_area
-
-        props["parcel_codes"] = [p["parcel_code"] for p in parcels_in_area(conn, geometry, caller=caller)]
+        props["parcel_codes"] = [p["parcel_code"] for p in cadastre.parcels_in_area(conn, geometry, caller=caller)]
     return _plain(insert_feature(conn, APPROVALS, caller, props, geometry))
 
 
@@ -153,11 +366,7 @@ def _area(geometry: BaseGeometry) -> BaseGeometry:
     return promote(geometry, "MultiPolygon")
 
 
-def point_from_lonlat(lon: float, lat: float) -> BaseGeometry:
+def point_from_lonlat(lon: float, lat: float, settings: Settings) -> BaseGeometry:
     """A WGS84/CGCS2000 lon/lat point in the storage CRS (validated against the city bounds)."""
-    from gis.geometry import to_storage
-    from gis.settings import get_settings
-
-    settings = get_settings()
     return to_storage(Point(lon, lat), "OGC:CRS84", storage_crs=settings.spatial.storage_crs,
                       city_bounds=settings.spatial.city_bounds)

@@ -22,6 +22,9 @@ Mapping to our node–edge model
   WNTR's segment of L = the segment of L's body pieces here, and WNTR's segment of node N = the
   segment of node N here; stubs and inserted nodes are reported in ``ImportResult`` so a comparison
   can map our pipes and nodes back to the INP names (stubs count with N, not with L).
+
+Pure: ``plan_import`` lays the network out; the service (``layers.pipeline.service.import_inp``)
+checks the caller's write scopes and writes it through the repository.
 """
 
 from __future__ import annotations
@@ -36,15 +39,10 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point
 from shapely.ops import substring
-from sqlalchemy.engine import Connection
 
-from gis.access import Caller
 from gis.crs import parse_crs, transformer
 from gis.errors import ImportRejected, InvalidParameter
 from gis.geometry import bounds_problems
-from gis.settings import get_settings
-from gis.writes import audit
-from layers.pipeline import repository
 
 STUB_M = 1.0
 DETOUR_M = 2.0
@@ -152,10 +150,30 @@ def _check(net: InpNetwork, valve_layer: list[tuple[str, str]]) -> None:
                              errors=errors[:100])
 
 
-def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | None, caller: Caller,
-               valve_layer: Iterable[tuple[str, str]] = (), customers_from_demand: bool = False,
-               operator: str | None = None) -> ImportResult:
-    """Import an INP file (path or text) as a new water network; returns what was written.
+@dataclass
+class InpPlan:
+    """What an INP import will write, in the storage CRS: node and pipe rows (ends by node code),
+    optional customers, and how our codes map back to the INP names."""
+
+    node_rows: list[dict[str, object]]
+    pipe_rows: list[dict[str, object]]
+    customer_rows: list[dict[str, object]]
+    pipe_origin_code: dict[str, tuple[str, str]]  # our pipe code → (INP link, 'body' | 'stub:<node>')
+    inserted: set[str]  # codes of the valve/pump nodes we inserted (no INP node of their own)
+    valve_codes: dict[tuple[str, str], str]  # (link, node) of the valve layer → our valve node code
+    warnings: list[str]
+
+
+def read_inp_text(source: str | Path) -> str:
+    """The INP text of a path (a Path, or a one-line string ending in .inp) or of the text itself."""
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith(".inp")):
+        return Path(source).read_text()
+    return str(source)
+
+
+def plan_import(text: str, *, crs: str | None, storage_crs: str, city_bounds: tuple[float, float, float, float],
+                valve_layer: Iterable[tuple[str, str]] = (), customers_from_demand: bool = False) -> InpPlan:
+    """Parse and check an INP file and lay its network out in the storage CRS (nothing written).
 
     ``crs`` is the CRS of the INP coordinates (required). ``valve_layer`` is WNTR's valve layer as
     (link, node) pairs. ``customers_from_demand`` adds one customer per junction with a positive
@@ -165,13 +183,10 @@ def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | No
         raise InvalidParameter("INP coordinates have no CRS: say which one with crs (an EPSG code such as "
                                "EPSG:4548, or PROJ/WKT text for a local grid)")
     parse_crs(crs)
-    text = Path(source).read_text() if isinstance(source, Path) or (
-        isinstance(source, str) and "\n" not in source and source.endswith(".inp")) else str(source)
     net = parse_inp(text)
     valves = [(str(link), str(node)) for link, node in valve_layer]
     _check(net, valves)
-    settings = get_settings()
-    to_storage = transformer(crs, settings.spatial.storage_crs)
+    to_storage = transformer(crs, storage_crs)
     mm = 25.4 if net.units in US_FLOW_UNITS else 1.0
 
     names = net.node_names
@@ -179,7 +194,7 @@ def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | No
     sx, sy = to_storage.transform(xy[:, 0], xy[:, 1])
     position = {n: (float(x), float(y)) for n, x, y in zip(names, sx, sy, strict=True)}
     points = shapely.points(np.column_stack([sx, sy])) if len(names) else np.zeros(0, dtype=object)
-    outside = bounds_problems(points, settings.spatial.storage_crs, settings.spatial.city_bounds)
+    outside = bounds_problems(points, storage_crs, city_bounds)
     if outside.any():
         bad = [names[i] for i in np.flatnonzero(outside)[:20]]
         raise ImportRejected(
@@ -252,27 +267,27 @@ def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | No
             pipe_rows.append({"code": code, "from": n0, "to": n1, "geom": substring(line, d0, d1),
                               "diameter_mm": _mm(diameter, mm) if kind == "pipe" else None})
             pipe_origin_code[code] = (link, role)
-
-    network_id = repository.create_network(conn, utility="water", name=name, operator=operator)
-    node_ids = repository.insert_nodes(conn, network_id, node_rows)
-    pipe_ids = repository.insert_pipes(conn, network_id, pipe_rows, node_ids)
-    n_customers = 0
+    customer_rows: list[dict[str, object]] = []
     if customers_from_demand:
-        rows = [{"account_no": f"J{n}", "name": f"节点 {n} 用户", "node": n, "geom": Point(position[n])}
-                for n, (_e, demand) in net.junctions.items() if demand > 0]
-        n_customers = repository.insert_customers(conn, network_id, rows, node_ids)
-    audit(conn, caller, "pipeline_pipes", None, "import", None, None,
-          {"network_id": network_id, "format": "EPANET INP", "crs": crs, "nodes": len(node_ids),
-           "pipes": len(pipe_ids), "isolation_valves": len(valve_codes), "customers": n_customers})
+        customer_rows = [{"account_no": f"J{n}", "name": f"节点 {n} 用户", "node": n, "geom": Point(position[n])}
+                         for n, (_e, demand) in net.junctions.items() if demand > 0]
+    return InpPlan(node_rows=node_rows, pipe_rows=pipe_rows, customer_rows=customer_rows,
+                   pipe_origin_code=pipe_origin_code, inserted=set(inserted), valve_codes=valve_codes,
+                   warnings=warnings)
+
+
+def import_result(plan: InpPlan, network_id: int, node_ids: dict[str, int], pipe_ids: dict[str, int],
+                  customers: int) -> ImportResult:
+    """What was written (the ids the repository returned), mapped back to the INP names."""
     return ImportResult(
         network_id=network_id,
         node_ids=node_ids,
         pipe_ids=pipe_ids,
-        pipe_origin={pipe_ids[c]: o for c, o in pipe_origin_code.items()},
-        node_origin={i: (None if c in inserted else c) for c, i in node_ids.items()},
-        valve_ids={k: node_ids[c] for k, c in valve_codes.items()},
-        customers=n_customers,
-        warnings=warnings,
+        pipe_origin={pipe_ids[c]: o for c, o in plan.pipe_origin_code.items()},
+        node_origin={i: (None if c in plan.inserted else c) for c, i in node_ids.items()},
+        valve_ids={k: node_ids[c] for k, c in plan.valve_codes.items()},
+        customers=customers,
+        warnings=plan.warnings,
     )
 
 

@@ -1,7 +1,9 @@
-"""Pipeline layers in the registry."""
+"""Pipeline layers in the registry, and the stores the pipeline module writes."""
+
+import sqlalchemy as sa
 
 from gis.registry import REGISTRY, Access, Layer
-from layers.pipeline.models import customers, nodes, pipes
+from layers.pipeline.models import customers, isolations, nodes, pipes, repair_orders, repairs
 
 DEPARTMENT = "市政公用事业局"
 # CJJ 61 survey colours per utility (domain.md says verify: kept here as data the map reads)
@@ -28,7 +30,26 @@ CUSTOMERS = REGISTRY.add(Layer(
     id="pipeline_customers", title_zh="管网用户", title_en="Customers",
     table=customers, family="pipeline", department=DEPARTMENT, access=Access.RESTRICTED,
     searchable=("account_no", "name", "address"), personal=("contact_name", "contact_phone"),
+    # a household's account carries the person's name; a company's or a school's does not
+    personal_when={"name": ("category", ("residential",))},
     map_fields=("account_no", "category", "network_id"),
     required=("network_id", "account_no", "name"),
     style={"kind": "point", "by": "category", "cluster": True, "min_zoom": 15},
 ))
+
+
+def _store(table: sa.Table, title_zh: str, title_en: str, geometry_column: str = "geom",
+           owner_column: str | None = None) -> Layer:
+    """A table only the pipeline module writes (no OGC collection, so not in the registry). Writing it
+    needs a write scope on the family ``pipeline`` (or on the table itself): a key with write on pipes
+    alone, or a read-only key, may not store isolations, repair orders or repair records."""
+    return Layer(id=table.name, title_zh=title_zh, title_en=title_en, table=table, family="pipeline",
+                 department=DEPARTMENT, access=Access.INTERNAL, geometry_column=geometry_column,
+                 owner_column=owner_column)
+
+
+# an isolation (and the repair orders made from it) belongs to the department that ran it
+ISOLATIONS = _store(isolations, "爆管关阀方案", "Burst isolations", geometry_column="burst_geom",
+                    owner_column="department")
+REPAIR_ORDERS = _store(repair_orders, "抢修单", "Repair orders")
+REPAIRS = _store(repairs, "维修记录", "Repair records")

@@ -134,6 +134,7 @@ isolations = sa.Table(
     sa.Column("summary", JSONB, nullable=False, comment="valves, pipes, customers (ids) and counts"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("department", sa.Text, nullable=False, server_default="govgis", comment="所属部门"),
     geometry_column("Point", name="burst_geom", nullable=True, comment="爆管位置"),
 )
 sa.Index("ix_pipeline_isolations_network", isolations.c.network_id)

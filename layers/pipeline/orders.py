@@ -4,24 +4,18 @@ Workflow: planned → valves_closed → repaired → restored, or cancelled from
 change is a row in pipeline_order_events and an audit record, in the caller's transaction. The
 printable page draws the segment as inline SVG (no map tiles, no scripts, nothing from a CDN), so it
 prints the same on an isolated intranet.
+
+Pure: the workflow rules, the notice and checklist texts and the printed page. The service
+(layers/pipeline/service.py) reads and writes orders through the repository.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-import uuid
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from gis.access import Caller, require_write
-from gis.errors import Conflict, InvalidParameter, NotFound, StaleVersion
-from gis.writes import audit
-from layers.pipeline import repository
-from layers.pipeline.layers import PIPES
-from layers.pipeline.models import order_events, repair_orders
+from gis.errors import Conflict, InvalidParameter, StaleVersion
 
 TRANSITIONS = {
     "planned": ("valves_closed", "cancelled"),
@@ -80,111 +74,55 @@ def checklist(utility: str, valve_codes: list[str], volume_m3: float, critical: 
     return [{"step": i + 1, "task": task, "done": False} for i, task in enumerate(items)]
 
 
-def conflicts(conn: Connection, valve_ids: list[int], exclude: int | None = None) -> list[dict[str, Any]]:
-    """Other open orders that use any of these valves."""
-    if not valve_ids:
-        return []
-    element = sa.func.jsonb_array_elements_text(repair_orders.c.valve_ids).table_valued("value").alias("v")
-    shared = (sa.select(sa.func.array_agg(sa.cast(element.c.value, sa.BigInteger)))
-              .where(sa.cast(element.c.value, sa.BigInteger).in_(valve_ids)).scalar_subquery())
-    query = (sa.select(repair_orders.c.id, repair_orders.c.code, repair_orders.c.status, shared.label("shared"))
-             .where(repair_orders.c.status.in_(OPEN_STATUSES)))
-    if exclude is not None:
-        query = query.where(repair_orders.c.id != exclude)
-    return [{"order_id": r.id, "code": r.code, "status": r.status, "shared_valves": sorted(r.shared)}
-            for r in conn.execute(query) if r.shared]
+def order_code(incident_at: dt.datetime, order_id: int) -> str:
+    """An order's number: QX + the incident date + the order id."""
+    return f"QX{incident_at:%Y%m%d}-{order_id:05d}"
 
 
-def create_order(conn: Connection, isolation_id: int, *, caller: Caller, planned_restore_at: dt.datetime,
-                 incident_at: dt.datetime | None = None, place: str | None = None,
-                 language: str = "zh") -> dict[str, Any]:
-    """A repair order from a stored isolation; reports other open orders on the same valves."""
-    require_write(caller, PIPES)
-    iso = repository.get_isolation(conn, isolation_id)
-    network = repository.network(conn, iso["network_id"])
-    incident_at = incident_at or iso["created_at"]
+def check_times(incident_at: dt.datetime, planned_restore_at: dt.datetime) -> None:
+    """An order's times carry a zone and restoration comes after the incident."""
     if planned_restore_at.tzinfo is None or incident_at.tzinfo is None:
         raise InvalidParameter("give times with a time zone, e.g. 2026-11-22T18:00:00+08:00")
     if planned_restore_at <= incident_at:
         raise InvalidParameter("planned_restore_at must be after the incident time")
-    summary = iso["summary"]
-    valve_ids = [int(v) for v in summary["valves_to_close"]]
-    valve_codes = [d["code"] for d in sorted(repository.node_details(conn, valve_ids).values(),
-                                             key=lambda d: valve_ids.index(d["id"]))]
-    clashes = conflicts(conn, valve_ids)
-    text = notice_text(utility=network["utility"], operator=network["operator"], place=place,
-                       incident_at=incident_at, restore_at=planned_restore_at,
-                       customers=summary["customers_total"], critical=summary["customers_critical"],
-                       language=language)
-    values = {"code": f"pending-{uuid.uuid4().hex}", "isolation_id": isolation_id,
-              "network_id": iso["network_id"], "incident_at": incident_at, "place": place,
-              "planned_restore_at": planned_restore_at, "valve_ids": valve_ids, "notice_text": text,
-              "checklist": checklist(network["utility"], valve_codes, summary["volume_m3"],
-                                     summary["customers_critical"])}
-    order_id = conn.execute(repair_orders.insert().values(values).returning(repair_orders.c.id)).scalar_one()
-    code = f"QX{incident_at:%Y%m%d}-{order_id:05d}"
-    conn.execute(repair_orders.update().where(repair_orders.c.id == order_id).values(code=code))
-    conn.execute(order_events.insert().values(order_id=order_id, from_status=None, to_status="planned",
-                                              actor=caller.name, note="created from isolation "
-                                              f"{isolation_id}"))
-    order = get_order(conn, order_id)
-    audit(conn, caller, "pipeline_repair_orders", order_id, "insert", None,
-          {k: order[k] for k in ("code", "status", "isolation_id", "valve_ids")},
-          {"conflicts": clashes} if clashes else None)
-    order["conflicts"] = clashes
-    return order
 
 
-def get_order(conn: Connection, order_id: int) -> dict[str, Any]:
-    row = conn.execute(sa.select(repair_orders).where(repair_orders.c.id == order_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no repair order {order_id}")
-    order = dict(row)
-    order["events"] = [dict(r) for r in conn.execute(
-        sa.select(order_events).where(order_events.c.order_id == order_id).order_by(order_events.c.id)).mappings()]
-    order["status_zh"] = STATUS_ZH[order["status"]]
-    return order
-
-
-def change_status(conn: Connection, order_id: int, status: str, *, caller: Caller, note: str | None = None,
-                  expected_version: int | None = None) -> dict[str, Any]:
-    """Move an order to its next status (row locked, optional version check, event + audit)."""
-    require_write(caller, PIPES)
+def check_status(status: str) -> None:
+    """A status the workflow knows."""
     if status not in TRANSITIONS:
         raise InvalidParameter(f"unknown status {status!r}: one of {', '.join(TRANSITIONS)}")
-    row = conn.execute(sa.select(repair_orders).where(repair_orders.c.id == order_id)
-                       .with_for_update()).mappings().first()
-    if row is None:
-        raise NotFound(f"no repair order {order_id}")
-    if expected_version is not None and row["version"] != expected_version:
-        raise StaleVersion(f"order {row['code']} is at version {row['version']}, you saw {expected_version}: "
+
+
+def check_transition(order: dict[str, Any], status: str, expected_version: int | None) -> None:
+    """The move of ``order`` (its stored row) to ``status`` is allowed, and the caller saw its version."""
+    if expected_version is not None and order["version"] != expected_version:
+        raise StaleVersion(f"order {order['code']} is at version {order['version']}, you saw {expected_version}: "
                            "reload it")
-    allowed = TRANSITIONS[row["status"]]
+    allowed = TRANSITIONS[order["status"]]
     if status not in allowed:
-        raise Conflict(f"order {row['code']} is {row['status']}; it can move to "
+        raise Conflict(f"order {order['code']} is {order['status']}; it can move to "
                        f"{', '.join(allowed) if allowed else 'nothing (closed)'}, not {status}")
-    conn.execute(repair_orders.update().where(repair_orders.c.id == order_id)
-                 .values(status=status, version=repair_orders.c.version + 1, updated_at=sa.func.now()))
-    conn.execute(order_events.insert().values(order_id=order_id, from_status=row["status"], to_status=status,
-                                              actor=caller.name, note=note))
-    audit(conn, caller, "pipeline_repair_orders", order_id, "workflow", {"status": row["status"],
-          "version": row["version"]}, {"status": status, "version": row["version"] + 1},
-          {"note": note} if note else None)
-    return get_order(conn, order_id)
 
 
-def _svg_map(conn: Connection, order: dict[str, Any], iso: dict[str, Any]) -> str:
-    """Inline SVG of the segment (red), nearby pipes (grey) and the valves to close (numbered)."""
-    pipe_ids = iso["summary"]["pipe_ids"]
-    seg = repository.pipe_coordinates(conn, pipe_ids)
-    if not seg:
-        return ""
-    xs = [x for line in seg.values() for x, _ in line]
-    ys = [y for line in seg.values() for _, y in line]
+def map_box(segment: dict[int, list[tuple[float, float]]]) -> tuple[float, float, float, float] | None:
+    """The storage-CRS box the printed map shows around a segment's pipes (None without pipes)."""
+    if not segment:
+        return None
+    xs = [x for line in segment.values() for x, _ in line]
+    ys = [y for line in segment.values() for _, y in line]
     pad = max(max(xs) - min(xs), max(ys) - min(ys), 50.0) * 0.25
-    box = (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
-    context = repository.pipes_in_box(conn, order["network_id"], box, exclude=pipe_ids, limit=2000)
-    valves = repository.node_details_xy(conn, order["valve_ids"])
+    return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+
+
+def svg_map(order: dict[str, Any], segment: dict[int, list[tuple[float, float]]],
+            context: dict[int, list[tuple[float, float]]], valves: dict[int, dict[str, Any]]) -> str:
+    """Inline SVG of the segment (red), nearby pipes (grey) and the valves to close (numbered).
+
+    ``segment`` and ``context`` are vertex lists of pipes (storage CRS), ``valves`` the codes and
+    positions of the order's valves."""
+    box = map_box(segment)
+    if box is None:
+        return ""
     width, height = 640.0, 480.0
     scale = min(width / (box[2] - box[0]), height / (box[3] - box[1]))
 
@@ -197,7 +135,7 @@ def _svg_map(conn: Connection, order: dict[str, Any], iso: dict[str, Any]) -> st
     for line in context.values():
         parts.append(f'<polyline points="{" ".join(pt(x, y) for x, y in line)}" stroke="#bbb" '
                      'stroke-width="2" fill="none"/>')
-    for line in seg.values():
+    for line in segment.values():
         parts.append(f'<polyline points="{" ".join(pt(x, y) for x, y in line)}" stroke="#d00" '
                      'stroke-width="4" fill="none"/>')
     for number, vid in enumerate(order["valve_ids"], start=1):
@@ -216,12 +154,11 @@ def _svg_map(conn: Connection, order: dict[str, Any], iso: dict[str, Any]) -> st
     return "".join(parts)
 
 
-def print_page(conn: Connection, order_id: int) -> str:
-    """A print-ready HTML page of the order: header, inline SVG map, valves, notice, checklist."""
-    order = get_order(conn, order_id)
-    iso = repository.get_isolation(conn, order["isolation_id"])
-    network = repository.network(conn, order["network_id"])
-    valves = repository.node_details(conn, order["valve_ids"])
+def print_page(order: dict[str, Any], iso: dict[str, Any], network: dict[str, Any],
+               valves: dict[int, dict[str, Any]], map_svg: str) -> str:
+    """A print-ready HTML page of the order: header, inline SVG map, valves, notice, checklist.
+
+    ``valves`` are the crews' details of the order's valves, ``map_svg`` the page's map (``svg_map``)."""
     e = html.escape
     rows = "".join(
         f"<tr><td>{i}</td><td>{e(v['code'])}</td><td>{v['diameter_mm'] or ''}</td>"
@@ -248,7 +185,7 @@ border: 2px solid #000; padding: 4mm; }} .map {{ max-width: 100%; height: auto; 
 <td>{len(summary['pipe_ids'])} 段管道, {summary['length_m']:.1f} m, 排水 {summary['volume_m3']:.1f} m³</td></tr>
 <tr><th>受影响用户 Customers</th><td colspan="3">{summary['customers_total']}
 （重点用户 critical {summary['customers_critical']}）</td></tr></table>
-<h2>示意图 Map</h2>{_svg_map(conn, order, iso)}
+<h2>示意图 Map</h2>{map_svg}
 <h2>需关闭阀门 Valves to close</h2>
 <table><tr><th>#</th><th>编号</th><th>口径 mm</th><th>最近启闭</th><th>位置说明</th><th>经纬度</th></tr>{rows}</table>
 <h2>停供通知 Notice</h2><div class="notice">{e(order['notice_text'])}</div>

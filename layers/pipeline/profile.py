@@ -1,14 +1,15 @@
 """Longitudinal profile of a pipe run: ground elevation from the DEM (rasterio), pipe top from the
 burial depth at each pipe end (a pipe is straight in profile between its ends), cover = ground −
 pipe top along the run, flagged where it falls below the minimum cover for the utility
-(data/rules/min_cover.csv). JSON for the data, a PNG chart (matplotlib, Agg) for the report.
+(rule table min_cover). JSON for the data, a PNG chart (matplotlib, Agg) for the report.
+
+Pure (no database): the service (layers/pipeline/service.py) reads the pipes and the rule table and
+passes them in with the DEM path of the settings.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +17,25 @@ import numpy as np
 import rasterio
 import shapely
 from shapely.geometry import LineString
-from sqlalchemy.engine import Connection
 
-from gis.access import Caller, require_read
+from data.reference import rule_table
 from gis.crs import transformer
 from gis.errors import InvalidParameter, NotFound
-from gis.settings import get_settings
-from layers.pipeline import repository
-from layers.pipeline.layers import PIPES
 
-MIN_COVER_PATH = Path(__file__).resolve().parents[2] / "data" / "rules" / "min_cover.csv"
+DEFAULT_MIN_COVER = (0.7, "default 0.7 m (no rule for this utility)")
 
 
-@lru_cache(maxsize=2)
-def min_cover_rules(path: Path = MIN_COVER_PATH) -> dict[str, tuple[float, str]]:
-    with path.open(encoding="utf-8") as handle:
-        return {r["utility"]: (float(r["min_cover_m"]), r["source"]) for r in csv.DictReader(handle)}
+def min_cover_rules(rules_dir: Path | str | None = None) -> dict[str, tuple[float, str]]:
+    """Utility → (minimum cover in metres, source), from the rule table."""
+    return {r["utility"]: (float(r["min_cover_m"]), r["source"]) for r in rule_table("min_cover", rules_dir)}
+
+
+def check_run(pipe_ids: list[int], step_m: float) -> None:
+    """A profile is asked of a run of pipes at a sane sampling step."""
+    if not pipe_ids:
+        raise InvalidParameter("give the pipe ids of the run, in order")
+    if not 0.5 <= step_m <= 100:
+        raise InvalidParameter("step_m must be between 0.5 and 100 metres")
 
 
 def _orient_run(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], LineString]]:
@@ -57,29 +61,29 @@ def _orient_run(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], LineSt
     return out
 
 
-def pipe_profile(conn: Connection, pipe_ids: list[int], dem: Path | str, *, caller: Caller,
-                 step_m: float = 5.0) -> dict[str, Any]:
-    """Profile samples along a run of pipes (given in order)."""
-    require_read(caller, PIPES)
-    if not pipe_ids:
-        raise InvalidParameter("give the pipe ids of the run, in order")
-    if not 0.5 <= step_m <= 100:
-        raise InvalidParameter("step_m must be between 0.5 and 100 metres")
-    rows = repository.pipes_with_geometry(conn, pipe_ids)
-    missing = [p for p in pipe_ids if p not in rows]
+def pipe_profile(pipe_ids: list[int], pipes: dict[int, dict[str, Any]], dem: Path | str, *, storage_crs: str,
+                 min_cover: dict[str, tuple[float, str]], step_m: float = 5.0) -> dict[str, Any]:
+    """Profile samples along a run of pipes (given in order).
+
+    ``pipes`` are the repository's ``pipes_with_geometry`` rows by id, ``dem`` the elevation model
+    (GeoTIFF), ``min_cover`` the rule table by utility.
+    """
+    check_run(pipe_ids, step_m)
+    missing = [p for p in pipe_ids if p not in pipes]
     if missing:
         raise NotFound(f"no pipe(s) {', '.join(map(str, missing))}")
     dem = Path(dem)
     if not dem.exists():
-        raise NotFound(f"no DEM at {dem}: write it first (govgis db setup writes the demo DEM)")
-    run = _orient_run([rows[p] for p in pipe_ids])
+        # the name only: a client is never told where the server keeps its files
+        raise NotFound(f"no elevation model ({dem.name}) on the server: write it first (govgis db setup writes "
+                       "the demo DEM) or set GOVGIS_DEM_PATH")
+    run = _orient_run([pipes[p] for p in pipe_ids])
     utility = run[0][0]["utility"]
-    min_cover, source = min_cover_rules().get(utility, (0.7, "default 0.7 m (no rule for this utility)"))
+    cover_min, source = min_cover.get(utility, DEFAULT_MIN_COVER)
     samples: list[dict[str, Any]] = []
     offset = 0.0
-    storage = get_settings().spatial.storage_crs
     with rasterio.open(dem) as src:
-        to_dem = transformer(storage, src.crs.to_wkt()) if src.crs else None
+        to_dem = transformer(storage_crs, src.crs.to_wkt()) if src.crs else None
         nodata = src.nodata
 
         def ground(points: np.ndarray) -> np.ndarray:
@@ -106,11 +110,11 @@ def pipe_profile(conn: Connection, pipe_ids: list[int], dem: Path | str, *, call
                 cover = None if gk is None or tk is None else round(gk - tk, 3)
                 samples.append({"distance_m": round(offset + float(d[k]), 3), "x": float(pts[k, 0]),
                                 "y": float(pts[k, 1]), "pipe_id": row["id"], "ground_m": gk, "pipe_top_m": tk,
-                                "cover_m": cover, "below_min_cover": cover is not None and cover < min_cover})
+                                "cover_m": cover, "below_min_cover": cover is not None and cover < cover_min})
             offset += length
     flagged = [s for s in samples if s["below_min_cover"]]
     return {"pipe_ids": pipe_ids, "utility": utility, "length_m": round(offset, 3), "step_m": step_m,
-            "min_cover_m": min_cover, "min_cover_source": source, "samples": samples,
+            "min_cover_m": cover_min, "min_cover_source": source, "samples": samples,
             "below_min_cover": len(flagged),
             "unknown": sum(s["cover_m"] is None for s in samples),
             "worst_cover_m": min((s["cover_m"] for s in samples if s["cover_m"] is not None), default=None)}

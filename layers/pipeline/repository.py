@@ -1,9 +1,12 @@
-"""All SQL of the pipeline family: reads for the network graph, the area query, isolation runs,
-repair orders, clearance and maintenance. Services call these; nothing here commits.
+"""All SQL of the pipeline family: reads for the network graph and the topology check, the area
+query, networks, nodes, pipes and customers written by imports and the topology build, isolation
+runs, repair orders and their events, clearance, profiles and maintenance. The service calls these;
+nothing here commits.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,14 +17,26 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, NotFound
-from gis.schema import layer_versions, storage_srid
-from layers.pipeline.models import customers, isolations, networks, nodes, pipes
+from gis.schema import layer_versions
+from layers.pipeline.models import (
+    customers,
+    isolations,
+    networks,
+    nodes,
+    order_events,
+    pipes,
+    repair_orders,
+    repairs,
+)
+
+# the SRID the tables were defined with (the storage SRID, fixed when the database was created)
+SRID = pipes.c.geom.type.srid
 
 
 def pipes_in_area(conn: Connection, area: BaseGeometry) -> list[dict[str, Any]]:
     """Pipes crossing ``area`` (storage CRS) with the length of each inside it, longest first."""
     area_param = sa.bindparam("area", type_=sa.LargeBinary)
-    area_geom = sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(area_param), storage_srid())
+    area_geom = sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(area_param), SRID)
     inside = sa.func.ST_Length(sa.func.ST_Intersection(pipes.c.geom, area_geom)).label("length_inside_m")
     query = (
         sa.select(pipes.c.id, pipes.c.code, networks.c.utility, networks.c.name.label("network"),
@@ -43,6 +58,7 @@ def table_versions(conn: Connection) -> tuple[int, ...]:
 
 
 def network(conn: Connection, network_id: int) -> dict[str, Any]:
+    """A network's row; NotFound names where to list them."""
     row = conn.execute(sa.select(networks).where(networks.c.id == network_id)).mappings().first()
     if row is None:
         raise NotFound(f"no pipeline network {network_id}: list them at /pipeline/networks")
@@ -50,10 +66,12 @@ def network(conn: Connection, network_id: int) -> dict[str, Any]:
 
 
 def list_networks(conn: Connection) -> list[dict[str, Any]]:
+    """Every network, by id."""
     return [dict(r) for r in conn.execute(sa.select(networks).order_by(networks.c.id)).mappings()]
 
 
 def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
+    """A network's nodes as the graph reads them (storage x/y and lon/lat)."""
     ll = sa.func.ST_Transform(nodes.c.geom, 4326)
     query = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state,
                        sa.func.ST_X(nodes.c.geom), sa.func.ST_Y(nodes.c.geom), nodes.c.diameter_mm,
@@ -63,6 +81,7 @@ def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
 
 
 def graph_pipes(conn: Connection, network_id: int) -> list[tuple]:
+    """A network's in-service pipes as the graph reads them (ends, length, midpoint, line)."""
     mid = sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5)
     query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node, pipes.c.length_m,
                        pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid), sa.func.ST_AsBinary(pipes.c.geom))
@@ -71,12 +90,14 @@ def graph_pipes(conn: Connection, network_id: int) -> list[tuple]:
 
 
 def graph_customers(conn: Connection, network_id: int) -> list[tuple]:
+    """A network's customers: service node, category, households."""
     query = (sa.select(customers.c.id, customers.c.node_id, customers.c.category, customers.c.households)
              .where(customers.c.network_id == network_id).order_by(customers.c.id))
     return [tuple(r) for r in conn.execute(query)]
 
 
 def create_network(conn: Connection, *, utility: str, name: str, operator: str | None = None) -> int:
+    """A new network; Conflict when the name is taken."""
     if conn.execute(sa.select(networks.c.id).where(networks.c.name == name)).first() is not None:
         raise Conflict(f"a pipeline network named {name!r} exists already: choose another name")
     return int(conn.execute(networks.insert().values(utility=utility, name=name, operator=operator)
@@ -90,7 +111,7 @@ _NODE_FIELDS = ("kind", "valve_state", "control_type", "diameter_mm", "last_exer
 def insert_nodes(conn: Connection, network_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Bulk insert nodes (``code``, ``geom`` shapely Point in storage CRS, optional attributes).
     Returns code → id."""
-    srid = storage_srid()
+    srid = SRID
     params = [{"network_id": network_id, "code": r["code"], "geom": from_shape(r["geom"], srid=srid),
                **{f: r.get(f) for f in _NODE_FIELDS}} for r in rows]
     out: dict[str, int] = {}
@@ -107,7 +128,7 @@ _PIPE_FIELDS = ("material", "diameter_mm", "install_year", "burial_depth_m", "pr
 def insert_pipes(conn: Connection, network_id: int, rows: list[dict[str, Any]],
                  node_ids: dict[str, int]) -> dict[str, int]:
     """Bulk insert pipes (``code``, ``from``/``to`` node codes, ``geom`` LineString). Returns code → id."""
-    srid = storage_srid()
+    srid = SRID
     params = [{"network_id": network_id, "code": r["code"], "from_node": node_ids.get(r["from"]),
                "to_node": node_ids.get(r["to"]), "geom": from_shape(r["geom"], srid=srid),
                **{f: r.get(f) for f in _PIPE_FIELDS}} for r in rows]
@@ -124,7 +145,8 @@ _CUSTOMER_FIELDS = ("category", "address", "contact_name", "contact_phone", "hou
 
 def insert_customers(conn: Connection, network_id: int, rows: list[dict[str, Any]],
                      node_ids: dict[str, int]) -> int:
-    srid = storage_srid()
+    """Bulk insert customers (``node`` is a node code, ``geom`` a shapely Point). Returns how many."""
+    srid = SRID
     params = [{"network_id": network_id, "account_no": r["account_no"], "name": r["name"],
                "node_id": node_ids.get(r["node"]) if r.get("node") is not None else None,
                "geom": from_shape(r["geom"], srid=srid),
@@ -142,7 +164,7 @@ def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterable[list[dict[
 
 
 def _point_param(x: float, y: float) -> sa.ColumnElement[Any]:
-    return sa.func.ST_SetSRID(sa.func.ST_MakePoint(x, y), storage_srid())
+    return sa.func.ST_SetSRID(sa.func.ST_MakePoint(x, y), SRID)
 
 
 def nearest_pipe(conn: Connection, network_id: int | None, x: float, y: float, *,
@@ -169,6 +191,7 @@ def _lonlat(geom: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], sa.Colu
 
 
 def node_details(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What crews need of some nodes (valves): code, state, last exercised, access note, lon/lat."""
     if not ids:
         return {}
     query = sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state, nodes.c.control_type,
@@ -178,6 +201,7 @@ def node_details(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def customer_details(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """Customers' account, name, category, address and contact (unmasked: the service masks)."""
     if not ids:
         return []
     query = sa.select(customers.c.id, customers.c.account_no, customers.c.name, customers.c.category,
@@ -187,12 +211,14 @@ def customer_details(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
 
 
 def insert_isolation(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """Store an isolation run; returns its id and creation time."""
     row = conn.execute(isolations.insert().values(values)
                        .returning(isolations.c.id, isolations.c.created_at)).mappings().one()
     return dict(row)
 
 
 def get_isolation(conn: Connection, isolation_id: int) -> dict[str, Any]:
+    """A stored isolation; NotFound says how to compute one."""
     row = conn.execute(sa.select(isolations).where(isolations.c.id == isolation_id)).mappings().first()
     if row is None:
         raise NotFound(f"no isolation {isolation_id}: compute one with POST /pipeline/isolations")
@@ -209,7 +235,8 @@ def pipe_coordinates(conn: Connection, pipe_ids: list[int]) -> dict[int, list[tu
 
 def pipes_in_box(conn: Connection, network_id: int, box: tuple[float, float, float, float], *,
                  exclude: list[int], limit: int) -> dict[int, list[tuple[float, float]]]:
-    envelope = sa.func.ST_MakeEnvelope(*box, storage_srid())
+    """Vertex lists of a network's pipes in a storage-CRS box (context for a printed map)."""
+    envelope = sa.func.ST_MakeEnvelope(*box, SRID)
     query = (sa.select(pipes.c.id, sa.func.ST_AsBinary(pipes.c.geom))
              .where(pipes.c.network_id == network_id, pipes.c.geom.op("&&")(envelope),
                     pipes.c.id.not_in(exclude or [-1])).limit(limit))
@@ -217,6 +244,7 @@ def pipes_in_box(conn: Connection, network_id: int, box: tuple[float, float, flo
 
 
 def node_details_xy(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Codes and storage-CRS positions of some nodes."""
     if not ids:
         return {}
     query = sa.select(nodes.c.id, nodes.c.code, sa.func.ST_X(nodes.c.geom).label("x"),
@@ -246,7 +274,7 @@ def topology_rows(conn: Connection, network_id: int) -> dict[str, list[tuple]]:
 
 def _geom_param(geom: BaseGeometry) -> sa.ColumnElement[Any]:
     return sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geom), sa.LargeBinary)),
-                              storage_srid())
+                              SRID)
 
 
 _CLEARANCE_COLUMNS = (pipes.c.id, pipes.c.code, networks.c.utility, pipes.c.diameter_mm, pipes.c.burial_depth_m,
@@ -267,18 +295,8 @@ def pipes_near(conn: Connection, geom: BaseGeometry, distance: float) -> list[di
     return out
 
 
-def pipe_pairs_in_area(conn: Connection, area: BaseGeometry, distance: float) -> list[tuple[dict, dict]]:
-    """Pairs of in-service pipes of different networks within ``distance`` of each other in ``area``."""
-    inside = pipes_near(conn, area, 0.0)
-    if len(inside) < 2:
-        return []
-    tree = shapely.STRtree([p["geom"] for p in inside])
-    left, right = tree.query([p["geom"] for p in inside], predicate="dwithin", distance=distance)
-    return [(inside[i], inside[j]) for i, j in zip(left.tolist(), right.tolist(), strict=True)
-            if i < j and inside[i]["network_id"] != inside[j]["network_id"]]
-
-
 def pipes_with_geometry(conn: Connection, pipe_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Pipes with their utility, depth, diameter and line (shapely, storage CRS), by id."""
     query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.burial_depth_m, pipes.c.diameter_mm, networks.c.utility,
                        sa.func.ST_AsBinary(pipes.c.geom).label("wkb"))
              .join(networks, networks.c.id == pipes.c.network_id).where(pipes.c.id.in_(pipe_ids)))
@@ -292,7 +310,7 @@ def pipes_with_geometry(conn: Connection, pipe_ids: list[int]) -> dict[int, dict
 
 def set_pipe_ends(conn: Connection, updates: list[dict[str, Any]]) -> None:
     """Bulk set from_node/to_node (and optionally the line) of pipes."""
-    srid = storage_srid()
+    srid = SRID
     for u in updates:
         values: dict[str, Any] = {"from_node": u["from_node"], "to_node": u["to_node"],
                                   "version": pipes.c.version + 1, "updated_at": sa.func.now()}
@@ -302,6 +320,101 @@ def set_pipe_ends(conn: Connection, updates: list[dict[str, Any]]) -> None:
 
 
 def pipe_attributes(conn: Connection, pipe_id: int) -> dict[str, Any]:
+    """A pipe's attributes without its line."""
     row = conn.execute(sa.select(*[c for c in pipes.c if c.name not in ("geom", "length_m")])
                        .where(pipes.c.id == pipe_id)).mappings().one()
     return dict(row)
+
+
+def pipe_attributes_of_network(conn: Connection, network_id: int) -> dict[int, dict[str, Any]]:
+    """Every pipe's attributes (no line) in a network, by id: what a split piece inherits."""
+    query = (sa.select(*[c for c in pipes.c if c.name not in ("geom", "length_m")])
+             .where(pipes.c.network_id == network_id))
+    return {int(r["id"]): dict(r) for r in conn.execute(query).mappings()}
+
+
+# --- repair orders --------------------------------------------------------------------------------
+
+def orders_sharing_valves(conn: Connection, valve_ids: list[int], open_statuses: tuple[str, ...],
+                          exclude: int | None = None) -> list[dict[str, Any]]:
+    """Orders in one of ``open_statuses`` that use any of these valves, with the valves they share."""
+    if not valve_ids:
+        return []
+    element = sa.func.jsonb_array_elements_text(repair_orders.c.valve_ids).table_valued("value").alias("v")
+    shared = (sa.select(sa.func.array_agg(sa.cast(element.c.value, sa.BigInteger)))
+              .where(sa.cast(element.c.value, sa.BigInteger).in_(valve_ids)).scalar_subquery())
+    query = (sa.select(repair_orders.c.id, repair_orders.c.code, repair_orders.c.status, shared.label("shared"))
+             .where(repair_orders.c.status.in_(open_statuses)))
+    if exclude is not None:
+        query = query.where(repair_orders.c.id != exclude)
+    return [{"order_id": r.id, "code": r.code, "status": r.status, "shared_valves": sorted(r.shared)}
+            for r in conn.execute(query) if r.shared]
+
+
+def insert_order(conn: Connection, values: dict[str, Any]) -> int:
+    """Store a repair order; returns its id."""
+    return int(conn.execute(repair_orders.insert().values(values).returning(repair_orders.c.id)).scalar_one())
+
+
+def set_order_code(conn: Connection, order_id: int, code: str) -> None:
+    """Give an order its code (the code carries the id, so it is set once the row exists)."""
+    conn.execute(repair_orders.update().where(repair_orders.c.id == order_id).values(code=code))
+
+
+def insert_order_event(conn: Connection, order_id: int, from_status: str | None, to_status: str, actor: str,
+                       note: str | None) -> None:
+    """One step of an order's status history."""
+    conn.execute(order_events.insert().values(order_id=order_id, from_status=from_status, to_status=to_status,
+                                              actor=actor, note=note))
+
+
+def get_order(conn: Connection, order_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+    """A repair order's row (locked for update when ``lock``), None when there is none."""
+    query = sa.select(repair_orders).where(repair_orders.c.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def order_history(conn: Connection, order_id: int) -> list[dict[str, Any]]:
+    """An order's status events, oldest first."""
+    query = sa.select(order_events).where(order_events.c.order_id == order_id).order_by(order_events.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def set_order_status(conn: Connection, order_id: int, status: str) -> None:
+    """Move an order to ``status``, bumping its version."""
+    conn.execute(repair_orders.update().where(repair_orders.c.id == order_id)
+                 .values(status=status, version=repair_orders.c.version + 1, updated_at=sa.func.now()))
+
+
+# --- maintenance ----------------------------------------------------------------------------------
+
+def pipe_exists(conn: Connection, pipe_id: int) -> bool:
+    """Whether a pipe with this id exists."""
+    return conn.execute(sa.select(pipes.c.id).where(pipes.c.id == pipe_id)).first() is not None
+
+
+def insert_repair(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """Record a repair; returns the stored row."""
+    return dict(conn.execute(repairs.insert().values(values).returning(*repairs.c)).mappings().one())
+
+
+def repairs_of(conn: Connection, pipe_id: int) -> list[dict[str, Any]]:
+    """A pipe's repair records, newest first."""
+    query = sa.select(repairs).where(repairs.c.pipe_id == pipe_id).order_by(repairs.c.repaired_on.desc())
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def pipes_with_repair_counts(conn: Connection, network_id: int, since: dt.date,
+                             until: dt.date) -> list[dict[str, Any]]:
+    """A network's in-service pipes with material, install year, length, and how many repairs each
+    had in (``since``, ``until``] and in all."""
+    recent = (sa.select(sa.func.count()).where(repairs.c.pipe_id == pipes.c.id, repairs.c.repaired_on > since,
+                                               repairs.c.repaired_on <= until).scalar_subquery())
+    total = sa.select(sa.func.count()).where(repairs.c.pipe_id == pipes.c.id).scalar_subquery()
+    query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.material, pipes.c.install_year, pipes.c.length_m,
+                       recent.label("recent"), total.label("total"))
+             .where(pipes.c.network_id == network_id, pipes.c.status == "in_service"))
+    return [dict(r) for r in conn.execute(query).mappings().all()]

@@ -5,10 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class BurstRequest(BaseModel):
+class _Request(BaseModel):
+    # a field the endpoint does not know is a client mistake (a typo loses a value silently otherwise)
+    model_config = ConfigDict(extra="forbid")
+
+
+class BurstRequest(_Request):
     """A burst: a pipe id, or a clicked point (GeoJSON Point, or lon/lat) in ``crs``."""
 
     network_id: int | None = Field(default=None, description="the network; or give utility with a point")
@@ -22,13 +27,13 @@ class BurstRequest(BaseModel):
     customer_limit: int = Field(default=200, ge=0, le=10_000)
 
 
-class FailedValves(BaseModel):
+class FailedValves(_Request):
     """Valves that could not be closed on site: recompute the isolation as a new version."""
 
     valves: list[int] = Field(min_length=1)
 
 
-class RepairOrderRequest(BaseModel):
+class RepairOrderRequest(_Request):
     isolation_id: int
     incident_at: dt.datetime | None = None
     place: str | None = None
@@ -36,13 +41,13 @@ class RepairOrderRequest(BaseModel):
     language: str = Field(default="zh", pattern="^(zh|en)$")
 
 
-class StatusChange(BaseModel):
+class StatusChange(_Request):
     status: str
     note: str | None = None
     version: int | None = Field(default=None, description="the order version you saw (optimistic check)")
 
 
-class ClearanceRequest(BaseModel):
+class ClearanceRequest(_Request):
     """A proposed pipe (GeoJSON LineString) or an area (GeoJSON Polygon) to check against GB 50289."""
 
     geometry: dict[str, Any]
@@ -53,12 +58,12 @@ class ClearanceRequest(BaseModel):
     pressure_class: str | None = Field(default=None, description="gas: low / medium / subhigh")
 
 
-class AreaRequest(BaseModel):
+class AreaRequest(_Request):
     geometry: dict[str, Any]
     crs: str = "OGC:CRS84"
 
 
-class RepairRecord(BaseModel):
+class RepairRecord(_Request):
     repaired_on: dt.date
     kind: str = Field(description="burst / leak / corrosion / replacement / other")
     description: str | None = None

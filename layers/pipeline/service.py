@@ -1,10 +1,19 @@
-"""Public analyses of the pipeline family. Other families (land pre-review, emergency) call these
-functions, never the repository or the graph internals.
+"""Every use case of the pipeline family, each checking the caller's rights first: burst isolation
+and its stored versions, criticality, connectivity, the topology check and build, repair orders,
+clearance checks, profiles, maintenance, EPANET INP import, pipes in an area.
+
+The only module the /pipeline routes and other families (land pre-review, emergency) call. Reads and
+writes go through layers/pipeline/repository.py in the caller's transaction (never committed here);
+the analyses are the pure modules (isolation.py, topology.py, inp.py, orders.py, clearance.py,
+maintenance.py, profile.py). Writes are audited here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,20 +24,43 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, can_read, mask_properties, require_read
+from gis import access
+from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
 from gis.errors import InvalidParameter, NotFound
 from gis.geometry import to_storage
-from gis.schema import storage_srid
-from gis.settings import get_settings
+from gis.settings import Settings
 from gis.writes import audit
-from layers.pipeline import repository
+from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, topology
 from layers.pipeline.isolation import isolate, network_distances, second_ring
-from layers.pipeline.layers import CUSTOMERS, PIPES
+from layers.pipeline.layers import CUSTOMERS, ISOLATIONS, NODES, PIPES, REPAIR_ORDERS, REPAIRS
 from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
-from layers.pipeline.topology import NetworkGraph, build_topology, network_graph, validate_network
+from layers.pipeline.profile import profile_png  # noqa: F401  (re-exported: the chart the routes send)
+from layers.pipeline.topology import GraphCache, NetworkGraph
 
 TOUCH_M = 0.001
+_GRAPHS = GraphCache()
+
+
+def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> NetworkGraph:
+    """Read a network's pipes, nodes and customers into a NetworkGraph (arrays, no people: the
+    analyses below check the caller; tests and benchmarks build graphs with it)."""
+    net = repository.network(conn, network_id)
+    node_rows = repository.graph_nodes(conn, network_id)
+    pipe_rows = repository.graph_pipes(conn, network_id)
+    cust_rows = repository.graph_customers(conn, network_id)
+    return topology.graph_from_rows(net, node_rows, pipe_rows, cust_rows, key)
+
+
+def network_graph(conn: Connection, network_id: int) -> NetworkGraph:
+    """The graph of a network, rebuilt only when a pipeline table changed since it was cached."""
+    key = repository.table_versions(conn)
+    return _GRAPHS.get(network_id, key, lambda: load_graph(conn, network_id, key))
+
+
+def clear_graph_cache() -> None:
+    """Forget every cached graph (benchmarks measure a cold start)."""
+    _GRAPHS.clear()
 
 
 def pipes_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller) -> list[dict[str, Any]]:
@@ -52,7 +84,7 @@ CRITICAL = ("hospital", "school", "fire")
 
 
 def _graph_and_pipe(conn: Connection, network_id: int, pipe_id: int | None, point: Point | None,
-                    point_crs: str) -> tuple[NetworkGraph, int, dict[str, Any]]:
+                    point_crs: str, settings: Settings) -> tuple[NetworkGraph, int, dict[str, Any]]:
     """The network graph, the burst pipe's index and how it was found (snap distance)."""
     graph = network_graph(conn, network_id)
     if pipe_id is not None:
@@ -62,7 +94,6 @@ def _graph_and_pipe(conn: Connection, network_id: int, pipe_id: int | None, poin
                                                          "snap_distance_m": None}
     if point is None:
         raise InvalidParameter("give the burst as pipe_id or as a point (lon/lat or x/y with its crs)")
-    settings = get_settings()
     storage = to_storage(point, point_crs, storage_crs=settings.spatial.storage_crs,
                          city_bounds=settings.spatial.city_bounds, expected="Point")
     hit = repository.nearest_pipe(conn, network_id, storage.x, storage.y)
@@ -130,24 +161,33 @@ def _customers(conn: Connection, graph: NetworkGraph, inside: np.ndarray, collat
     return out
 
 
-def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id: int | None = None,
-                  point: Point | None = None, point_crs: str = "OGC:CRS84", failed_valves: Sequence[int] = (),
-                  parent_id: int | None = None, customer_limit: int = 200, store: bool = True) -> dict[str, Any]:
+def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, settings: Settings,
+                  pipe_id: int | None = None, point: Point | None = None, point_crs: str = "OGC:CRS84",
+                  utility: str | None = None, failed_valves: Sequence[int] = (), parent_id: int | None = None,
+                  customer_limit: int = 200, store: bool = True) -> dict[str, Any]:
     """What to do about a burst: valves to close (nearest first), the isolated segment, the customers
     cut off (in the segment and collateral), the fallback ring per valve; stored and audited.
 
-    ``parent_id`` revises an earlier isolation: its burst and failed valves are kept and
-    ``failed_valves`` are added (valves that could not be closed on site).
+    Without ``network_id``, the network of ``utility`` whose pipe is nearest to ``point`` (a click on
+    the map). ``parent_id`` revises an earlier isolation: its burst and failed valves are kept and
+    ``failed_valves`` are added (valves that could not be closed on site). Storing needs write scope
+    on the pipeline family (the isolations store); ``store=False`` only reads.
     """
     require_read(caller, PIPES)
+    if store:
+        require_write(caller, ISOLATIONS)
+    if network_id is None:
+        if utility is None or point is None:
+            raise InvalidParameter("give network_id, or utility together with the clicked point")
+        network_id = _network_at(conn, utility, point, point_crs, settings)
     failed = [int(v) for v in failed_valves]
     if parent_id is not None:
-        parent = repository.get_isolation(conn, parent_id)
+        parent = _isolation(conn, caller, parent_id)
         if parent["network_id"] != network_id:
             raise InvalidParameter(f"isolation {parent_id} belongs to network {parent['network_id']}")
         failed = sorted(set(parent["failed_valves"]) | set(failed))
         pipe_id = parent["pipe_id"] if pipe_id is None and point is None else pipe_id
-    graph, pipe, located = _graph_and_pipe(conn, network_id, pipe_id, point, point_crs)
+    graph, pipe, located = _graph_and_pipe(conn, network_id, pipe_id, point, point_crs, settings)
     failed_idx = _valve_indices(graph, failed)
     iso = isolate(graph, pipe, failed_idx)
     distance = network_distances(graph, iso, located["fraction"])
@@ -187,7 +227,7 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
                                 customer_limit),
         "customers_already_without_supply": int(len(iso.customers_already_unfed)),
     }
-    result["segment"]["outline"] = segment_outline(graph, iso.pipes, 5.0)
+    result["segment"]["outline"] = segment_outline(graph, iso.pipes, 5.0, settings.spatial.storage_crs)
     if store:
         summary = {
             "valves_to_close": [v["id"] for v in result["valves_to_close"]],
@@ -202,12 +242,12 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
         }
         point_geom = None
         if "point" in located:
-            point_geom = from_shape(Point(located["point"]), srid=storage_srid())
+            point_geom = from_shape(Point(located["point"]), srid=repository.SRID)
         row = repository.insert_isolation(conn, {
             "network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
             "failed_valves": failed, "snap_distance_m": located["snap_distance_m"], "summary": summary,
-            "created_by": caller.name, "burst_geom": point_geom})
-        audit(conn, caller, "pipeline_isolations", row["id"], "insert", None,
+            "created_by": caller.name, "department": caller.department or "govgis", "burst_geom": point_geom})
+        audit(conn, caller, ISOLATIONS.id, row["id"], "insert", None,
               {"network_id": network_id, "pipe_id": located["pipe_id"], "parent_id": parent_id,
                "failed_valves": failed},
               {"valves_to_close": summary["valves_to_close"], "customers_total": summary["customers_total"]})
@@ -217,29 +257,45 @@ def isolate_burst(conn: Connection, network_id: int, *, caller: Caller, pipe_id:
     return result
 
 
-def segment_outline(graph: NetworkGraph, pipes: np.ndarray, buffer_m: float) -> dict[str, Any] | None:
+def revise_isolation(conn: Connection, isolation_id: int, *, caller: Caller, settings: Settings,
+                     failed_valves: Sequence[int]) -> dict[str, Any]:
+    """Valves of a stored isolation could not be closed: the next ring, stored as a new version."""
+    require_read(caller, PIPES)
+    require_write(caller, ISOLATIONS)
+    parent = _isolation(conn, caller, isolation_id)
+    return isolate_burst(conn, parent["network_id"], caller=caller, settings=settings, failed_valves=failed_valves,
+                         parent_id=isolation_id)
+
+
+def segment_outline(graph: NetworkGraph, pipes: np.ndarray, buffer_m: float, storage_crs: str) -> dict[str, Any] | None:
     """The segment as a lon/lat GeoJSON polygon: its pipes buffered by ``buffer_m`` metres."""
     if not len(pipes):
         return None
     outline = shapely.buffer(shapely.union_all(graph.pipe_geom[pipes]), buffer_m, quad_segs=4)
-    to_lonlat = transformer(get_settings().spatial.storage_crs, "EPSG:4326")
+    to_lonlat = transformer(storage_crs, "EPSG:4326")
     outline = shapely.transform(outline, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
     return shapely.geometry.mapping(shapely.set_precision(outline, 1e-7))
 
 
 def list_networks(conn: Connection, *, caller: Caller) -> list[dict[str, Any]]:
+    """Every pipeline network with its utility."""
     require_read(caller, PIPES)
     return repository.list_networks(conn)
+
+
+def may_read_pipes(caller: Caller) -> bool:
+    """Public for other families: whether the caller may see pipes (a report drops them otherwise)."""
+    return can_read(caller, PIPES)
 
 
 def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> dict[str, Any]:
     """A stored isolation with the chain of versions it revises (newest first)."""
     require_read(caller, PIPES)
-    row = repository.get_isolation(conn, isolation_id)
+    row = _isolation(conn, caller, isolation_id)
     chain = []
     parent = row["parent_id"]
     while parent is not None:
-        previous = repository.get_isolation(conn, parent)
+        previous = _isolation(conn, caller, parent)
         chain.append({"id": previous["id"], "failed_valves": previous["failed_valves"],
                       "created_at": previous["created_at"].isoformat()})
         parent = previous["parent_id"]
@@ -248,11 +304,6 @@ def isolation_record(conn: Connection, isolation_id: int, *, caller: Caller) -> 
             "snap_distance_m": row["snap_distance_m"], "summary": row["summary"],
             "created_at": row["created_at"].isoformat(), "created_by": row["created_by"],
             "earlier_versions": chain}
-
-
-def require_pipeline_read(caller: Caller) -> None:
-    """Reading pipeline analyses needs read access to the pipe layer."""
-    require_read(caller, PIPES)
 
 
 def connectivity(conn: Connection, network_id: int, node_a: int, node_b: int, *, caller: Caller) -> dict[str, Any]:
@@ -267,10 +318,11 @@ def connectivity(conn: Connection, network_id: int, node_a: int, node_b: int, *,
             "feeders_of_b": [int(graph.node_ids[f]) for f in graph.feeders_of(b)]}
 
 
-def topology_report(conn: Connection, network_id: int, *, caller: Caller) -> dict[str, Any]:
-    """The topology check of a network (see topology.validate_network)."""
+def topology_report(conn: Connection, network_id: int, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """The topology check of a network (see topology.topology_report)."""
     require_read(caller, PIPES)
-    return validate_network(conn, network_id)
+    net = repository.network(conn, network_id)
+    return topology.topology_report(net, repository.topology_rows(conn, network_id), settings.spatial.storage_crs)
 
 
 def criticality(conn: Connection, network_id: int, *, caller: Caller, top: int = 100,
@@ -310,21 +362,260 @@ def criticality(conn: Connection, network_id: int, *, caller: Caller, top: int =
     }
 
 
+# passes of the topology build: a pipe with several tees is split once per pass
+MAX_TOPOLOGY_PASSES = 21
+
+
 def build_network_topology(conn: Connection, network_id: int, *, caller: Caller) -> dict[str, Any]:
-    """Snap pipe ends to nodes and split at tees (see topology.build_topology); audited."""
-    return build_topology(conn, network_id, caller=caller)
+    """Build the node–edge topology of imported pipes: give every pipe end a node (the nearest node
+    within the network's snap tolerance, else a new junction shared by all ends within tolerance of
+    each other) and split a pipe where another pipe's end meets its interior (a tee). Writes pipes
+    and nodes (the caller needs write scope for both); each pass is audited.
+    """
+    require_write(caller, PIPES)
+    require_write(caller, NODES)
+    summary: dict[str, Any] | None = None
+    for _ in range(MAX_TOPOLOGY_PASSES):
+        done = _topology_pass(conn, network_id, caller)
+        if summary is None:
+            summary = done
+        else:
+            for key in ("ends_snapped", "nodes_created", "pipes_split"):
+                summary[key] += done[key]
+        if not done["pipes_split"]:
+            break
+    assert summary is not None
+    return summary
 
 
-def network_at(conn: Connection, utility: str, point: Point, point_crs: str, *, caller: Caller) -> int:
+def _topology_pass(conn: Connection, network_id: int, caller: Caller) -> dict[str, Any]:
+    net = repository.network(conn, network_id)
+    tol = float(net["snap_tolerance_m"])
+    plan = topology.plan_snapping(network_id, tol, repository.topology_rows(conn, network_id))
+    if plan.loose:
+        topology.attach_new_nodes(plan, repository.insert_nodes(conn, network_id, plan.new_nodes))
+    updates, new_pipes, split = topology.plan_tees(plan, tol, repository.pipe_attributes_of_network(conn, network_id))
+    repository.set_pipe_ends(conn, updates)
+    if new_pipes:
+        repository.insert_pipes(conn, network_id, new_pipes, {n: n for p in new_pipes for n in (p["from"], p["to"])})
+    summary = {"network_id": network_id, "ends_snapped": plan.snapped, "nodes_created": len(plan.new_nodes),
+               "pipes_split": split}
+    audit(conn, caller, PIPES.id, None, "other", None, None, {"build_topology": dict(summary)})
+    return summary
+
+
+def _network_at(conn: Connection, utility: str, point: Point, point_crs: str, settings: Settings) -> int:
     """The network of ``utility`` whose pipe is nearest to a clicked point (when the caller chose a
     utility, not a network)."""
-    require_read(caller, PIPES)
     if utility not in UTILITIES:
         raise InvalidParameter(f"unknown utility {utility!r}: one of {', '.join(UTILITIES)}")
-    settings = get_settings()
     storage = to_storage(point, point_crs, storage_crs=settings.spatial.storage_crs,
                          city_bounds=settings.spatial.city_bounds, expected="Point")
     hit = repository.nearest_pipe(conn, None, storage.x, storage.y, utility=utility)
     if hit is None:
         raise NotFound(f"no {utility} pipe to snap the point to")
     return int(hit["network_id"])
+
+
+# --- repair orders -------------------------------------------------------------------------------
+
+def open_orders_on_valves(conn: Connection, valve_ids: list[int], *, caller: Caller,
+                          exclude: int | None = None) -> list[dict[str, Any]]:
+    """Open repair orders that use any of these valves (two crews must not work the same ring)."""
+    require_read(caller, PIPES)
+    return repository.orders_sharing_valves(conn, valve_ids, orders.OPEN_STATUSES, exclude)
+
+
+def _isolation(conn: Connection, caller: Caller, isolation_id: int) -> dict[str, Any]:
+    """A stored isolation the caller may read: its department's, or any with an explicit grant."""
+    row = repository.get_isolation(conn, isolation_id)
+    access.require_row(caller, ISOLATIONS, row, f"isolation {isolation_id}")
+    return row
+
+
+def _order(conn: Connection, order_id: int, caller: Caller) -> dict[str, Any]:
+    order = repository.get_order(conn, order_id)
+    if order is None:
+        raise NotFound(f"no repair order {order_id}")
+    _isolation(conn, caller, order["isolation_id"])  # an order is its isolation's department's
+    order["events"] = repository.order_history(conn, order_id)
+    order["status_zh"] = orders.STATUS_ZH[order["status"]]
+    return order
+
+
+def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, planned_restore_at: dt.datetime,
+                        incident_at: dt.datetime | None = None, place: str | None = None,
+                        language: str = "zh") -> dict[str, Any]:
+    """A repair order (抢修单) from a stored isolation: notice, checklist, the valves in closing order;
+    reports other open orders on the same valves. Audited."""
+    require_write(caller, REPAIR_ORDERS)
+    iso = _isolation(conn, caller, isolation_id)
+    network = repository.network(conn, iso["network_id"])
+    incident_at = incident_at or iso["created_at"]
+    orders.check_times(incident_at, planned_restore_at)
+    summary = iso["summary"]
+    valve_ids = [int(v) for v in summary["valves_to_close"]]
+    valve_codes = [d["code"] for d in sorted(repository.node_details(conn, valve_ids).values(),
+                                             key=lambda d: valve_ids.index(d["id"]))]
+    clashes = repository.orders_sharing_valves(conn, valve_ids, orders.OPEN_STATUSES)
+    text = orders.notice_text(utility=network["utility"], operator=network["operator"], place=place,
+                              incident_at=incident_at, restore_at=planned_restore_at,
+                              customers=summary["customers_total"], critical=summary["customers_critical"],
+                              language=language)
+    values = {"code": f"pending-{uuid.uuid4().hex}", "isolation_id": isolation_id,
+              "network_id": iso["network_id"], "incident_at": incident_at, "place": place,
+              "planned_restore_at": planned_restore_at, "valve_ids": valve_ids, "notice_text": text,
+              "checklist": orders.checklist(network["utility"], valve_codes, summary["volume_m3"],
+                                            summary["customers_critical"])}
+    order_id = repository.insert_order(conn, values)
+    repository.set_order_code(conn, order_id, orders.order_code(incident_at, order_id))
+    repository.insert_order_event(conn, order_id, None, "planned", caller.name,
+                                  f"created from isolation {isolation_id}")
+    order = _order(conn, order_id, caller)
+    audit(conn, caller, REPAIR_ORDERS.id, order_id, "insert", None,
+          {k: order[k] for k in ("code", "status", "isolation_id", "valve_ids")},
+          {"conflicts": clashes} if clashes else None)
+    order["conflicts"] = clashes
+    return order
+
+
+def repair_order(conn: Connection, order_id: int, *, caller: Caller) -> dict[str, Any]:
+    """A repair order with its status history and the other open orders on its valves."""
+    require_read(caller, PIPES)
+    order = _order(conn, order_id, caller)
+    order["conflicts"] = repository.orders_sharing_valves(conn, order["valve_ids"], orders.OPEN_STATUSES,
+                                                          exclude=order_id)
+    return order
+
+
+def change_order_status(conn: Connection, order_id: int, status: str, *, caller: Caller, note: str | None = None,
+                        expected_version: int | None = None) -> dict[str, Any]:
+    """Move an order to its next status (row locked, optional version check, event + audit)."""
+    require_write(caller, REPAIR_ORDERS)
+    orders.check_status(status)
+    row = repository.get_order(conn, order_id, lock=True)
+    if row is None:
+        raise NotFound(f"no repair order {order_id}")
+    _isolation(conn, caller, row["isolation_id"])  # only the department the order belongs to moves it
+    orders.check_transition(row, status, expected_version)
+    repository.set_order_status(conn, order_id, status)
+    repository.insert_order_event(conn, order_id, row["status"], status, caller.name, note)
+    audit(conn, caller, REPAIR_ORDERS.id, order_id, "workflow", {"status": row["status"],
+          "version": row["version"]}, {"status": status, "version": row["version"] + 1},
+          {"note": note} if note else None)
+    return _order(conn, order_id, caller)
+
+
+def repair_order_page(conn: Connection, order_id: int, *, caller: Caller) -> str:
+    """The print-ready HTML page of a repair order (inline SVG map, valves, notice, checklist)."""
+    require_read(caller, PIPES)
+    order = _order(conn, order_id, caller)
+    iso = _isolation(conn, caller, order["isolation_id"])
+    network = repository.network(conn, order["network_id"])
+    valves = repository.node_details(conn, order["valve_ids"])
+    pipe_ids = iso["summary"]["pipe_ids"]
+    segment = repository.pipe_coordinates(conn, pipe_ids)
+    box = orders.map_box(segment)
+    context = (repository.pipes_in_box(conn, order["network_id"], box, exclude=pipe_ids, limit=2000)
+               if box is not None else {})
+    map_svg = orders.svg_map(order, segment, context, repository.node_details_xy(conn, order["valve_ids"]))
+    return orders.print_page(order, iso, network, valves, map_svg)
+
+
+# --- maintenance ---------------------------------------------------------------------------------
+
+def add_repair(conn: Connection, pipe_id: int, *, caller: Caller, repaired_on: dt.date, kind: str,
+               description: str | None = None, crew: str | None = None, cost_yuan: float | None = None
+               ) -> dict[str, Any]:
+    """Record a repair on a pipe (audited)."""
+    require_write(caller, REPAIRS)
+    maintenance.check_repair_kind(kind)
+    if not repository.pipe_exists(conn, pipe_id):
+        raise NotFound(f"no pipe {pipe_id}")
+    record = maintenance.repair_record(repository.insert_repair(conn, {
+        "pipe_id": pipe_id, "repaired_on": repaired_on, "kind": kind, "description": description, "crew": crew,
+        "cost_yuan": cost_yuan}))
+    audit(conn, caller, REPAIRS.id, record["id"], "insert", None, record)
+    return record
+
+
+def pipe_repairs(conn: Connection, pipe_id: int, *, caller: Caller) -> list[dict[str, Any]]:
+    """A pipe's repair records, newest first."""
+    require_read(caller, PIPES)
+    return [maintenance.repair_record(r) for r in repository.repairs_of(conn, pipe_id)]
+
+
+def maintenance_report(conn: Connection, network_id: int, *, caller: Caller, settings: Settings,
+                       today: dt.date | None = None) -> dict[str, Any]:
+    """Replacement warnings for a network: pipes past (or within five years of) their service life,
+    and pipes repaired more often than the rule allows; worst first."""
+    require_read(caller, PIPES)
+    net = repository.network(conn, network_id)
+    today = today or dt.date.today()
+    rule = maintenance.repair_rule(settings.paths.rules_dir)
+    rows = repository.pipes_with_repair_counts(conn, network_id, maintenance.window_start(today, rule), today)
+    warnings, unknown = maintenance.replacement_warnings(
+        rows, lives=maintenance.service_life(settings.paths.rules_dir), rule=rule, today=today)
+    return maintenance.maintenance_summary(net, len(rows), warnings, unknown, today)
+
+
+# --- clearance and profiles ----------------------------------------------------------------------
+
+def proposed_pipe_clearance(conn: Connection, line: BaseGeometry, *, caller: Caller, settings: Settings,
+                            utility: str, diameter_mm: float | None = None, depth_m: float | None = None,
+                            pressure_class: str | None = None) -> dict[str, Any]:
+    """GB 50289 clearance of a proposed pipe (storage CRS) against every existing pipe near it."""
+    require_read(caller, PIPES)
+    clearance.check_utility(utility)
+    spec = clearance.PipeSpec(utility, diameter_mm, depth_m, pressure_class)
+    rules = clearance.load_rules(settings.paths.rules_dir)
+    nearby = repository.pipes_near(conn, line, clearance.search_distance(spec))
+    return clearance.clearance_report(clearance.proposed_findings(line, spec, nearby, rules),
+                                      settings.paths.rules_dir)
+
+
+def area_clearance(conn: Connection, area: BaseGeometry, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """GB 50289 clearance between existing pipes of different networks inside ``area`` (storage CRS)."""
+    require_read(caller, PIPES)
+    rules = clearance.load_rules(settings.paths.rules_dir)
+    pairs = clearance.pairs_across_networks(repository.pipes_near(conn, area, 0.0), clearance.AREA_SEARCH_M)
+    return clearance.clearance_report(clearance.area_findings(pairs, rules), settings.paths.rules_dir)
+
+
+def pipe_profile(conn: Connection, pipe_ids: list[int], *, caller: Caller, settings: Settings,
+                 step_m: float = 5.0) -> dict[str, Any]:
+    """The longitudinal profile (纵断面) of a run of pipes, given in order, on the DEM of the settings:
+    ground, pipe top and cover every ``step_m`` metres, thin cover flagged."""
+    require_read(caller, PIPES)
+    profile.check_run(pipe_ids, step_m)
+    rows = repository.pipes_with_geometry(conn, pipe_ids)
+    return profile.pipe_profile(pipe_ids, rows, settings.paths.dem_path, storage_crs=settings.spatial.storage_crs,
+                                min_cover=profile.min_cover_rules(settings.paths.rules_dir), step_m=step_m)
+
+
+# --- EPANET INP import ---------------------------------------------------------------------------
+
+def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | None, caller: Caller,
+               settings: Settings, valve_layer: Iterable[tuple[str, str]] = (), customers_from_demand: bool = False,
+               operator: str | None = None) -> inp.ImportResult:
+    """Import an INP file (path or text) as a new water network; returns what was written.
+
+    Writes pipes and nodes, and customers with ``customers_from_demand``: the caller needs write
+    scope for each. See inp.plan_import for ``crs``, ``valve_layer`` and ``customers_from_demand``.
+    """
+    require_write(caller, PIPES)
+    require_write(caller, NODES)
+    if customers_from_demand:
+        require_write(caller, CUSTOMERS)
+    plan = inp.plan_import(inp.read_inp_text(source), crs=crs, storage_crs=settings.spatial.storage_crs,
+                           city_bounds=settings.spatial.city_bounds, valve_layer=valve_layer,
+                           customers_from_demand=customers_from_demand)
+    network_id = repository.create_network(conn, utility="water", name=name, operator=operator)
+    node_ids = repository.insert_nodes(conn, network_id, plan.node_rows)
+    pipe_ids = repository.insert_pipes(conn, network_id, plan.pipe_rows, node_ids)
+    n_customers = repository.insert_customers(conn, network_id, plan.customer_rows, node_ids) \
+        if customers_from_demand else 0
+    audit(conn, caller, PIPES.id, None, "import", None, None,
+          {"network_id": network_id, "format": "EPANET INP", "crs": crs, "nodes": len(node_ids),
+           "pipes": len(pipe_ids), "isolation_valves": len(plan.valve_codes), "customers": n_customers})
+    return inp.import_result(plan, network_id, node_ids, pipe_ids, n_customers)

@@ -21,11 +21,15 @@ How valves are modelled (and why it matches WNTR's ``valve_segments``):
 
 The graph is built once per network and cached, keyed by the layer versions of the pipeline tables
 (an edit anywhere bumps them, so the next query rebuilds).
+
+Pure: the service (layers/pipeline/service.py) reads the rows through the repository and passes them
+in; this module builds the arrays, checks the topology and plans the topology build.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +37,9 @@ import numpy as np
 import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
-from sqlalchemy.engine import Connection
+from shapely.ops import substring
 
 from gis.crs import transformer
-from gis.settings import get_settings
-from layers.pipeline import repository
 from layers.pipeline.models import CUSTOMER_CATEGORIES, NODE_KINDS, VALVE_STATES
 
 KIND_CODE = {k: i for i, k in enumerate(NODE_KINDS)}
@@ -327,44 +329,45 @@ class NetworkGraph:
         return labels == labels[seg]
 
 
-# --- cache -----------------------------------------------------------------------------------
-_CACHE: dict[int, NetworkGraph] = {}
-_LOCK = threading.Lock()
+# --- building and caching graphs -------------------------------------------------------------
+class GraphCache:
+    """Graphs by network id, each kept while the pipeline tables' layer versions stay what they were
+    when it was built (an edit anywhere bumps them, so the next query rebuilds)."""
 
+    def __init__(self) -> None:
+        self._graphs: dict[int, NetworkGraph] = {}
+        self._lock = threading.Lock()
 
-def network_graph(conn: Connection, network_id: int) -> NetworkGraph:
-    """The graph of a network, rebuilt only when a pipeline table changed since it was cached."""
-    key = repository.table_versions(conn)
-    graph = _CACHE.get(network_id)
-    if graph is not None and graph.version_key == key:
+    def get(self, network_id: int, key: tuple[int, ...], build: Callable[[], NetworkGraph]) -> NetworkGraph:
+        """The cached graph when its version key is ``key``, else ``build()`` (once, under a lock)."""
+        graph = self._graphs.get(network_id)
+        if graph is not None and graph.version_key == key:
+            return graph
+        with self._lock:
+            graph = self._graphs.get(network_id)
+            if graph is None or graph.version_key != key:
+                graph = build()
+                self._graphs[network_id] = graph
         return graph
-    with _LOCK:
-        graph = _CACHE.get(network_id)
-        if graph is None or graph.version_key != key:
-            graph = load_graph(conn, network_id, key)
-            _CACHE[network_id] = graph
-    return graph
+
+    def clear(self) -> None:
+        """Forget every graph (benchmarks measure a cold start with it)."""
+        self._graphs.clear()
 
 
-def clear_cache() -> None:
-    _CACHE.clear()
-
-
-def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> NetworkGraph:
-    """Read a network's pipes, nodes and customers into a NetworkGraph."""
-    net = repository.network(conn, network_id)
-    node_rows = repository.graph_nodes(conn, network_id)
+def graph_from_rows(net: dict[str, Any], node_rows: list[tuple], pipe_rows: list[tuple], cust_rows: list[tuple],
+                    key: tuple[int, ...] = ()) -> NetworkGraph:
+    """A NetworkGraph from a network's row and the rows the repository reads for it
+    (``graph_nodes``, ``graph_pipes``, ``graph_customers``)."""
     node_ids = np.array([r[0] for r in node_rows], dtype=np.int64)
     index = {int(v): i for i, v in enumerate(node_ids)}
-    pipe_rows = repository.graph_pipes(conn, network_id)
-    cust_rows = repository.graph_customers(conn, network_id)
 
     def idx(value: Any) -> int:
         return index.get(int(value), -1) if value is not None else -1
 
     cust_rows = [r for r in cust_rows if r[1] is not None and int(r[1]) in index]
     return NetworkGraph(
-        network_id=network_id,
+        network_id=int(net["id"]),
         utility=net["utility"],
         name=net["name"],
         pipe_ids=np.array([r[0] for r in pipe_rows], dtype=np.int64),
@@ -395,8 +398,11 @@ ENDPOINT_KINDS = {"end", "source", "tank", "hydrant", "meter", "pump", "isolatio
 CUSTOMER_LINK_MAX_M = 500.0  # a service point farther than this from its customer is suspicious
 
 
-def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
+def topology_report(net: dict[str, Any], rows: dict[str, list[tuple]], storage_crs: str) -> dict[str, Any]:
     """A topology report for one network: what is wrong, where, and how many.
+
+    ``net`` is the network's row, ``rows`` what the repository's ``topology_rows`` read for it,
+    ``storage_crs`` the CRS of its coordinates (problems are placed in lon/lat).
 
     Checks: pipes without start/end node or whose line does not start/end at its node (unsnapped,
     beyond the network's snap tolerance); dangling ends (a junction with one pipe lying within ten
@@ -406,9 +412,8 @@ def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
     with a node of another network, or far from it. ``features`` has every problem as a GeoJSON point
     for the map.
     """
-    net = repository.network(conn, network_id)
+    network_id = int(net["id"])
     tol = float(net["snap_tolerance_m"])
-    rows = repository.topology_rows(conn, network_id)
     node_rows, pipe_rows = rows["nodes"], rows["pipes"]
     index = {r[0]: i for i, r in enumerate(node_rows)}
     xy = np.array([(r[3], r[4]) for r in node_rows], dtype=float).reshape(-1, 2)
@@ -417,7 +422,7 @@ def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
         "missing_node", "unsnapped_endpoint", "dangling_end", "zero_length", "self_loop", "duplicate_pipe",
         "valve_not_on_pipe", "customer_not_linked", "component_without_feeder")}
     features: list[dict[str, Any]] = []
-    to_lonlat = transformer(get_settings().spatial.storage_crs, "EPSG:4326")
+    to_lonlat = transformer(storage_crs, "EPSG:4326")
 
     def flag(kind: str, x: float, y: float, **info: Any) -> None:
         lon, lat = to_lonlat.transform(x, y)
@@ -510,40 +515,47 @@ def validate_network(conn: Connection, network_id: int) -> dict[str, Any]:
     }
 
 
-def build_topology(conn: Connection, network_id: int, *, caller: Any, _depth: int = 0) -> dict[str, Any]:
-    """Build the node–edge topology of imported pipes: give every pipe end a node (the nearest node
-    within the network's snap tolerance, else a new junction shared by all ends within tolerance of
-    each other) and split a pipe where another pipe's end meets its interior (a tee). Audited.
-    """
-    from gis.access import require_write
-    from gis.writes import audit
-    from layers.pipeline.layers import PIPES
+# --- building the topology of imported pipes ------------------------------------------------
+@dataclass
+class SnapPlan:
+    """The first step of building a network's topology: every pipe end gets a node.
 
-    require_write(caller, PIPES)
-    net = repository.network(conn, network_id)
-    tol = float(net["snap_tolerance_m"])
-    rows = repository.topology_rows(conn, network_id)
+    ``ends`` maps pipe id → [from node id, to node id]; an end that no node lies within tolerance of
+    waits for one of ``new_nodes`` (junctions shared by all loose ends within tolerance of each
+    other): ``loose`` lists (pipe id, side, index into new_nodes) until ``attach_new_nodes`` gives
+    them their database ids.
+    """
+
+    geoms: dict[int, Any]
+    ends: dict[int, list[int | None]]
+    node_xy: dict[int, tuple[float, float]]
+    snapped: int = 0
+    new_nodes: list[dict[str, Any]] = field(default_factory=list)
+    loose: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+def plan_snapping(network_id: int, tol: float, rows: dict[str, list[tuple]]) -> SnapPlan:
+    """Snap pipe ends without a node to the nearest node within ``tol`` metres, and cluster the rest
+    into new junctions. ``rows`` is what the repository's ``topology_rows`` read."""
     node_rows = rows["nodes"]
     pipe_rows = rows["pipes"]
-    geoms = {r[0]: shapely.from_wkb(bytes(r[5])) for r in pipe_rows}
-    ends = {r[0]: [r[2], r[3]] for r in pipe_rows}
-    node_xy = {r[0]: (r[3], r[4]) for r in node_rows}
-    node_tree_ids = list(node_xy)
-    node_tree = shapely.STRtree(shapely.points(np.array([node_xy[i] for i in node_tree_ids]).reshape(-1, 2))) \
+    plan = SnapPlan(geoms={r[0]: shapely.from_wkb(bytes(r[5])) for r in pipe_rows},
+                    ends={r[0]: [r[2], r[3]] for r in pipe_rows},
+                    node_xy={r[0]: (r[3], r[4]) for r in node_rows})
+    node_tree_ids = list(plan.node_xy)
+    node_tree = shapely.STRtree(shapely.points(np.array([plan.node_xy[i] for i in node_tree_ids]).reshape(-1, 2))) \
         if node_tree_ids else None
-    snapped = created = split = 0
-    # 1. ends without a node: nearest node within tolerance, else cluster the loose ends
     loose: list[tuple[int, int, np.ndarray]] = []
-    for pid, geom in geoms.items():
+    for pid, geom in plan.geoms.items():
         coords = shapely.get_coordinates(geom)
         for side, point in ((0, coords[0]), (1, coords[-1])):
-            if ends[pid][side] is not None:
+            if plan.ends[pid][side] is not None:
                 continue
             if node_tree is not None:
                 hit = node_tree.query_nearest(shapely.points(point), max_distance=tol)
                 if len(hit):
-                    ends[pid][side] = node_tree_ids[int(hit[0])]
-                    snapped += 1
+                    plan.ends[pid][side] = node_tree_ids[int(hit[0])]
+                    plan.snapped += 1
                     continue
             loose.append((pid, side, point))
     if loose:
@@ -553,23 +565,40 @@ def build_topology(conn: Connection, network_id: int, *, caller: Any, _depth: in
         n = len(pts)
         matrix = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n)).tocsr()
         count, labels = connected_components(matrix, directed=False)
-        new_nodes = []
         for c in range(count):
             centre = pts[labels == c].mean(axis=0)
-            new_nodes.append({"code": f"AUTO-{network_id}-{len(node_xy) + c + 1}", "kind": "junction",
-                              "geom": shapely.points(centre)})
-        ids = repository.insert_nodes(conn, network_id, new_nodes)
-        created = len(new_nodes)
-        for k, (pid, side, _p) in enumerate(loose):
-            code = new_nodes[labels[k]]["code"]
-            ends[pid][side] = ids[code]
-            node_xy[ids[code]] = tuple(shapely.get_coordinates(new_nodes[labels[k]]["geom"])[0])
+            plan.new_nodes.append({"code": f"AUTO-{network_id}-{len(plan.node_xy) + c + 1}", "kind": "junction",
+                                   "geom": shapely.points(centre)})
+        plan.loose = [(pid, side, int(labels[k])) for k, (pid, side, _p) in enumerate(loose)]
+    return plan
+
+
+def attach_new_nodes(plan: SnapPlan, ids: dict[str, int]) -> None:
+    """Give the loose ends the database ids of the junctions created for them (code → id)."""
+    for pid, side, k in plan.loose:
+        code = plan.new_nodes[k]["code"]
+        plan.ends[pid][side] = ids[code]
+        plan.node_xy[ids[code]] = tuple(shapely.get_coordinates(plan.new_nodes[k]["geom"])[0])
+
+
+SPLIT_INHERITS = ("material", "diameter_mm", "install_year", "burial_depth_m", "pressure_class")
+
+
+def plan_tees(plan: SnapPlan, tol: float, attributes: dict[int, dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """The second step: a node lying on another pipe's interior (a tee) splits that pipe there.
+
+    Returns the pipe updates (id, from_node, to_node, and the shortened line where split), the new
+    pipes (the far pieces, inheriting ``attributes`` of the pipe they come from) and how many splits.
+    A pipe with several tees is split once per pass; the service repeats the pass.
+    """
+    geoms, ends, node_xy = plan.geoms, plan.ends, plan.node_xy
     updates = [{"id": pid, "from_node": e[0], "to_node": e[1]} for pid, e in ends.items()]
-    # 2. tees: a node lying on another pipe's interior splits that pipe
     line_ids = list(geoms)
     line_tree = shapely.STRtree([geoms[i] for i in line_ids])
     by_id = {u["id"]: u for u in updates}
     new_pipes: list[dict[str, Any]] = []
+    split = 0
     used = {n for e in ends.values() for n in e if n is not None}
     for node in used:
         point = shapely.points(node_xy[node])
@@ -581,26 +610,12 @@ def build_topology(conn: Connection, network_id: int, *, caller: Any, _depth: in
             d = float(shapely.line_locate_point(line, point))
             if d <= tol or d >= line.length - tol:
                 continue
-            from shapely.ops import substring
-
             first, second = substring(line, 0, d), substring(line, d, line.length)
-            attrs = repository.pipe_attributes(conn, pid)
+            attrs = attributes[pid]
             by_id[pid].update(geom=first, to_node=node)
             new_pipes.append({"code": f"{attrs['code']}-{split + 1}", "from": node, "to": ends[pid][1],
-                              "geom": second, **{f: attrs.get(f) for f in ("material", "diameter_mm",
-                                                                            "install_year", "burial_depth_m",
-                                                                            "pressure_class")}})
+                              "geom": second, **{f: attrs.get(f) for f in SPLIT_INHERITS}})
             geoms[pid] = first
             ends[pid][1] = node
             split += 1
-    repository.set_pipe_ends(conn, list(by_id.values()))
-    if new_pipes:
-        repository.insert_pipes(conn, network_id, [{**p, "from": p["from"], "to": p["to"]} for p in new_pipes],
-                                {n: n for p in new_pipes for n in (p["from"], p["to"])})
-    summary = {"network_id": network_id, "ends_snapped": snapped, "nodes_created": created, "pipes_split": split}
-    audit(conn, caller, "pipeline_pipes", None, "other", None, None, {"build_topology": summary})
-    if split and _depth < 20:  # a pipe with several tees is split once per pass
-        more = build_topology(conn, network_id, caller=caller, _depth=_depth + 1)
-        for key in ("ends_snapped", "nodes_created", "pipes_split"):
-            summary[key] += more[key]
-    return summary
+    return list(by_id.values()), new_pipes, split
