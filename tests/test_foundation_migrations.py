@@ -4,6 +4,7 @@ included), so a model changed without a migration fails here."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -102,8 +103,14 @@ def test_migrated_schema_matches_the_models(migrated) -> None:
     assert missing == []
 
 
+def _text(difference: object) -> str:
+    """A difference as text without the memory addresses of the objects in it."""
+    return re.sub(r" at 0x[0-9a-f]+", "", str(difference))
+
+
 def test_drift_check_sees_a_model_that_moved_on(migrated) -> None:
-    """The comparison can fail: a column, a geometry type and a check added to a copy of the models."""
+    """The comparison can fail: a column, a geometry type and a check added to a copy of the models
+    are exactly what it finds beyond the models themselves."""
     changed = sa.MetaData(naming_convention=METADATA.naming_convention)
     for table in _all_models().sorted_tables:
         table.to_metadata(changed)
@@ -113,7 +120,8 @@ def test_drift_check_sees_a_model_that_moved_on(migrated) -> None:
     roads = changed.tables["emergency_roads"]
     roads.c.geom.type = Geometry("MULTILINESTRING", srid=roads.c.geom.type.srid, spatial_index=False)
     with migrated.connect() as conn:
-        drift = [str(d) for d in schema_drift(conn, changed)]
+        baseline = {_text(d) for d in schema_drift(conn, _all_models())}
+        drift = [_text(d) for d in schema_drift(conn, changed) if _text(d) not in baseline]
     assert any("planted_note" in d and "add_column" in d for d in drift), drift
     assert any("ck_cadastre_parcels_planted_check" in d for d in drift), drift
     assert any("emergency_roads" in d and "modify_type" in d for d in drift), drift
