@@ -179,6 +179,44 @@ def test_uploads_are_spooled_within_the_limit() -> None:
     assert not spooled.exists()
 
 
+def test_a_streamed_request_body_is_spooled_and_read_as_text() -> None:
+    """The INP upload's path: request.stream() → temporary file → text (GBK accepted)."""
+    import asyncio
+
+    from gis.io.uploads import spool_stream
+
+    async def body():
+        for part in ("[TITLE]\n", "厦门 演示管网\n", "[END]\n"):
+            yield part.encode("gbk")
+
+    async def spool():
+        return await spool_stream(body(), SERVICE, filename="net.inp")
+
+    with asyncio.run(spool()) as upload:
+        assert upload.text() == "[TITLE]\n厦门 演示管网\n[END]\n" and upload.path.suffix == ".inp"
+
+    async def endless():
+        while True:
+            yield bytes(MiB)
+
+    async def too_much():
+        return await spool_stream(endless(), SERVICE)
+
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(too_much())
+
+
+def test_a_spooled_upload_parses_like_its_bytes(tmp_path) -> None:
+    """A route that spools the upload hands the file, not its bytes, to parse_redline."""
+    from gis.io.uploads import spool_file
+
+    content = _as_txt(_ring(200))
+    from_bytes = parse_redline(content, filename="红线.txt", settings=SETTINGS)
+    with spool_file(io.BytesIO(content), SERVICE, filename="红线.txt") as upload:
+        from_file = parse_redline(upload, filename="红线.txt", settings=SETTINGS)
+    assert from_file.geometry.equals(from_bytes.geometry) and from_file.input_crs == "EPSG:4548"
+
+
 # --- vertex limits, in every red-line format ---------------------------------------------------------
 
 LIMIT = 1_000

@@ -68,6 +68,16 @@ class SpooledUpload:
         with self.path.open("rb") as handle:
             return handle.read(size)
 
+    def text(self, what: str = "the file") -> str:
+        """The upload as text: UTF-8 (with or without BOM), else GB18030 (GBK), else InvalidParameter."""
+        raw = self.path.read_bytes()
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        raise InvalidParameter(f"{what} is neither UTF-8 nor GBK text: save it as UTF-8")
+
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
 
