@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from gis.access import Caller, require_write
-from gis.errors import InvalidParameter, PayloadTooLarge
+from gis.crs import parse_crs
+from gis.errors import InvalidParameter, PayloadTooLarge, UnknownCRS
 from gis.io import copy as bulk
 from gis.io.readers import (
     CSV,
@@ -148,9 +149,6 @@ def _prepare_slice(skip: int, max_rows: int | None) -> _Chunk:
 
 
 def _same_crs(declared: str, found: str, name: str) -> None:
-    from gis.crs import parse_crs
-    from gis.errors import UnknownCRS
-
     if parse_crs(declared) != parse_crs(found):
         raise UnknownCRS(f"--crs {declared} contradicts the header of {name} ({found}): drop --crs")
 
@@ -258,7 +256,7 @@ def import_file(conn: Connection, layer: Layer, path: Path | str, caller: Caller
                           settings)
         guarded = bulk.guard_session(conn, layer, settings.service.import_lock_timeout_seconds)
         report = _import(conn, job, _slices(readable, fmt, layer_name), progress)
-        bulk.restore_session(conn, guarded)
+        bulk.restore_session(conn, guarded)  # after a failure the caller's transaction ends anyway
     report.seconds = time.perf_counter() - started
     from gis.writes import audit
 
