@@ -69,16 +69,30 @@ def _round_trip(conn, tmp_path: Path, layer_id: str, key: str, suffix: str, **im
     _assert_same(original, _rows_in_bbox(conn, layer_id, key))
 
 
+SURVEY_KEY = "(survey_year || '/' || patch_no)"
+SURVEY_COLUMNS = ("SELECT survey_year, patch_no, class_system, class_code, class_name, settlement_code, ownership, "
+                  "district, ellipsoidal_area FROM landuse_survey_patches ORDER BY survey_year, patch_no")
+
+
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".geojson", ".csv"])
-def test_round_trip_parcels(conn, tmp_path, suffix) -> None:
-    before = conn.execute(text(
-        "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL ORDER BY parcel_code")).all()
-    _round_trip(conn, tmp_path, "cadastre_parcels", "parcel_code", suffix)
-    after = conn.execute(text(
-        "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL ORDER BY parcel_code")).all()
-    assert after == before  # attributes survive too: Chinese text, leading zeros, personal data, decimals
+def test_round_trip_survey(conn, tmp_path, suffix) -> None:
+    before = conn.execute(text(SURVEY_COLUMNS)).all()
+    _round_trip(conn, tmp_path, "landuse_survey", SURVEY_KEY, suffix)
+    after = conn.execute(text(SURVEY_COLUMNS)).all()
+    assert after == before  # attributes survive too: Chinese text, leading zeros (0101), areas
+
+
+def test_import_into_a_module_only_layer_is_refused(conn, tmp_path) -> None:
+    """Cadastral parcels change only by registrations: an import is answered 405 naming them."""
+    from gis.errors import NotWritableHere
+
+    layer = REGISTRY.get("cadastre_parcels")
+    path = tmp_path / "parcels.gpkg"
+    assert export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX).rows > 0
+    before = _counts(conn)
+    with pytest.raises(NotWritableHere, match="/land/registrations") as caught:
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
+    assert caught.value.status == 405 and _counts(conn) == before
 
 
 def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
@@ -95,11 +109,15 @@ def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
     frame = frame[frame["code"].isin(original)]
     source = tmp_path / "resources_lonlat.csv"
     frame.to_csv(source, index=False, float_format="%.12f")
+    phones = dict(conn.execute(text("SELECT code, leader_phone FROM emergency_resources")).all())
     _delete(conn, "emergency_resources", "code", original)
     report = import_file(conn, layer, source, SYSTEM, settings=SETTINGS)  # lon/lat columns: EPSG:4326 by default
     assert report.rows == len(original)
-    rows = conn.execute(text("SELECT code, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
+    rows = conn.execute(text("SELECT code, leader_phone, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
     _assert_same(original, {r.code: shapely.from_wkb(bytes(r.g)) for r in rows if r.code in original})
+    # personal data exported with the scope come back as they were
+    assert {r.code: r.leader_phone for r in rows if r.code in original} == {c: phones[c] for c in original}
+    assert any(phones[c] for c in original)
 
 
 def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
@@ -133,42 +151,42 @@ def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
 
 
 def test_gbk_shapefile_without_cpg(conn, tmp_path) -> None:
-    layer = REGISTRY.get("cadastre_parcels")
+    layer = REGISTRY.get("landuse_survey")
     path = tmp_path / "gbk.shp"
-    original = _rows_in_bbox(conn, "cadastre_parcels", "parcel_code")
-    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX, encoding="GBK", with_personal_data=True)
+    original = _rows_in_bbox(conn, "landuse_survey", SURVEY_KEY)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX, encoding="GBK")
     path.with_suffix(".cpg").unlink(missing_ok=True)
     raw = path.with_suffix(".dbf").read_bytes()
     with pytest.raises(UnicodeDecodeError):
         raw[raw.index(b"\x20", 64):].decode("utf-8")  # really GBK bytes, not UTF-8
     assert detect_dbf_encoding(path) == "GB18030"
-    holders = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
-                                     "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
-    _delete(conn, "cadastre_parcels", "parcel_code", original)
+    names_sql = text(f"SELECT {SURVEY_KEY}, class_name FROM landuse_survey_patches WHERE {SURVEY_KEY} = ANY(:k)")
+    names = dict(conn.execute(names_sql, {"k": list(original)}).all())
+    _delete(conn, "landuse_survey", SURVEY_KEY, original)
     report = import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
     assert report.encoding == "GB18030" and report.rows == len(original)
-    again = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
-                                   "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
-    assert again == holders and any("厦门" in v for v in again.values())
+    again = dict(conn.execute(names_sql, {"k": list(original)}).all())
+    assert again == names and any(any("\u4e00" <= ch <= "\u9fff" for ch in v or "") for v in again.values())
     # and an explicit --encoding is obeyed
-    _delete(conn, "cadastre_parcels", "parcel_code", original)
+    _delete(conn, "landuse_survey", SURVEY_KEY, original)
     assert import_file(conn, layer, path, SYSTEM, settings=SETTINGS, encoding="GBK").encoding == "GBK"
 
 
-def _counts(conn) -> tuple[int, int]:
-    return (conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar(),
+def _counts(conn) -> tuple[int, int, int]:
+    return (conn.execute(text("SELECT count(*) FROM landuse_survey_patches")).scalar(),
+            conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar(),
             conn.execute(text("SELECT count(*) FROM audit_log")).scalar())
 
 
 def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
-    layer = REGISTRY.get("cadastre_parcels")
-    path = tmp_path / "parcels.gpkg"
+    layer = REGISTRY.get("landuse_survey")
+    path = tmp_path / "survey.gpkg"
     export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX)
     frame = pyogrio.read_dataframe(path)
     n = len(frame)
-    frame["parcel_code"] = frame["parcel_code"].str.replace(r"^35020", "45020", regex=True)  # fresh codes
-    frame["unit_code"] = frame["unit_code"].str.replace(r"^35020", "45020", regex=True)
-    frame.loc[3, "landuse_code"] = None  # a required field empty
+    assert n > 10
+    frame["patch_no"] = "X" + frame["patch_no"]  # fresh patch numbers
+    frame.loc[3, "class_code"] = None  # a required field empty
     frame.loc[7, "geometry"] = shapely.LineString([(618000, 2710000), (618100, 2710100)])  # wrong type
     bad = tmp_path / "bad.gpkg"
     pyogrio.write_dataframe(frame, bad)
@@ -177,25 +195,24 @@ def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
         import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
     assert _counts(conn) == before
     rows = {e["row"]: e["reason"] for e in caught.value.extra["errors"]}
-    assert "landuse_code" in rows[4] and "wrong geometry type LineString" in rows[8]
+    assert "class_code" in rows[4] and "wrong geometry type LineString" in rows[8]
     assert caught.value.extra["error_count"] == 2 and caught.value.status == 400
-    # the database's own rules reject too (a unit code that does not start with its parcel code)
+    # the database's own rules reject too (a survey area must be positive), naming the row
     frame = pyogrio.read_dataframe(path)
-    frame["parcel_code"] = frame["parcel_code"].str.replace(r"^35020", "45020", regex=True)
-    frame["unit_code"] = frame["unit_code"].str.replace(r"^35020", "45020", regex=True)
-    frame.loc[n - 1, "unit_code"] = "350203001001GB99999W00000000"
+    frame["patch_no"] = "X" + frame["patch_no"]
+    frame.loc[n - 1, "ellipsoidal_area"] = -1.0
     pyogrio.write_dataframe(frame, bad)
     with pytest.raises(ImportRejected) as caught:
         import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
-    assert "unit_in_parcel" in caught.value.detail
+    assert "area_positive" in caught.value.detail and caught.value.extra["errors"][0]["row"] == n
     assert _counts(conn) == before
     # a good import writes exactly one audit record summarising it
-    frame.loc[n - 1, "unit_code"] = frame.loc[n - 1, "parcel_code"] + "W00000000"
+    frame.loc[n - 1, "ellipsoidal_area"] = 12.5
     pyogrio.write_dataframe(frame, bad)
     import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
-    assert _counts(conn) == (before[0] + n, before[1] + 1)
+    assert _counts(conn) == (before[0] + n, before[1], before[2] + 1)
     detail = conn.execute(text("SELECT detail FROM audit_log WHERE action = 'import' ORDER BY id DESC LIMIT 1")).scalar()
-    assert detail["rows"] == n and detail["layer"] == "cadastre_parcels"
+    assert detail["rows"] == n and detail["layer"] == "landuse_survey"
 
 
 def test_unknown_and_missing_columns_named(conn, tmp_path) -> None:
@@ -284,6 +301,11 @@ def test_export_masks_personal_data_by_default(conn, tmp_path) -> None:
     assert len(phones) > 0 and phones.str.contains(r"^\d{3}\*{4}\d{4}$").all()
     numbers = frame["holder_id_number"].dropna()
     assert numbers.str.contains(r"\*{11}").all()
+    # a person's name as right holder is personal, an organisation's is not (the registry's rule)
+    people = frame[frame["holder_kind"] == "person"]["right_holder"]
+    companies = frame[frame["holder_kind"] == "organisation"]["right_holder"]
+    assert len(people) and people.str.contains(r"\*").all()
+    assert len(companies) and not companies.str.contains(r"\*").any()
 
 
 def _shelters_file(tmp_path: Path, count: int, *, bad_row: int | None = None, duplicate_row: int | None = None) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.engine import Connection
 
-from gis.access import Caller, require_read
+from gis.access import Caller, field_expression, require_read, row_clause
 from gis.crs import parse_crs, srid_of
 from gis.errors import InvalidParameter
 from gis.io.readers import BY_SUFFIX, CSV, DXF, GEOJSON, GPKG, SHAPEFILE, Format
@@ -62,19 +62,22 @@ def parse_bbox(value: str) -> tuple[float, float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-def export_query(layer: Layer, *, storage_srid: int, out_srid: int, bbox: tuple[float, float, float, float] | None,
-                 bbox_srid: int, masked: bool) -> sa.Select:
-    """The SELECT an export runs: every attribute (masked where personal) and the geometry as WKB."""
+def export_query(layer: Layer, caller: Caller, *, storage_srid: int, out_srid: int,
+                 bbox: tuple[float, float, float, float] | None, bbox_srid: int, masked: bool) -> sa.Select:
+    """The SELECT an export runs: the rows the caller may read, every attribute it may see (personal
+    fields masked by the access policy, conditional ones on the rows they apply to, unless ``masked``
+    is False) and the geometry as WKB."""
     storage = storage_srid
     table = layer.table
+    viewer = replace(caller, personal_data=False) if masked else caller  # masked even for a key that may see
     columns: list[sa.ColumnElement[Any]] = []
     for column in table.columns:
-        if isinstance(column.type, Geometry):
+        if isinstance(column.type, Geometry) or column.name in layer.hidden:
             continue
         expr: sa.ColumnElement[Any] = column
         type_name = type(column.type).__name__
-        if masked and column.name in layer.personal:
-            expr = sa.func.govgis_mask(sa.cast(column, sa.Text))
+        if layer.is_personal(column.name):
+            expr = field_expression(layer, column.name, viewer)
         elif type_name in ("JSONB", "JSON", "ARRAY"):
             expr = sa.cast(column, sa.Text)
         elif type_name == "Numeric":
@@ -83,7 +86,7 @@ def export_query(layer: Layer, *, storage_srid: int, out_srid: int, bbox: tuple[
     geom = table.c[layer.geometry_column]
     out_geom = geom if out_srid == storage else sa.func.ST_Transform(geom, out_srid)
     columns.append(sa.func.ST_AsBinary(out_geom).label("__wkb"))
-    query = sa.select(*columns).where(layer.current_clause())
+    query = sa.select(*columns).where(layer.current_clause(), row_clause(layer, caller))
     if bbox is not None:
         envelope = sa.func.ST_MakeEnvelope(*bbox, bbox_srid)
         if bbox_srid != storage:
@@ -123,7 +126,7 @@ def export_layer(conn: Connection, layer: Layer, path: Path | str, caller: Calle
     if with_personal_data and not caller.personal_data:
         raise InvalidParameter("--with-personal-data needs a caller with the personal-data scope (the system "
                                "user); export without it to get masked personal fields")
-    query = export_query(layer, storage_srid=storage_srid, out_srid=out_srid, bbox=bbox, bbox_srid=bbox_srid, masked=masked)
+    query = export_query(layer, caller, storage_srid=storage_srid, out_srid=out_srid, bbox=bbox, bbox_srid=bbox_srid, masked=masked)
     bar = tqdm(desc=f"export {layer.id}", unit="row", unit_scale=True, disable=not progress)
     parts: list[pd.DataFrame] = []
     result = conn.execute(query.execution_options(stream_results=True, yield_per=20_000))
@@ -157,7 +160,7 @@ def export_layer(conn: Connection, layer: Layer, path: Path | str, caller: Calle
                                     **options)
     report = ExportReport(layer=layer.id, file=path.name, format=driver, rows=len(frame), crs=f"EPSG:{out_srid}",
                           personal_data=not masked, seconds=time.perf_counter() - started)
-    if not masked and layer.personal:
+    if not masked and (layer.personal or layer.personal_when):
         from gis.writes import audit
 
         audit(conn, caller, layer.id, None, "other", None, None, {"export_with_personal_data": report.as_dict()})
