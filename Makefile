@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_ENV := DEBIAN_FRONTEND=noninteractive
 # Debian packages the service needs, and the ones only the tests and the map's assets need
 SERVER_PKGS := postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting
-TEST_PKGS := gdal-bin chromium fonts-noto-cjk
+TEST_PKGS := gdal-bin chromium fonts-noto-cjk poppler-utils
 STAMP := .venv/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
 .PHONY: help run test stop deps test-deps node db assets lint

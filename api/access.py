@@ -36,7 +36,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis.access import Caller
-from gis.keys import log_access, requests_this_minute, resolve_key
+from gis.db import database_errors
+from gis.errors import DatabaseUnavailable
+from gis.keys import log_access, lookup_key, resolve_key
 
 log = logging.getLogger("govgis.access")
 PROBLEM_TYPE = "https://govgis.org/problems/"
@@ -158,10 +160,15 @@ class AccessMiddleware:
         if wait:  # this address has sent too many bad keys: refuse before looking the key up
             await self._reply(send, *self._too_many(wait, f"{self.failed_limiter.per_minute} refused keys"))
             return
-        if map_request:
-            caller, logged = await self._cached_caller(engine, key), 0
-        else:
-            caller, logged = await run_in_threadpool(self._resolve, engine, key)
+        try:
+            if map_request:
+                caller, logged = await self._cached_caller(engine, key), 0
+            else:
+                caller, logged = await run_in_threadpool(self._resolve, engine, key)
+        except DatabaseUnavailable as exc:  # 503 like every route, not a 500 and a dropped connection
+            retry = str(scope["app"].state.settings.service.retry_after_seconds).encode()
+            await self._reply(send, *_problem(exc.status, exc.title, exc.detail, exc.slug, [(b"retry-after", retry)]))
+            return
         if caller is None:
             wait = self.failed_limiter.allow(address)
             if wait:
@@ -232,15 +239,13 @@ class AccessMiddleware:
 
     @staticmethod
     def _lookup(engine: Any, key: str) -> Caller | None:
-        with engine.connect() as conn:
+        with database_errors(), engine.connect() as conn:
             return resolve_key(conn, key)
 
     @staticmethod
     def _resolve(engine: Any, key: str) -> tuple[Caller | None, int]:
         """The key's caller and its requests this minute across processes (one connection)."""
-        with engine.connect() as conn:
-            caller = resolve_key(conn, key)
-            return caller, (requests_this_minute(conn, caller.key_id) if caller and caller.key_id else 0)
+        return lookup_key(engine, key)
 
     @staticmethod
     def _log(engine: Any, row: dict[str, object]) -> None:

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.errors import Conflict, GisError, InvalidParameter
+from gis.db import UNAVAILABLE_ERRORS, unavailable_detail
+from gis.errors import Conflict, DatabaseUnavailable, GisError, InvalidParameter
 from gis.registry import REGISTRY
 from gis.schema import METADATA
 
@@ -146,6 +147,26 @@ def _allowed_values(table: str | None, name: str | None) -> tuple[str, list[str]
     return match.group(1), [v.strip().strip("'") for v in match.group(2).split(",")]
 
 
+def _retry_after(request: Request, response: JSONResponse) -> JSONResponse:
+    response.headers["Retry-After"] = str(request.app.state.settings.service.retry_after_seconds)
+    return response
+
+
+def _database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    """503 with Retry-After; a handled answer, so the server keeps the client's connection open."""
+    return _retry_after(request, problem(exc.status, exc.title, exc.detail, exc.slug))
+
+
+def _database_away(request: Request, exc: Exception) -> JSONResponse:
+    """The driver or pool could not reach the database, or a statement/lock timeout stopped it: 503
+    with Retry-After (the server's own message, which names sockets and roles, goes to the log only)."""
+    orig = getattr(exc, "orig", None) or exc
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path, type(orig).__name__,
+                str(orig).strip().splitlines()[0] if str(orig).strip() else "")
+    return _retry_after(request, problem(DatabaseUnavailable.status, DatabaseUnavailable.title,
+                                         unavailable_detail(exc), DatabaseUnavailable.slug))
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     reference = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", reference, request.method, request.url.path)
@@ -160,4 +181,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(StatementError, _statement_error)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    for error in UNAVAILABLE_ERRORS:  # more specific than StatementError: their handler wins
+        app.add_exception_handler(error, _database_away)
     app.add_exception_handler(Exception, _unexpected)

@@ -15,12 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from gis.access import ALL, Caller
+from gis.access import ALL, SYSTEM, Caller
+from gis.db import database_errors
 from gis.errors import InvalidParameter, NotFound
 from gis.registry import REGISTRY
 from gis.schema import METADATA
+from gis.writes import audit
 
 KEY_PREFIX = "gg_"
 
@@ -86,9 +88,19 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
     return out
 
 
+KEYS_LAYER = "api_keys"  # the audit log's name for key records (not a map layer)
+_AUDITED = ("id", "prefix", "name", "department", "read_scopes", "write_scopes", "personal_data", "created_at",
+            "revoked_at")  # never the salt or the hash
+
+
+def _key_record(conn: Connection, key_id: int) -> dict[str, object]:
+    row = conn.execute(sa.select(*(api_keys.c[name] for name in _AUDITED)).where(api_keys.c.id == key_id))
+    return dict(row.mappings().one())
+
+
 def create_key(conn: Connection, *, department: str, read: Iterable[str] = (), write: Iterable[str] = (),
-               personal_data: bool = False, name: str | None = None) -> IssuedKey:
-    """Issue a key for a department; returns the clear key once."""
+               personal_data: bool = False, name: str | None = None, caller: Caller = SYSTEM) -> IssuedKey:
+    """Issue a key for a department; returns the clear key once. Audited (who issued which rights)."""
     if not department.strip():
         raise InvalidParameter("a key needs the department it is issued to (--department 规划局)")
     read_scopes, write_scopes = check_scopes(read), check_scopes(write)
@@ -100,6 +112,7 @@ def create_key(conn: Connection, *, department: str, read: Iterable[str] = (), w
         department=department, read_scopes=read_scopes, write_scopes=write_scopes,
         personal_data=personal_data,
     ).returning(api_keys.c.id)).scalar_one()
+    audit(conn, caller, KEYS_LAYER, key_id, "insert", None, _key_record(conn, int(key_id)))
     return IssuedKey(int(key_id), prefix, secret)
 
 
@@ -118,6 +131,15 @@ def resolve_key(conn: Connection, key: str) -> Caller | None:
                   key_id=int(row["id"]))
 
 
+def lookup_key(engine: Engine, key: str) -> tuple[Caller | None, int]:
+    """For the API's access middleware: the key's caller and its requests this minute across processes,
+    on one connection. Raises DatabaseUnavailable (503 with Retry-After, not a 500 and a dropped
+    connection) when the database cannot be reached."""
+    with database_errors(), engine.connect() as conn:
+        caller = resolve_key(conn, key)
+        return caller, (requests_this_minute(conn, caller.key_id) if caller and caller.key_id else 0)
+
+
 def requests_this_minute(conn: Connection, key_id: int) -> int:
     """How many answered (not rate-limited) requests the access log holds for a key in the current
     clock minute, from every process serving the API (an index range on (key_id, at))."""
@@ -132,14 +154,18 @@ def list_keys(conn: Connection) -> list[dict[str, object]]:
     return [dict(r) for r in conn.execute(sa.select(*columns).order_by(api_keys.c.id)).mappings()]
 
 
-def revoke_key(conn: Connection, key_id_or_prefix: str) -> int:
-    """Revoke by id or prefix; returns the id. Revoking twice is harmless."""
+def revoke_key(conn: Connection, key_id_or_prefix: str, caller: Caller = SYSTEM) -> int:
+    """Revoke by id or prefix; returns the id. Revoking twice is harmless (and audited once)."""
+
     where = (api_keys.c.id == int(key_id_or_prefix)) if key_id_or_prefix.isdigit() else (
         api_keys.c.prefix == key_id_or_prefix.removeprefix(KEY_PREFIX).split("_", 1)[0])
-    found = conn.execute(sa.update(api_keys).where(where).values(
-        revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.func.now())).returning(api_keys.c.id)).scalar()
+    found = conn.execute(sa.select(api_keys.c.id).where(where).with_for_update()).scalar()
     if found is None:
         raise NotFound(f"no key {key_id_or_prefix!r}: see `govgis keys list`")
+    before = _key_record(conn, int(found))
+    if before["revoked_at"] is None:
+        conn.execute(sa.update(api_keys).where(api_keys.c.id == found).values(revoked_at=sa.func.now()))
+        audit(conn, caller, KEYS_LAYER, found, "update", before, _key_record(conn, int(found)))
     return int(found)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,8 +30,40 @@ class DatabaseSettings(BaseSettings):
         default="",
         description="SQLAlchemy URL of an existing PostGIS; empty = the embedded cluster under .pgdata/",
     )
+    owner_database_url: str = Field(
+        default="",
+        description="URL of the schema owner role: migrations, grants, bulk imports, backup/restore "
+                    "(empty = the embedded cluster's govgis_owner, or GOVGIS_DATABASE_URL when only that is set)",
+    )
+    admin_database_url: str = Field(
+        default="",
+        description="URL of a role that may create the database and its extensions (`govgis db setup`, the "
+                    "test harness); empty = the embedded cluster's superuser, or the owner's URL",
+    )
+    audit_role: str = Field(default="govgis_audit", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                            description="NOLOGIN role that owns audit_log (the app role is not a member)")
     read_database_url: str = Field(
         default="", description="Optional read-only replica URL; reads go there, writes to the primary."
+    )
+    replica_max_lag_seconds: float = Field(
+        default=5.0, ge=0,
+        description="Reads go to the primary while the replica's replay is further behind than this.",
+    )
+    read_your_writes_seconds: float = Field(
+        default=60.0, ge=0,
+        description="How long after a write a client (its key, or its govgis_lsn cookie) is served from the "
+                    "primary unless the replica has replayed that write.",
+    )
+    replica_check_seconds: float = Field(default=1.0, gt=0, le=60,
+                                         description="How often the replica's replay position is sampled.")
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="API statements running longer are cancelled (503). 0 = none."
+    )
+    lock_timeout_ms: int = Field(
+        default=5_000, ge=0, description="API statements waiting longer for a lock are cancelled (503). 0 = none."
+    )
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=0, description="API sessions idle inside a transaction this long are ended. 0 = none."
     )
     pool_size: int = Field(default=8, ge=1, le=200)
     parallel_workers_per_query: int = Field(
@@ -40,7 +73,7 @@ class DatabaseSettings(BaseSettings):
                     "without them; batch commands keep the server's default.",
     )
 
-    @field_validator("database_url", "read_database_url")
+    @field_validator("database_url", "read_database_url", "owner_database_url", "admin_database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
         if value and not value.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
@@ -142,6 +175,13 @@ class ServiceSettings(BaseSettings):
         default="", description="Folder of local GeoTIFF basemaps (RGB orthophoto, or a DEM drawn as hillshade)."
     )
     language: str = Field(default="zh", pattern="^(zh|en)$")
+    retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After of a 503 when the database is away or too slow."
+    )
+    tile_cache_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0,
+        description="Most memory the in-process vector tile cache holds (tiles and their keys); 0 = no cache.",
+    )
     public_base_url: str = Field(
         default="", description="The address clients reach the service at (https://gis.city.gov.cn/govgis), "
         "used for absolute links; empty: http://HOST:PORT. Never taken from a request's Host header.")
@@ -151,6 +191,26 @@ class ServiceSettings(BaseSettings):
     def _parse_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    # --- what a person reads: the city's clock and the office named on printed maps ---
+    time_zone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone every date and time a person reads is shown in (APIs keep ISO 8601 "
+                    "with the offset).",
+    )
+    bureau_name: str = Field(
+        default="厦门市自然资源和规划局", description="The office named on printed maps and documents."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone: use a name such as Asia/Shanghai "
+                             "(install tzdata if the system has none)") from None
         return value
 
     # --- uploads and imports (gis/io): limits on files from outside, and the import's lock wait -------
@@ -221,7 +281,6 @@ class EmergencySettings(BaseSettings):
                     "0702): the population grid is derived from the parcels with these.")
     population_cell_m: float = Field(default=100.0, gt=0, description="Cell of the population grid.")
     expiry_warning_days: int = Field(default=90, ge=0, description="Stock expiring within this is flagged.")
-    timezone: str = Field(default="Asia/Shanghai", description="The city's time zone: times people read.")
 
 
 class Settings:

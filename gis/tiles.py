@@ -231,8 +231,12 @@ def tile_query(layers: tuple[Layer, ...], z: int, x: int, y: int, storage_srid: 
 VERSIONS_SQL = sa.text("SELECT table_name, version FROM layer_versions")
 
 
+TILE_ENTRY_OVERHEAD = 400  # bytes a cached tile costs beyond its data: key tuple, dict slot, bytes header
+
+
 class TileCache:
-    """An in-process LRU of tiles (bounded in bytes) with layer versions re-read every ``versions_ttl`` s."""
+    """An in-process LRU of tiles (bounded in bytes, data plus each entry's overhead, so many tiny or
+    empty tiles cannot outgrow it) with layer versions re-read every ``versions_ttl`` s."""
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024, versions_ttl: float = 0.5) -> None:
         self.max_bytes = max_bytes
@@ -282,15 +286,20 @@ class TileCache:
             if key in self._tiles:
                 return
             self._tiles[key] = data
-            self._size += len(data)
+            self._size += len(data) + TILE_ENTRY_OVERHEAD
             while self._size > self.max_bytes and self._tiles:
                 _, old = self._tiles.popitem(last=False)
-                self._size -= len(old)
+                self._size -= len(old) + TILE_ENTRY_OVERHEAD
 
     def clear(self) -> None:
         with self._lock:
             self._tiles.clear()
             self._size = 0
+
+    def stats(self) -> dict[str, int]:
+        """What /healthz reports: tiles held, bytes they take, the bound."""
+        with self._lock:
+            return {"tiles": len(self._tiles), "bytes": self._size, "max_bytes": self.max_bytes}
 
 
 def web_mercator_quad() -> dict[str, object]:

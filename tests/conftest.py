@@ -1,6 +1,9 @@
 """Test fixtures: a throw-away PostGIS database on the embedded cluster (or GOVGIS_DATABASE_URL's
 server), migrated to head, with the demo city loaded once per session.
 
+The database is set up as `govgis db setup` does it: created by the admin role, migrated and granted
+by the owner role; the tests (like the service) then connect as the application role.
+
 No test may be skipped: a skipped database test would hide a broken set-up, so the run fails.
 """
 
@@ -14,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gis import migrate
-from gis.db import database_url, drop_database, ensure_database, make_engine
+from gis.db import admin_url, database_url, drop_database, make_engine, owner_url
+from gis.roles import use_database
 from gis.settings import get_settings
 
 # shared fixtures of the spatial API tests (known data set, keys, a live server)
@@ -30,13 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # tests build their own apps with small budgets
     os.environ.setdefault("GOVGIS_ANONYMOUS_RATE_LIMIT_PER_MINUTE", "1000000")
     os.environ.setdefault("GOVGIS_TILE_RATE_LIMIT_PER_MINUTE", "1000000")
-    base = database_url(get_settings())
     name = f"govgis_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = base.set(database=name)
-    config._govgis_test_url = url  # type: ignore[attr-defined]
-    os.environ["GOVGIS_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    get_settings.cache_clear()
-    ensure_database(url, get_settings())
+    # the same server and roles as configured, a database of the session's own
+    settings = use_database(name)
+    config._govgis_test_url = admin_url(settings)  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -61,17 +61,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    """An engine on the migrated throw-away database, with the demo city loaded first.
+def owner_engine() -> Iterator[Engine]:
+    """An engine as the schema owner role, for the few tests that do what only the owner may
+    (bulk loads that rebuild indexes, migrations, backup and restore)."""
+    eng = make_engine(owner_url(get_settings()), pool_size=2)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(owner_engine: Engine) -> Iterator[Engine]:
+    """An engine, as the application role, on the migrated throw-away database with the demo city
+    loaded first (by the owner, as `govgis db setup` loads it).
 
     Loading it before any test module adds its own rows means every module sees the same city,
     whatever order the modules run in.
     """
     from data import democity
 
+    democity.load(owner_engine, size=TEST_DEMO_SIZE, seed=20261122, progress=False)
     eng = make_engine(database_url(get_settings()), pool_size=4)
-    migrate.upgrade(eng)
-    democity.load(eng, size=TEST_DEMO_SIZE, seed=20261122, progress=False)
     yield eng
     eng.dispose()
 
@@ -86,6 +95,15 @@ def demo_city(engine: Engine) -> Engine:
 def conn(demo_city: Engine) -> Iterator[Connection]:
     """A connection in a transaction that is rolled back after the test: nothing it writes stays."""
     with demo_city.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture()
+def owner_conn(demo_city: Engine, owner_engine: Engine) -> Iterator[Connection]:
+    """Like ``conn`` but as the schema owner (bulk loads that drop and rebuild indexes); rolled back."""
+    with owner_engine.connect() as connection:
         transaction = connection.begin()
         yield connection
         transaction.rollback()

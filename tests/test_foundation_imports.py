@@ -328,10 +328,12 @@ def _index_names(conn, table: str) -> set[str]:
     return {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = :t"), {"t": table})}
 
 
-def test_big_files_stream_in_slices(conn, tmp_path, monkeypatch) -> None:
-    """The streaming path (worker processes, COPY straight into the table), shrunk to small numbers."""
+def test_big_files_stream_in_slices(owner_conn, tmp_path, monkeypatch) -> None:
+    """The streaming path (worker processes, COPY straight into the table), shrunk to small numbers.
+    As the owner role, which `govgis import` uses (it refreshes the table's statistics)."""
     from gis.io import imports
 
+    conn = owner_conn
     monkeypatch.setattr(imports, "STREAM_CHUNK_ROWS", 10)
     monkeypatch.setattr(imports, "ANALYZE_MIN_ROWS", 20)
     layer = REGISTRY.get("emergency_shelters")

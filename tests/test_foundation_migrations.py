@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from gis import migrate
-from gis.db import database_url, drop_database, ensure_database, make_engine
+from gis.db import admin_url, drop_database, ensure_database, make_engine, owner_url
 from gis.schema import METADATA
 from gis.settings import get_settings
 from layers import REGISTRY
@@ -25,9 +25,10 @@ from layers import REGISTRY
 
 def test_migrations_down_to_base_and_up_again() -> None:
     settings = get_settings()
-    url = database_url(settings).set(database=f"govgis_migr_{uuid.uuid4().hex[:8]}")
-    ensure_database(url, settings)
-    engine = make_engine(url, pool_size=1)
+    name = f"govgis_migr_{uuid.uuid4().hex[:8]}"
+    url = admin_url(settings).set(database=name)
+    ensure_database(url, settings, owner=owner_url(settings).username)
+    engine = make_engine(owner_url(settings).set(database=name), pool_size=1)  # migrations run as the owner
     try:
         migrate.upgrade(engine)
         head = migrate.current(engine)
@@ -83,9 +84,10 @@ def schema_drift(conn: sa.Connection, metadata: sa.MetaData) -> list:
 def migrated() -> Iterator[Engine]:
     """A fresh database brought to head by the migrations alone."""
     settings = get_settings()
-    url = database_url(settings).set(database=f"govgis_drift_{uuid.uuid4().hex[:8]}")
-    ensure_database(url, settings)
-    engine = make_engine(url, pool_size=1)
+    name = f"govgis_drift_{uuid.uuid4().hex[:8]}"
+    url = admin_url(settings).set(database=name)
+    ensure_database(url, settings, owner=owner_url(settings).username)
+    engine = make_engine(owner_url(settings).set(database=name), pool_size=1)  # migrations run as the owner
     try:
         migrate.upgrade(engine)
         yield engine

@@ -58,6 +58,9 @@ def test_other_settings_checked() -> None:
 
 
 def test_local_grid_as_proj_text_accepted_and_registered(engine) -> None:
+    from gis.db import admin_url, make_engine
+
+    engine = make_engine(admin_url(get_settings()), pool_size=1)  # registering a CRS is the admin's (setup)
     spatial = SpatialSettings(storage_crs=LOCAL_GRID)
     assert spatial.storage_srid == CUSTOM_SRID_DEFAULT
     lon, lat = 118.12, 24.48
@@ -71,6 +74,7 @@ def test_local_grid_as_proj_text_accepted_and_registered(engine) -> None:
         x, y = conn.execute(text("SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), "
                                  "4326), :s) AS g) t"), {"x": lon, "y": lat, "s": spatial.storage_srid}).one()
         transaction.rollback()
+    engine.dispose()
     assert abs(x - expected[0]) < 0.01 and abs(y - expected[1]) < 0.01
     # WKT works as well as PROJ text
     from pyproj import CRS

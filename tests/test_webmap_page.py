@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gis.access import ANONYMOUS, Caller, can_read
 from gis.registry import REGISTRY
-from webmap import legends
+from webmap import fields, legends
 from webmap.tools import TOOLS, available_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_land_use_legend_has_the_twelve_classes_and_wetland():
 
 
 def test_a_tool_whose_endpoints_are_missing_is_left_out():
-    everything = ["/query/identify", "/collections/{collection_id}/items", "/pipeline/isolations",
+    everything = ["/query/identify", "/query/within", "/collections/{collection_id}/items", "/pipeline/isolations",
                   "/pipeline/isolations/{isolation_id}/failed-valves", "/pipeline/repair-orders",
                   "/pipeline/repair-orders/{order_id}/print", "/planning/prereview",
                   "/planning/prereview/{report_id}/report.html", "/planning/balance",
@@ -101,10 +101,87 @@ def test_a_tool_whose_endpoints_are_missing_is_left_out():
     without_pipeline = [p for p in everything if not p.startswith("/pipeline")]
     ids = [t.id for t in available_tools(without_pipeline)]
     assert "burst" not in ids and "repair_order" not in ids and {"identify", "prereview", "timeline"} <= set(ids)
-    assert [t.id for t in available_tools([])] == ["measure"]
+    assert [t.id for t in available_tools([])] == ["measure", "print"]
 
 
 def test_the_running_app_offers_every_tool(client):
     html = client.get("/map").text
     for tool in TOOLS:
         assert f"/map/static/js/tools/{tool.script}" in html, tool.id
+
+
+def test_every_field_the_popup_shows_has_a_title_in_both_languages():
+    """The identify popup labels fields with titles, never column names: every shown field of every
+    layer has a Chinese title (with CJK characters, no developer's enumeration) and an English one."""
+    import layers  # noqa: F401 — declares every layer in the registry
+
+    assert len(REGISTRY.spatial()) >= 15
+    for layer in REGISTRY.spatial():
+        described = fields.describe_fields(layer)
+        assert list(described) == layer.field_names()
+        for name, spec in described.items():
+            if spec["hidden"]:
+                continue
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in spec["zh"]), (layer.id, name, spec["zh"])
+            assert "/" not in spec["zh"] and spec["zh"] != name, (layer.id, name)
+            assert spec["en"] and spec["en"] != name, (layer.id, name)
+            assert spec["display"] in {"area", "length", "mm", "money", "price", "speed", "seconds", "persons",
+                                       "households", "years", "year", "datetime", "date", "legal_date", "bool",
+                                       "list", "network", "number", "text"}, (layer.id, name)
+            if spec["format"] == "date-time":
+                assert spec["display"] in ("datetime", "legal_date"), (layer.id, name)
+            if spec["format"] == "date":
+                assert spec["display"] == "date", (layer.id, name)
+        # a history layer's validity is a legal date, its record time a time of day
+        if layer.valid_time:
+            assert all(described[n]["display"] == "legal_date" for n in layer.valid_time)
+        if layer.record_time:
+            assert all(described[n]["display"] == "datetime" for n in layer.record_time)
+
+
+def test_code_lists_name_every_class_code_the_demo_city_uses(client):
+    listing = client.get("/map/layers.json").json()
+    codes = listing["codes"]
+    assert {"gbt21010_2017", "survey_tnls", "planning_2023"} <= set(codes)
+    survey = client.get("/collections/landuse_survey/items", params={"limit": 500}).json()["features"]
+    used = {f["properties"]["class_code"] for f in survey}
+    assert used and used <= set(codes["survey_tnls"])
+    parcels = client.get("/collections/cadastre_parcels/items", params={"limit": 500}).json()["features"]
+    assert {f["properties"]["landuse_code"] for f in parcels} <= set(codes["gbt21010_2017"])
+
+
+def test_layer_list_says_which_tools_and_scopes_the_key_has(client, demo_city):
+    from gis.keys import create_key
+
+    anonymous = client.get("/map/layers.json").json()
+    assert anonymous["tools"]["burst"] is False and anonymous["tools"]["identify"] is True
+    assert anonymous["caller"]["scopes"]["families"]["pipeline"] == {"read": False, "write": False}
+    assert anonymous["caller"]["scopes"]["personal_data"] is False
+    with demo_city.begin() as conn:
+        reader = create_key(conn, department="设计院", read=["pipeline"]).secret
+        writer = create_key(conn, department="水务集团", read=["pipeline"], write=["pipeline"], personal_data=True).secret
+    read_only = client.get("/map/layers.json", headers={"X-API-Key": reader}).json()
+    assert read_only["tools"]["valves_near"] is True  # reads only
+    # isolations and repair orders are stored: a read-only key may use neither
+    assert read_only["tools"]["burst"] is False and read_only["tools"]["repair_order"] is False
+    assert read_only["tools"]["prereview"] is False
+    full = client.get("/map/layers.json", headers={"X-API-Key": writer}).json()
+    assert full["tools"]["repair_order"] is True and full["caller"]["scopes"]["personal_data"] is True
+    assert full["caller"]["scopes"]["families"]["pipeline"] == {"read": True, "write": True}
+    nodes = next(d for d in full["layers"] if d["id"] == "pipeline_nodes")
+    assert nodes["min_zoom"] == 16 and {s["kind"] for s in nodes["symbols"]} >= {"isolation_valve", "hydrant", "tee", "meter"}
+    assert len({s["shape"] for s in nodes["symbols"] if s["kind"] in ("isolation_valve", "hydrant", "tee", "meter")}) == 4
+    networks = client.get("/pipeline/networks", headers={"X-API-Key": writer}).json()
+    assert full["networks"] == {str(n["id"]): {"name": n["name"], "utility": n["utility"]} for n in networks}
+
+
+def test_the_page_carries_the_time_zone_and_the_bureau(client):
+    import json as json_module
+
+    from gis.settings import get_settings
+
+    html = client.get("/map").text
+    config = json_module.loads(re.search(r"GovGis\.start\([^,]+, (\{.*?\})\); \}\);", html).group(1))
+    settings = get_settings().service
+    assert config["timeZone"] == settings.time_zone == "Asia/Shanghai"
+    assert config["bureauName"] == settings.bureau_name

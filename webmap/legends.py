@@ -81,3 +81,26 @@ def legend_items(style: dict[str, object]) -> list[dict[str, object]]:
             rows.append({"code": code, "zh": zh, "en": en, "color": color})
         return rows
     return []
+
+
+# Pipe-node symbols, one shape per kind (the browser draws the shape in the utility's CJJ 61 colour).
+# Shapes follow the usual pipeline survey map conventions: a valve is a bow-tie, a hydrant a
+# triangle on a stem, a meter a square, a tee a small filled circle.
+NODE_SYMBOLS: list[tuple[str, str, str, str]] = [
+    # kind, zh, en, shape
+    ("isolation_valve", "阀门", "Isolation valve", "bowtie"),
+    ("control_valve", "控制阀（减压/止回）", "Control valve (PRV/check)", "bowtie-bar"),
+    ("hydrant", "消火栓", "Hydrant", "triangle"),
+    ("tee", "三通", "Tee", "dot"),
+    ("meter", "计量表", "Meter", "square"),
+    ("source", "水源/气源", "Source", "star"),
+    ("tank", "水池/储罐", "Tank", "ring"),
+    ("pump", "泵站/调压站", "Pump / station", "diamond"),
+    ("junction", "连接点", "Junction", "small-dot"),
+    ("end", "管线端点", "Pipe end", "small-dot"),
+]
+
+
+def node_symbols() -> list[dict[str, str]]:
+    """Legend rows for pipe nodes: [{kind, zh, en, shape}]."""
+    return [{"kind": kind, "zh": zh, "en": en, "shape": shape} for kind, zh, en, shape in NODE_SYMBOLS]

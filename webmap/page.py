@@ -20,16 +20,13 @@ from webmap.tools import MapTool
 STATIC = "/map/static"
 VENDOR_JS = [
     ("leaflet", f"{STATIC}/vendor/leaflet/leaflet.js"),
-    ("markercluster", f"{STATIC}/vendor/markercluster/leaflet.markercluster.js"),
     ("vectorgrid", f"{STATIC}/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"),
     ("proj4", f"{STATIC}/vendor/proj4/proj4.js"),
 ]
 VENDOR_CSS = [
     ("leaflet_css", f"{STATIC}/vendor/leaflet/leaflet.css"),
-    ("markercluster_css", f"{STATIC}/vendor/markercluster/MarkerCluster.css"),
-    ("markercluster_default_css", f"{STATIC}/vendor/markercluster/MarkerCluster.Default.css"),
 ]
-APP_JS = ["i18n.js", "core.js", "draw.js"]
+APP_JS = ["i18n.js", "net.js", "format.js", "mvt.js", "core.js", "draw.js"]
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.I)
 
 
@@ -48,6 +45,8 @@ class PageConfig:
     storage_crs: str  # e.g. EPSG:4548
     storage_proj4: str  # proj4 definition the browser uses for projected coordinates
     language: str = "zh"
+    time_zone: str = "Asia/Shanghai"  # every date and time the page shows is local to this zone
+    bureau_name: str = ""  # named on the printed map
     external_basemap_url: str = ""
     tools: list[MapTool] = field(default_factory=list)
     version: str = "0"
@@ -56,6 +55,7 @@ class PageConfig:
         return json.dumps({
             "center": self.center, "zoom": self.zoom, "bounds": self.bounds, "cityName": self.city_name,
             "storageCrs": self.storage_crs, "storageProj4": self.storage_proj4, "language": self.language,
+            "timeZone": self.time_zone, "bureauName": self.bureau_name,
             "externalBasemapUrl": self.external_basemap_url or None,
             "tools": [{"id": t.id, "module": t.module} for t in self.tools],
         }, ensure_ascii=False)
@@ -93,9 +93,11 @@ _SHELL = """
 <div id="gg-bar">
   <button id="gg-panel-toggle" class="gg-btn" data-i18n-title="panel" aria-label="panel">☰</button>
   <span id="gg-title" data-i18n="title">城市地图</span>
-  <form id="gg-search-form" autocomplete="off">
-    <input id="gg-search" type="search" data-i18n-placeholder="searchPlaceholder">
+  <form id="gg-search-form" autocomplete="off" role="search">
+    <input id="gg-search" type="search" data-i18n-placeholder="searchPlaceholder" aria-autocomplete="list"
+           aria-controls="gg-suggest">
     <button class="gg-btn" type="submit" data-i18n="search">搜索</button>
+    <div id="gg-suggest" class="gg-hidden" role="listbox"></div>
   </form>
   <span class="gg-spacer"></span>
   <button id="gg-key-btn" class="gg-btn" data-i18n="keyButton">部门密钥</button>
@@ -109,10 +111,12 @@ _SHELL = """
   <span id="gg-key-state"></span>
 </div>
 <aside id="gg-panel">
-  <section><h3 data-i18n="layers">图层</h3><div id="gg-layers"></div></section>
   <section><h3 data-i18n="tools">工具</h3><div id="gg-tools"></div></section>
-  <section id="gg-results-box"><h3 id="gg-results-title" data-i18n="results">结果</h3>
+  <section id="gg-results-box" class="gg-empty-box"><h3 id="gg-results-title" data-i18n="results">结果</h3>
     <div id="gg-results"></div></section>
+  <section><h3 data-i18n="layers">图层</h3><div id="gg-layers"></div></section>
 </aside>
+<div id="gg-asof-banner" class="gg-hidden" role="status"></div>
+<div id="gg-map-notice" class="gg-map-notice gg-hidden" role="status"></div>
 <div id="gg-status"><span id="gg-coords"></span><span id="gg-message"></span></div>
 """

@@ -3,7 +3,9 @@
 A module adds its tools by appending ``MapTool(...)`` entries here (one script each under
 ``static/js/tools/``) — no other tool changes. The page includes a tool only when every path it
 ``requires`` is served by the running app, so a module whose endpoints are not there yet simply has
-no tools on the map instead of broken buttons.
+no tools on the map instead of broken buttons. ``reads``/``writes`` name the layers a tool needs the
+caller to read or write: /map/layers.json tells the page which tools the caller's key may use, and
+the page hides the others (an anonymous visitor sees no 爆管关阀, a read-only key no 生成抢修单).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class MapTool:
     script: str  # under static/js/tools/
     module: str  # panel group: common, land, planning, pipeline, emergency
     requires: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # layer ids the caller must be able to read
+    writes: tuple[str, ...] = ()  # layer (or module store) ids the caller must be able to write
 
 
 TOOLS: list[MapTool] = [
@@ -27,12 +31,18 @@ TOOLS: list[MapTool] = [
     MapTool("search", "search.js", "common", ("/collections/{collectionId}/items",)),
     MapTool("measure", "measure.js", "common"),
     MapTool("export", "export.js", "common", ("/collections/{collectionId}/items",)),
+    MapTool("print", "print.js", "common"),
+    # an isolation is stored (and audited): running one needs write on the isolations store
     MapTool("burst", "pipeline.js", "pipeline",
-            ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/identify")),
+            ("/pipeline/isolations", "/pipeline/isolations/{id}/failed-valves", "/query/within"),
+            reads=("pipeline_pipes",), writes=("pipeline_isolations",)),
+    MapTool("valves_near", "valves.js", "pipeline", ("/query/within",), reads=("pipeline_nodes",)),
     MapTool("repair_order", "repair.js", "pipeline",
-            ("/pipeline/repair-orders", "/pipeline/repair-orders/{id}/print", "/pipeline/isolations")),
+            ("/pipeline/repair-orders", "/pipeline/repair-orders/{id}/print", "/pipeline/isolations"),
+            reads=("pipeline_pipes",), writes=("pipeline_repair_orders",)),
     MapTool("prereview", "planning.js", "planning",
-            ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance")),
+            ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance"),
+            reads=("landuse_control_lines",), writes=("landuse_prereview_reports",)),
     MapTool("timeline", "land.js", "land",
             ("/land/parcels/{code}/timeline", "/land/parcels/{code}/lineage", "/collections/{collectionId}/items")),
 ]

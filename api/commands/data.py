@@ -44,10 +44,13 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _engine(settings: Settings | None = None) -> Engine:
-    from gis.db import database_url, make_engine
+    # the owner role: an import refreshes the table's statistics (ANALYZE) and the demo city resets id
+    # sequences, which only the tables' owner may (gis/roles.py; api/commands/_common.py's
+    # engine_for("owner") is the same)
+    from gis.db import make_engine, owner_url
     from gis.settings import get_settings
 
-    return make_engine(database_url(settings or get_settings()), pool_size=1, application_name="govgis-cli")
+    return make_engine(owner_url(settings or get_settings()), pool_size=1, application_name="govgis-cli")
 
 
 def import_cmd(

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Connection
 
-from gis.db import database_url, make_engine
-from gis.errors import GisError
+from api.commands._common import transaction
 from gis.keys import create_key, list_keys, revoke_key
-from gis.settings import get_settings
 
 app = typer.Typer(help="Department API keys (部门密钥): issue, list, revoke.", no_args_is_help=True)
-
-
-@contextmanager
-def _transaction() -> Iterator[Connection]:
-    """One transaction on the configured database; a GisError becomes its message and exit status 1."""
-    import layers  # noqa: F401  (the registry: scopes are checked against it)
-
-    engine = make_engine(database_url(get_settings()), pool_size=1)
-    try:
-        with engine.begin() as conn:
-            yield conn
-    except GisError as exc:
-        typer.echo(f"[govgis] ERROR: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
 
 
 def _split(value: str) -> list[str]:
@@ -46,7 +25,7 @@ def create(
     name: Annotated[str, typer.Option(help="A label for the key (default: the department)")] = "",
 ) -> None:
     """Issue a key. The key is printed once; only its hash is stored."""
-    with _transaction() as conn:
+    with transaction() as conn:
         issued = create_key(conn, department=department, read=_split(read), write=_split(write),
                             personal_data=personal_data, name=name or None)
     typer.echo(f"key id {issued.key_id} (prefix {issued.prefix}) for {department}")
@@ -57,7 +36,7 @@ def create(
 @app.command("list")
 def list_cmd() -> None:
     """List keys (prefix, department, scopes, status); secrets are never shown."""
-    with _transaction() as conn:
+    with transaction() as conn:
         rows = list_keys(conn)
     for row in rows:
         state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
@@ -69,7 +48,7 @@ def list_cmd() -> None:
 @app.command("revoke")
 def revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
     """Revoke a key (by id or prefix); it stops working on the next request."""
-    with _transaction() as conn:
+    with transaction() as conn:
         key_id = revoke_key(conn, key)
     typer.echo(f"revoked key {key_id}")
 

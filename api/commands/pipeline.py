@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
+from api.commands._common import connection, transaction
 from gis.access import SYSTEM
-from gis.db import database_url, make_engine
-from gis.errors import GisError
 from gis.settings import get_settings
 
 app = typer.Typer(help="Pipeline networks: INP import, topology check, criticality.", no_args_is_help=True)
@@ -18,19 +17,6 @@ app = typer.Typer(help="Pipeline networks: INP import, topology check, criticali
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="pipeline")
-
-
-def _engine():
-    import layers  # noqa: F401  (registry)
-
-    return make_engine(database_url(get_settings()), pool_size=1)
-
-
-def _fail(exc: GisError) -> typer.Exit:
-    typer.echo(f"[govgis] ERROR: {exc.detail}", err=True)
-    for item in exc.extra.get("errors", [])[:20]:
-        typer.echo(f"  {item}", err=True)
-    return typer.Exit(1)
 
 
 @app.command("import-inp")
@@ -50,15 +36,9 @@ def import_inp(
     if valves is not None:
         with valves.open(encoding="utf-8") as handle:
             layer = [(r["link"], r["node"]) for r in csv.DictReader(handle)]
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            result = service.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, settings=get_settings(),
-                                        valve_layer=layer, customers_from_demand=customers_from_demand)
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    with transaction() as conn:
+        result = service.import_inp(conn, path, name=name, crs=crs, caller=SYSTEM, settings=get_settings(),
+                                    valve_layer=layer, customers_from_demand=customers_from_demand)
     typer.echo(f"[govgis] network {result.network_id}: {len(result.node_ids)} nodes, {len(result.pipe_ids)} "
                f"pipes, {len(result.valve_ids)} isolation valves, {result.customers} customers")
     for warning in result.warnings:
@@ -70,14 +50,8 @@ def topology(network_id: int) -> None:
     """Print the topology report of a network as JSON."""
     from layers.pipeline import service
 
-    engine = _engine()
-    try:
-        with engine.connect() as conn:
-            report = service.topology_report(conn, network_id, caller=SYSTEM, settings=get_settings())
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    with connection() as conn:
+        report = service.topology_report(conn, network_id, caller=SYSTEM, settings=get_settings())
     report.pop("features")
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
 
@@ -89,7 +63,6 @@ def criticality(network_id: int, top: Annotated[int, typer.Option(help="pipes to
 
     from layers.pipeline import service
 
-    engine = _engine()
     bar = tqdm(unit="segment", desc="criticality")
 
     def progress(done: int, total: int) -> None:
@@ -97,11 +70,8 @@ def criticality(network_id: int, top: Annotated[int, typer.Option(help="pipes to
         bar.update(done - bar.n)
 
     try:
-        with engine.connect() as conn:
+        with connection() as conn:
             result = service.criticality(conn, network_id, caller=SYSTEM, top=top, progress=progress)
-    except GisError as exc:
-        raise _fail(exc) from None
     finally:
         bar.close()
-        engine.dispose()
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

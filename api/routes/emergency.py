@@ -70,7 +70,7 @@ def _local(settings: Settings, value: dt.datetime | None) -> dt.datetime | None:
     """A time without an offset is read in the city's time zone."""
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=ZoneInfo(settings.emergency.timezone))
+    return value.replace(tzinfo=ZoneInfo(settings.service.time_zone))
 
 
 def _intake_point(settings: Settings, body: IncidentIntake) -> Point:

@@ -15,20 +15,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from api.deps import AppSettings, CurrentCaller, DbRead
-from gis.access import Caller, can_read
+from gis.access import Caller, can_read, can_write
 from gis.crs import parse_crs
 from gis.errors import NotFound
 from gis.raster import RasterBasemap, find_basemaps, render_tile
 from gis.registry import REGISTRY, Layer
-from webmap import legends
+from layers.pipeline.layers import ISOLATIONS, REPAIR_ORDERS
+from webmap import fields, legends
 from webmap.page import PageConfig, build_page
-from webmap.tools import available_tools
+from webmap.tools import TOOLS, MapTool, available_tools
 
 router = APIRouter(tags=["web map"])
 STATIC_DIR = (Path(__file__).resolve().parents[2] / "webmap" / "static").resolve()
 # The basemap drawn from the city's own data; other layers start switched off.
 BASEMAP_LAYERS = ("landuse_survey", "emergency_roads")
 DEFAULT_ON = (*BASEMAP_LAYERS, "cadastre_parcels")
+# zoom from which the map draws a layer, where it differs from the layer's own style: pipe nodes
+# are drawn one symbol each (valve, hydrant, tee, meter …) from zoom 16, where they stay apart
+MAP_MIN_ZOOM = {"pipeline_nodes": 16}
 _MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
           ".json": "application/json", ".map": "application/json"}
 
@@ -54,6 +58,7 @@ def map_page(request: Request, settings: AppSettings) -> HTMLResponse:
             center=((lat0 + lat1) / 2, (lon0 + lon1) / 2), zoom=13, bounds=(lon0, lat0, lon1, lat1),
             city_name=settings.spatial.city_name, storage_crs=settings.spatial.storage_crs,
             storage_proj4=storage_proj4, language=settings.service.language,
+            time_zone=settings.service.time_zone, bureau_name=settings.service.bureau_name,
             external_basemap_url=settings.service.external_basemap_url,
             tools=available_tools(_route_paths(request.app.routes)),
             version=_asset_version(),
@@ -80,8 +85,9 @@ def _view_bounds(settings: Any) -> tuple[float, float, float, float]:
 
 @router.get("/map/static/{asset_path:path}", include_in_schema=False)
 def map_static(asset_path: str) -> FileResponse:
+    # where the path really leads must be inside the folder: no "..", and no symlink out of it
     target = (STATIC_DIR / asset_path).resolve()
-    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+    if not target.is_relative_to(STATIC_DIR) or ".." in Path(asset_path).parts or not target.is_file():
         raise NotFound(f"no map asset {asset_path!r} (run `make assets` if a vendor file is missing)")
     return FileResponse(target, media_type=_MEDIA.get(target.suffix),
                         headers={"Cache-Control": "public, max-age=300"})
@@ -89,15 +95,42 @@ def map_static(asset_path: str) -> FileResponse:
 
 @router.get("/map/layers.json", summary="Layers the caller may see, with titles, style and legend")
 def map_layers(request: Request, caller: CurrentCaller, conn: DbRead) -> JSONResponse:
-    out = [_describe(layer, conn, caller) for layer in REGISTRY.spatial() if can_read(caller, layer)]
+    readable = [layer for layer in REGISTRY.spatial() if can_read(caller, layer)]
+    networks = _networks(conn, caller) if any(la.id == "pipeline_pipes" for la in readable) else {}
+    out = [_describe(layer, networks) for layer in readable]
     basemaps = [{"id": b.name, "kind": b.kind, "bounds": b.bounds,
                  "title": {"zh": ("正射影像 " if b.kind == "image" else "地形晕渲 ") + b.name,
                            "en": ("Orthophoto " if b.kind == "image" else "Hillshade ") + b.name},
                  "tiles": f"/map/basemap/{b.name}/{{z}}/{{x}}/{{y}}.png"} for b in _basemaps(request)]
-    return JSONResponse({"layers": out, "basemaps": basemaps,
+    return JSONResponse({"layers": out, "basemaps": basemaps, "tiles": "/tiles/{z}/{x}/{y}.mvt",
                          "caller": {"name": caller.name, "anonymous": caller.anonymous,
-                                    "department": caller.department}},
+                                    "department": caller.department, "scopes": _scopes(caller)},
+                         "tools": {tool.id: _may_use(caller, tool) for tool in TOOLS},
+                         "networks": networks, "utilities": fields.utility_names(),
+                         "codes": fields.code_lists_for(readable)},
                         headers={"Cache-Control": "no-store"})
+
+
+def _scopes(caller: Caller) -> dict[str, Any]:
+    """What the caller's key allows, per layer family: read / write, and whether it sees personal data."""
+    families: dict[str, dict[str, bool]] = {}
+    for layer in REGISTRY.spatial():
+        entry = families.setdefault(layer.family, {"read": False, "write": False})
+        entry["read"] = entry["read"] or can_read(caller, layer)
+        entry["write"] = entry["write"] or can_write(caller, layer)
+    return {"families": families, "personal_data": caller.personal_data}
+
+
+def _may_use(caller: Caller, tool: MapTool) -> bool:
+    return all(can_read(caller, _layer(i)) for i in tool.reads) and \
+        all(can_write(caller, _layer(i)) for i in tool.writes)
+
+
+def _layer(layer_id: str) -> Layer:
+    """A registry layer, or a module's store (isolations, repair orders) that the registry leaves out."""
+    if layer_id in REGISTRY:
+        return REGISTRY.get(layer_id)
+    return {store.id: store for store in (ISOLATIONS, REPAIR_ORDERS)}[layer_id]
 
 
 def _basemaps(request: Request) -> list[RasterBasemap]:
@@ -122,28 +155,31 @@ def basemap_tile(request: Request, name: str, z: int, x: int, y: int) -> Respons
     return Response(png, media_type="image/png", headers=headers)
 
 
-def _describe(layer: Layer, conn: sa.Connection, caller: Caller) -> dict[str, Any]:
+def _describe(layer: Layer, networks: dict[str, dict[str, str]]) -> dict[str, Any]:
     style = dict(layer.style)
     geometry_type = layer.geometry_type or "Geometry"
-    point = geometry_type in ("Point", "MultiPoint")
     entry: dict[str, Any] = {
         "id": layer.id, "title": {"zh": layer.title_zh, "en": layer.title_en}, "family": layer.family,
-        "geometry_type": geometry_type, "style": style, "legend": legends.legend_items(style),
-        "min_zoom": int(style.get("min_zoom", 10)), "basemap": layer.id in BASEMAP_LAYERS,
-        "visible": layer.id in DEFAULT_ON, "cluster": point,
+        "access": layer.access.value, "geometry_type": geometry_type, "style": style, "legend": legends.legend_items(style),
+        "symbols": legends.node_symbols() if layer.id == "pipeline_nodes" else [],
+        "min_zoom": MAP_MIN_ZOOM.get(layer.id, int(style.get("min_zoom", 10))),
+        "basemap": layer.id in BASEMAP_LAYERS, "visible": layer.id in DEFAULT_ON,
         "key": layer.key, "searchable": list(layer.searchable), "map_fields": list(layer.map_fields),
-        "has_history": layer.has_history,
-        "fields": {f.name: {"zh": f.title_zh, "en": f.title_en} for f in layer.fields()},
+        "has_history": layer.has_history, "datetime": layer.has_history or layer.datetime_column is not None,
+        "fields": fields.describe_fields(layer),
         "tiles": f"/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={layer.id}",
         "items": f"/collections/{layer.id}/items",
     }
-    if style.get("by") == "utility" and "network_id" in layer.map_fields:
-        entry["lookup"] = {"field": "network_id", "values": _network_utilities(conn, caller)}
+    if networks and "network_id" in layer.map_fields:
+        # pipes and nodes carry network_id in their tiles: coloured by the network's utility
+        entry["lookup"] = {"field": "network_id",
+                           "values": {nid: n["utility"] for nid, n in networks.items()}}
     return entry
 
 
-def _network_utilities(conn: sa.Connection, caller: Caller) -> dict[str, str]:
-    """network id → utility, so pipes (whose tiles carry network_id) are coloured by utility."""
+def _networks(conn: sa.Connection, caller: Caller) -> dict[str, dict[str, str]]:
+    """network id → its name and utility (pipes are coloured by utility; the popup names the network)."""
     from layers.pipeline.service import list_networks
 
-    return {str(row["id"]): row["utility"] for row in list_networks(conn, caller=caller)}
+    return {str(row["id"]): {"name": row["name"], "utility": row["utility"]}
+            for row in list_networks(conn, caller=caller)}

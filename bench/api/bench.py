@@ -39,8 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gis import migrate  # noqa: E402
-from gis.db import database_url, ensure_database, make_engine  # noqa: E402
+from gis.db import database_url, make_engine  # noqa: E402
 from gis.settings import get_settings  # noqa: E402
 
 DB_NAME = "govgis_bench_api"
@@ -153,18 +152,15 @@ def main() -> None:  # noqa: C901 — a linear script
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the benchmark database")
     args = parser.parse_args()
 
-    from gis.db import drop_database
+    from gis.db import admin_url, drop_database, owner_url
+    from gis.roles import use_database
 
-    url = database_url(get_settings()).set(database=DB_NAME)
     if args.fresh:
-        drop_database(url)
-    os.environ["GOVGIS_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    get_settings.cache_clear()
-    settings = get_settings()
-    ensure_database(url, settings)
-    # the floor below EXPLAINs tiles in sessions set up as the service's are
-    engine = make_engine(url, pool_size=2, parallel_workers=settings.database.parallel_workers_per_query)
-    migrate.upgrade(engine)
+        drop_database(admin_url(get_settings()).set(database=DB_NAME))
+    settings = use_database(DB_NAME)  # created by the admin, migrated and granted by the owner
+    url = database_url(settings)  # the servers connect as the service's role
+    # the floor below EXPLAINs tiles in sessions set up as the service's are (as the owner, which loads the city)
+    engine = make_engine(owner_url(settings), pool_size=2, parallel_workers=settings.database.parallel_workers_per_query)
     import sqlalchemy as sa
 
     import layers  # noqa: F401
@@ -175,9 +171,9 @@ def main() -> None:  # noqa: C901 — a linear script
     if parcels < MIN_PARCELS:
         print(f"[bench] loading the demo city at size {args.size} into {DB_NAME} (once) …", flush=True)
         if parcels:
-            drop_database(url)
-            ensure_database(url, settings)
-            migrate.upgrade(engine)
+            engine.dispose()
+            drop_database(admin_url(settings))
+            use_database(DB_NAME)
         democity.load(engine, size=args.size)
         with engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
@@ -219,7 +215,7 @@ def main() -> None:  # noqa: C901 — a linear script
         tipg_db = f"postgresql://{pg_user}@{quote(socket_dir, safe='')}:{url.query.get('port', '5432')}/{DB_NAME}"
     else:
         tipg_db = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    tipg_env = {**os.environ, "DATABASE_URL": tipg_db, "TIPG_NAME": "tipg",
+    tipg_env = {**os.environ, "DATABASE_URL": tipg_db, "TIPG_NAME": "tipg", "PGPASSFILE": url.query.get("passfile", ""),
                 "TIPG_DB_TABLES": f'["public.{LAYER}"]', "TIPG_DB_SCHEMAS": '["public"]',
                 "TIPG_MAX_FEATURES_PER_QUERY": "10000", "TIPG_CATALOG_TTL": "3600"}
     ours_port, tipg_port = free_port(), free_port()

@@ -67,19 +67,15 @@ def main() -> None:
 
     from sqlalchemy import text
 
-    from gis import migrate
-    from gis.db import database_url, drop_database, ensure_database, make_engine
-    from gis.settings import get_settings
+    from gis.db import admin_url, drop_database, make_engine, owner_url
+    from gis.roles import use_database
 
     source = make_file(args.size, args.seed)
-    url = database_url(get_settings()).set(database=f"govgis_bench_{uuid.uuid4().hex[:6]}")
-    env = dict(os.environ, GOVGIS_DATABASE_URL=url.render_as_string(hide_password=False))
-    os.environ.update(env)
-    get_settings.cache_clear()
-    ensure_database(url, get_settings())
-    engine = make_engine(url, pool_size=1)
+    settings = use_database(f"govgis_bench_{uuid.uuid4().hex[:6]}")  # admin creates, owner migrates and grants
+    url = admin_url(settings)
+    env = dict(os.environ)  # use_database put the three URLs of the new database there
+    engine = make_engine(owner_url(settings), pool_size=1)
     try:
-        migrate.upgrade(engine)
         print(f"[bench] fresh database {url.database}; importing {source.name}")
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "api.cli", "import", "landuse_survey", str(source)],

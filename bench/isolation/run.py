@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gis import migrate  # noqa: E402
 from gis.access import SYSTEM  # noqa: E402
-from gis.db import database_url, ensure_database, make_engine  # noqa: E402
+from gis.db import make_engine, owner_url  # noqa: E402
+from gis.roles import use_database  # noqa: E402
 from gis.settings import get_settings  # noqa: E402
 
 DB_NAME = "govgis_bench_isolation"
@@ -51,13 +51,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="isolations per warm loop")
     args = parser.parse_args()
 
-    url = database_url(get_settings()).set(database=DB_NAME)
-    os.environ["GOVGIS_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    get_settings.cache_clear()
-    settings = get_settings()
-    ensure_database(url, settings)
-    engine = make_engine(url, pool_size=2)
-    migrate.upgrade(engine)
+    settings = use_database(DB_NAME)  # created by the admin, migrated and granted by the owner
+    engine = make_engine(owner_url(settings), pool_size=2)  # the owner: it bulk-loads the network
 
     from grid import grid_network
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import sys
 import time
@@ -23,10 +22,9 @@ from shapely.geometry import box
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gis import migrate  # noqa: E402
 from gis.access import SYSTEM  # noqa: E402
-from gis.db import database_url, ensure_database, make_engine  # noqa: E402
-from gis.settings import get_settings  # noqa: E402
+from gis.db import make_engine, owner_url  # noqa: E402
+from gis.roles import use_database  # noqa: E402
 
 DB_NAME = "govgis_bench_planning"
 
@@ -48,12 +46,8 @@ def main() -> None:
     parser.add_argument("--database", default=DB_NAME, help="database to use (created and loaded when empty)")
     args = parser.parse_args()
 
-    url = database_url(get_settings()).set(database=args.database)
-    os.environ["GOVGIS_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    get_settings.cache_clear()
-    ensure_database(url, get_settings())
-    engine = make_engine(url, pool_size=2)
-    migrate.upgrade(engine)
+    settings = use_database(args.database)  # created by the admin, migrated and granted by the owner
+    engine = make_engine(owner_url(settings), pool_size=2)  # the owner: it bulk-loads the demo city
 
     import layers  # noqa: F401
     from data import democity

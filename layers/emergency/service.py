@@ -65,7 +65,7 @@ def local_time(value: dt.datetime | None, settings: Settings) -> str | None:
     """ISO 8601 in the city's time zone (what people read; the offset keeps it exact)."""
     if value is None:
         return None
-    return value.astimezone(ZoneInfo(settings.emergency.timezone)).isoformat(timespec="seconds")
+    return value.astimezone(ZoneInfo(settings.service.time_zone)).isoformat(timespec="seconds")
 
 
 def _plain(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def report_incident(conn: Connection, *, caller: Caller, settings: Settings, poi
     name, code, category = _type_of(type_code, incident_type)
     repo.set_actor(conn, _actor(caller))
     when = reported_at or repo.now(conn)
-    local_day = when.astimezone(ZoneInfo(settings.emergency.timezone)).strftime("%Y%m%d")
+    local_day = when.astimezone(ZoneInfo(settings.service.time_zone)).strftime("%Y%m%d")
     values = {"code": repo.next_incident_code(conn, local_day), "source_line": source_line, "incident_type": name,
               "type_code": code, "category": category, "level": int(level), "description": description,
               "reporter_phone": reporter_phone, "reported_at": when}

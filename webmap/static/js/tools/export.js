@@ -11,7 +11,7 @@
     var bbox = G.viewBbox();
     G.message(G.t("loading"));
     return Promise.all(defs.map(function (def) {
-      return G.api(def.items + "?" + G.qs({ bbox: bbox, limit: LIMIT })).then(function (fc) { return { def: def, fc: fc }; });
+      return G.api(def.items + "?" + G.qs({ bbox: bbox, limit: LIMIT }), { where: false }).then(function (fc) { return { def: def, fc: fc }; });
     })).then(function (parts) {
       var features = [], counts = {};
       parts.forEach(function (p) {
@@ -26,7 +26,10 @@
       G.showResults(G.t("exported") + " (" + features.length + ")", G.table([G.t("layer"), G.t("count", { n: "" })], rows, { id: "gg-export-table" }));
       G.message("");
       return doc;
-    }).catch(function (err) { G.message(G.t("error") + ": " + err.message, true); });
+    }).catch(function (err) {
+      G.showResults(G.t("exportView"), G.el("div", { id: "gg-export" }));
+      G.showProblem("#gg-export", err, G.t("exportView"));
+    });
   };
   G.registerTool({
     id: "export", module: "common", title: { zh: "导出视图", en: "Export view" },

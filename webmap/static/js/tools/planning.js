@@ -6,20 +6,26 @@
   G.addText({
     zh: { prereview: "用地预审", balance: "面积平衡表", projectName: "项目名称", intendedUse: "拟建用途代码", drawRedline: "绘制红线",
       uploadRedline: "上传红线文件", redlineHint: "单击绘制红线范围，双击结束；或上传 GeoJSON / Shapefile(zip) / DXF / TXT",
-      verdict: "结论", totalArea: "总面积 m²", item: "审查项", severity: "判定", openReport: "打开报告", baseYear: "基期年",
+      verdict: "结论", totalArea: "红线面积", item: "审查项", severity: "判定", openReport: "打开报告", baseYear: "基期年",
       targetPlan: "目标规划", drawArea: "绘制范围", code: "代码", className: "地类", areaBase: "基期面积", areaTarget: "目标面积",
       change: "变化", total: "合计", balanceHint: "单击绘制统计范围，双击结束", report: "预审报告" },
     en: { prereview: "Pre-review", balance: "Balance table", projectName: "Project name", intendedUse: "Intended use code", drawRedline: "Draw red line",
       uploadRedline: "Upload red line", redlineHint: "Click to draw the red line, double-click to finish; or upload GeoJSON / zipped Shapefile / DXF / TXT",
-      verdict: "Verdict", totalArea: "Total area m²", item: "Check", severity: "Result", openReport: "Open report", baseYear: "Base year",
+      verdict: "Verdict", totalArea: "Red-line area", item: "Check", severity: "Result", openReport: "Open report", baseYear: "Base year",
       targetPlan: "Target plan", drawArea: "Draw area", code: "Code", className: "Class", areaBase: "Base area", areaTarget: "Target area",
       change: "Change", total: "Total", balanceHint: "Click to draw the area, double-click to finish", report: "Pre-review report" }
   });
   var redline = null;
+  // the panel's words for the pre-review's check keys (the report itself is rendered by the server)
+  var DOMAINS = { permanent_basic_farmland: ["永久基本农田", "Permanent basic farmland"], ecological_red_line: ["生态保护红线", "Ecological red line"],
+    urban_development_boundary: ["城镇开发边界", "Urban development boundary"], planning: ["规划符合性", "Planning conformity"],
+    landuse: ["土地利用现状", "Current land use"], price: ["基准地价", "Base land price"], pipelines: ["地下管线", "Underground pipelines"] };
+  var SEVERITIES = { pass: ["通过", "Pass"], conditional: ["有条件通过", "Conditional"], approval: ["需报批", "Needs approval"], refused: ["不予通过", "Refused"] };
+  function word(table, key) { var w = table[key]; return w ? (G.lang === "en" ? w[1] : w[0]) : key; }
 
   function input(id, value, type) { var n = G.el("input", { id: id, type: type || "text" }); if (value !== undefined) n.value = value; return n; }
   function showReportFrame(reportId) {
-    return G.api("/planning/prereview/" + reportId + "/report.html").then(function (html) {
+    return G.api("/planning/prereview/" + reportId + "/report.html", { where: "#gg-prereview", context: G.t("report") }).then(function (html) {
       G.showDocument(G.t("report") + " #" + reportId, html, "gg-report-frame");
     });
   }
@@ -29,9 +35,9 @@
     box.appendChild(G.table([G.t("field"), G.t("value")], [
       { cells: [G.t("projectName"), report.project_name] },
       { cells: [G.t("verdict"), report.verdict_text || report.verdict], attrs: { "data-verdict": report.verdict } },
-      { cells: [G.t("totalArea"), G.fmt(report.total_area, 2)], attrs: { "data-total-area": String(report.total_area) } }]));
+      { cells: [G.t("totalArea"), G.fmtArea(report.total_area, true)], attrs: { "data-total-area": String(report.total_area) } }]));
     box.appendChild(G.table([G.t("item"), G.t("severity"), G.t("verdict")], (report.items || []).map(function (i) {
-      return { cells: [i.domain, i.severity, i.verdict], attrs: { "data-domain": i.domain, "data-severity": i.severity } };
+      return { cells: [word(DOMAINS, i.domain), word(SEVERITIES, i.severity), i.verdict], attrs: { "data-domain": i.domain, "data-severity": i.severity } };
     }), { id: "gg-prereview-items" }));
     var open = G.el("button", { class: "gg-btn", id: "gg-open-report", text: G.t("openReport") });
     open.addEventListener("click", function () { showReportFrame(report.id); });
@@ -41,13 +47,12 @@
   }
   function submitPrereview(form) {
     G.message(G.t("loading"));
-    return fetch("/planning/prereview", { method: "POST", body: form, headers: G.headers() }).then(function (r) {
-      return r.json().then(function (b) { if (!r.ok) throw new Error(b.detail || r.statusText); return b; });
-    }).then(function (report) { G.message(""); return showPrereview(report); })
-      .catch(function (err) { G.message(G.t("error") + ": " + err.message, true); });
+    return G.api("/planning/prereview", { method: "POST", body: form, where: "#gg-prereview-form", context: G.t("prereview") })
+      .then(function (report) { G.message(""); return showPrereview(report); })
+      .catch(function () {});
   }
   function prereviewForm() {
-    var name = input("gg-project-name", G.t("prereview") + " " + new Date().toISOString().slice(0, 10));
+    var name = input("gg-project-name", G.t("prereview") + " " + G.localToday());
     var use = input("gg-intended-use", "");
     var file = input("gg-redline-file", undefined, "file");
     var draw = G.el("button", { class: "gg-btn", id: "gg-draw-redline", text: G.t("drawRedline") });
@@ -74,7 +79,7 @@
       form.append("file", file.files[0]);
       submitPrereview(form);
     });
-    return G.el("div", {}, [G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("projectName") }), name,
+    return G.el("div", { id: "gg-prereview-form" }, [G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("projectName") }), name,
       G.el("label", { text: G.t("intendedUse") }), use, G.el("label", { text: G.t("uploadRedline") }), file]), draw,
       G.el("p", { class: "gg-hint", text: G.t("redlineHint") })]);
   }
@@ -82,8 +87,8 @@
   /* balance table defaults come from the data itself: the latest survey year and the plan on the map */
   function balanceDefaults() {
     return Promise.all([
-      G.api("/collections/landuse_survey/items?" + G.qs({ limit: 1, sortby: "-survey_year" })).catch(function () { return null; }),
-      G.api("/collections/landuse_planning_zones/items?" + G.qs({ limit: 1 })).catch(function () { return null; })
+      G.api("/collections/landuse_survey/items?" + G.qs({ limit: 1, sortby: "-survey_year" }), { where: false }).catch(function () { return null; }),
+      G.api("/collections/landuse_planning_zones/items?" + G.qs({ limit: 1 }), { where: false }).catch(function () { return null; })
     ]).then(function (r) {
       var s = r[0] && r[0].features[0], p = r[1] && r[1].features[0];
       return { year: s ? s.properties.survey_year : new Date().getFullYear() - 1, plan: p ? p.properties.plan_name : "" };
@@ -110,9 +115,10 @@
         var geometry = G.toGeoJSONPolygon(res.latlngs);
         G.highlight(geometry, { color: "#7b3294" });
         G.message(G.t("loading"));
-        return G.api("/planning/balance", { json: { geometry: geometry, base_year: Number(year.value), target_plan: plan.value || null } })
+        return G.api("/planning/balance", { json: { geometry: geometry, base_year: Number(year.value), target_plan: plan.value || null },
+          where: draw, context: G.t("balance") })
           .then(function (t) { G.message(""); G.state.lastBalanceRequest = { geometry: geometry, base_year: Number(year.value), target_plan: plan.value || null }; G.showBalance(t); });
-      }).catch(function (err) { if (err.message !== "cancelled") G.message(G.t("error") + ": " + err.message, true); });
+      }).catch(function () {});
     });
     return G.el("div", {}, [G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("baseYear") }), year,
       G.el("label", { text: G.t("targetPlan") }), plan]), draw, G.el("p", { class: "gg-hint", text: G.t("balanceHint") })]);

@@ -9,12 +9,8 @@
     en: { repairOrder: "Repair order", createOrder: "Create repair order", place: "Place", plannedRestore: "Planned restore", printOrder: "Print order",
       orderCode: "Order", status: "Status", valves: "Valves to close", conflicts: "Valve conflicts" }
   });
-  function localInput(date) {  // yyyy-mm-ddThh:mm in local time, for <input type="datetime-local">
-    var d = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-    return d.toISOString().slice(0, 16);
-  }
   G.printRepairOrder = function (order) {
-    return G.api("/pipeline/repair-orders/" + order.id + "/print").then(function (html) {
+    return G.api("/pipeline/repair-orders/" + order.id + "/print", { where: "#gg-order-section", context: G.t("printOrder") }).then(function (html) {
       G.showDocument(G.t("repairOrder") + " " + order.code, html, "gg-order-frame");
     });
   };
@@ -33,18 +29,19 @@
   }
   G.on("pipeline:isolation", function (ev) {
     var result = ev.result, panel = ev.panel;
-    if (!result.id) return;
+    if (!result.id || !G.allowed("repair_order")) return;  // a read-only key sees no 生成抢修单
     var place = G.el("input", { id: "gg-order-place", type: "text" });
     place.value = (result.network || "") + " " + (result.burst && result.burst.pipe_code || "");
     var restore = G.el("input", { id: "gg-order-restore", type: "datetime-local" });
-    restore.value = localInput(new Date(Date.now() + 6 * 3600 * 1000));
+    // the city's wall clock, whatever zone the browser is set to
+    restore.value = G.isoToLocalInput(new Date(Date.now() + 6 * 3600 * 1000));
     var create = G.el("button", { class: "gg-btn", id: "gg-create-order", text: G.t("createOrder") });
     create.addEventListener("click", function () {
       G.message(G.t("loading"));
       G.api("/pipeline/repair-orders", { json: { isolation_id: result.id, place: place.value,
-        planned_restore_at: new Date(restore.value).toISOString(), language: G.lang } })
+        planned_restore_at: G.localInputToIso(restore.value), language: G.lang }, where: create, context: G.t("createOrder") })
         .then(function (order) { G.message(""); showOrder(panel, order); return G.printRepairOrder(order); })
-        .catch(function (err) { G.message(G.t("error") + ": " + err.message, true); });
+        .catch(function () {});
     });
     // right after the segment figures, above the (possibly long) customer list
     var section = G.el("div", { id: "gg-order-section" }, [G.el("h4", { text: G.t("repairOrder") }),
