@@ -107,13 +107,16 @@ def _backend_gone(conn: sa.Connection, pid: int) -> bool:
     return bool(gone)
 
 
-def test_killed_import_leaves_no_lock_no_orphan_no_rows(demo_city, big_file) -> None:
-    with demo_city.connect() as watch:
+def test_killed_import_leaves_no_lock_no_orphan_no_rows(demo_city, owner_engine, big_file) -> None:
+    # the watcher is the owner role, as `govgis import` is (a role sees only its own sessions' queries);
+    # the reader is the service's application role
+    workers: list[int] = []
+    with owner_engine.connect() as watch, demo_city.connect() as reader:
         # a read that waits for a lock fails instead of waiting for the load
-        watch.execute(sa.text("SET lock_timeout = '2s'"))
-        watch.execute(sa.text("SET statement_timeout = '10s'"))
-        before = watch.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar()
-        watch.commit()
+        reader.execute(sa.text("SET lock_timeout = '2s'"))
+        reader.execute(sa.text("SET statement_timeout = '10s'"))
+        before = reader.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar()
+        reader.commit()
         importer = subprocess.Popen([sys.executable, "-c", IMPORT, str(big_file)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE)
         try:
@@ -121,11 +124,11 @@ def test_killed_import_leaves_no_lock_no_orphan_no_rows(demo_city, big_file) -> 
             workers = _wait(lambda: _children(importer.pid), 10, "the import's worker processes")
             assert importer.poll() is None, "the import finished before it could be killed"
             # while it loads, a reader of the layer is answered, and sees the old rows
-            assert watch.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar() == before
-            assert watch.execute(sa.text(
+            assert reader.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar() == before
+            assert reader.execute(sa.text(
                 f"SELECT count(*) FROM {LAYER} WHERE geom && ST_MakeEnvelope(600000, 2690000, 612000, 2702000, "
                 "4548)")).scalar() >= 0
-            watch.commit()
+            reader.commit()
             held = watch.execute(sa.text("SELECT count(*) FROM pg_locks WHERE pid = :p"), {"p": backend}).scalar()
             assert held > 0  # the check below can fail: the import does hold locks now
             importer.send_signal(signal.SIGKILL)
@@ -138,18 +141,23 @@ def test_killed_import_leaves_no_lock_no_orphan_no_rows(demo_city, big_file) -> 
                 watch.rollback()
                 watch.execute(sa.text(f"DELETE FROM {LAYER} WHERE code LIKE 'KILL%'"))
                 watch.commit()
-        _wait(lambda: not any(_alive(pid) for pid in workers), 10, f"the workers {workers} to die")
-        _wait(lambda: _backend_gone(watch, backend), 15, f"backend {backend} to end")
-        locks = watch.execute(sa.text(
-            "SELECT count(*) FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
-            "WHERE l.pid = :p OR (c.relname = :t AND l.pid <> pg_backend_pid())"), {"p": backend, "t": LAYER}).scalar()
-        assert locks == 0
-        assert watch.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar() == before
-        assert watch.execute(sa.text(f"SELECT count(*) FROM {LAYER} WHERE code LIKE 'KILL%'")).scalar() == 0
-        watch.commit()
+        try:
+            _wait(lambda: not any(_alive(pid) for pid in workers), 10, f"the workers {workers} to die")
+            _wait(lambda: _backend_gone(watch, backend), 15, f"backend {backend} to end")
+            locks = watch.execute(sa.text(
+                "SELECT count(*) FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+                "WHERE l.pid = :p OR (c.relname = :t AND l.pid <> pg_backend_pid())"), {"p": backend, "t": LAYER}).scalar()
+            assert locks == 0
+            assert watch.execute(sa.text(f"SELECT count(*) FROM {LAYER}")).scalar() == before
+            assert watch.execute(sa.text(f"SELECT count(*) FROM {LAYER} WHERE code LIKE 'KILL%'")).scalar() == 0
+            watch.commit()
+        finally:  # a worker that outlived the import (the failure above) must not hang the session
+            for pid in workers:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
-def test_import_gives_up_on_a_lock_it_cannot_get(demo_city, tmp_path) -> None:
+def test_import_gives_up_on_a_lock_it_cannot_get(demo_city, owner_engine, tmp_path) -> None:
     """A schema change holding the layer: the import fails with Conflict after its lock timeout."""
     settings = copy.copy(get_settings())
     settings.service = settings.service.model_copy(update={"import_lock_timeout_seconds": 0.5})
@@ -168,7 +176,7 @@ def test_import_gives_up_on_a_lock_it_cannot_get(demo_city, tmp_path) -> None:
                 outcome.append(exc)
             conn.rollback()
 
-    with demo_city.connect() as holder:
+    with owner_engine.connect() as holder:  # the schema's owner, as a migration would
         holder.execute(sa.text(f"LOCK TABLE {LAYER} IN ACCESS EXCLUSIVE MODE"))
         worker = threading.Thread(target=run_import, daemon=True)
         worker.start()
