@@ -94,7 +94,7 @@ def _import_backend(conn: sa.Connection, importer: subprocess.Popen) -> int | No
     views are a snapshot per transaction)."""
     assert importer.poll() is None, f"the import ended early: {importer.stderr.read().decode()[-2000:]}"
     pid = conn.execute(sa.text(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'govgis-cli' "
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'govgis-cli%' "
         "AND query LIKE :q"), {"q": f"COPY {LAYER} %"}).scalar()
     conn.commit()
     return pid

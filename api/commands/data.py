@@ -7,30 +7,14 @@ import is one transaction and one audit record.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from gis.errors import GisError
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from gis.settings import Settings
+from api.commands._common import database, fail, say, transaction
 
 demo_app = typer.Typer(help="The demo city: load it, or write its DEM.", no_args_is_help=True)
-
-
-def say(message: str) -> None:
-    typer.echo(f"[govgis] {message}")
-
-
-def _fail(exc: GisError) -> typer.Exit:
-    typer.echo(f"[govgis] ERROR: {exc.detail}", err=True)
-    for error in exc.extra.get("errors", [])[10:]:
-        where = f"row {error['row']}" if error.get("row") else "file"
-        typer.echo(f"  {where}: {error['reason']}", err=True)
-    return typer.Exit(1)
+SHOWN_IN_MESSAGE = 10  # rows an import rejection names in its message (the rest are listed under it)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -41,16 +25,6 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
         key, value = item.split("=", 1)
         out[key.strip()] = value
     return out
-
-
-def _engine(settings: Settings | None = None) -> Engine:
-    # the owner role: an import refreshes the table's statistics (ANALYZE) and the demo city resets id
-    # sequences, which only the tables' owner may (gis/roles.py; api/commands/_common.py's
-    # engine_for("owner") is the same)
-    from gis.db import make_engine, owner_url
-    from gis.settings import get_settings
-
-    return make_engine(owner_url(settings or get_settings()), pool_size=1, application_name="govgis-cli")
 
 
 def import_cmd(
@@ -70,17 +44,11 @@ def import_cmd(
     from layers import REGISTRY
 
     settings = get_settings()
-    engine = _engine(settings)
-    try:
-        target = REGISTRY.get(layer)
-        with engine.begin() as conn:
-            report = import_file(conn, target, file, SYSTEM, settings=settings, crs=crs, encoding=encoding,
-                                 layer_name=layer_name, rename=_pairs(mapping, "--map"),
-                                 defaults=_pairs(values, "--set"), progress=True)
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    # as the owner: an import refreshes the table's statistics (ANALYZE), which only the owner may
+    with transaction("owner", already_shown=SHOWN_IN_MESSAGE) as conn:
+        report = import_file(conn, REGISTRY.get(layer), file, SYSTEM, settings=settings, crs=crs,
+                             encoding=encoding, layer_name=layer_name, rename=_pairs(mapping, "--map"),
+                             defaults=_pairs(values, "--set"), progress=True)
     rate = report.rows / report.seconds if report.seconds else float("inf")
     ignored = f"; ignored read-only columns: {', '.join(report.ignored_columns)}" if report.ignored_columns else ""
     say(f"imported {report.rows} rows into {report.layer} from {report.file} ({report.format}, "
@@ -109,17 +77,10 @@ def export_cmd(
     from layers import REGISTRY
 
     settings = get_settings()
-    engine = _engine(settings)
-    try:
-        target = REGISTRY.get(layer)
-        with engine.begin() as conn:
-            report = export_layer(conn, target, file, SYSTEM, settings=settings, crs=crs,
-                                  bbox=parse_bbox(bbox) if bbox else None, bbox_crs=bbox_crs,
-                                  with_personal_data=with_personal_data, encoding=encoding, progress=True)
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    with transaction("owner") as conn:  # an unmasked export writes its audit record in this transaction
+        report = export_layer(conn, REGISTRY.get(layer), file, SYSTEM, settings=settings, crs=crs,
+                              bbox=parse_bbox(bbox) if bbox else None, bbox_crs=bbox_crs,
+                              with_personal_data=with_personal_data, encoding=encoding, progress=True)
     masked = "unmasked personal data (audited)" if report.personal_data else "personal fields masked"
     say(f"exported {report.rows} rows of {report.layer} to {file} ({report.format}, {report.crs}, {masked}) "
         f"in {report.seconds:.1f} s")
@@ -133,18 +94,13 @@ def demo_load(size: Annotated[float, typer.Option(help="size factor: 1 ≈ 10,00
 
     from data import democity
 
-    engine = _engine()
-    try:
+    with database("owner") as engine:  # the owner: the demo city resets id sequences
         with engine.connect() as conn:
             existing = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar()
         if existing:
-            typer.echo(f"[govgis] ERROR: the database already has {existing} parcels; the demo city's codes would "
-                       "collide — load it into an empty database (govgis db downgrade base && govgis db setup)",
-                       err=True)
-            raise typer.Exit(1)
+            raise fail(f"the database already has {existing} parcels; the demo city's codes would collide — load "
+                       "it into an empty database (govgis db downgrade base && govgis db setup)")
         counts = democity.load(engine, size=size, seed=seed, progress=True)
-    finally:
-        engine.dispose()
     say("loaded " + ", ".join(f"{table} {rows}" for table, rows in counts.items()))
 
 
