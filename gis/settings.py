@@ -213,6 +213,19 @@ class ServiceSettings(BaseSettings):
                              "(install tzdata if the system has none)") from None
         return value
 
+    # --- uploads and imports (gis/io): limits on files from outside, and the import's lock wait -------
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024,
+        description="Size of one uploaded file as sent (red line, INP); streamed to disk, refused beyond this.")
+    max_upload_uncompressed_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="Total size of an uploaded zip's files once extracted.")
+    max_zip_members: int = Field(default=100, ge=1, description="Entries in a zip (uploads and imports).")
+    max_zip_ratio: float = Field(
+        default=200.0, ge=2.0,
+        description="Largest uncompressed ÷ compressed size of one zip member over 1 MiB (zip bombs reach 1000).")
+    import_lock_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long an import waits for a lock on its layer before giving up.")
+
     @model_validator(mode="after")
     def _pages(self) -> ServiceSettings:
         if self.default_items > self.max_items:

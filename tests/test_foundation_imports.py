@@ -21,7 +21,10 @@ from gis.access import SYSTEM
 from gis.errors import ImportRejected
 from gis.exports import export_layer
 from gis.imports import detect_dbf_encoding, import_file
+from gis.settings import get_settings
 from layers import REGISTRY
+
+SETTINGS = get_settings()
 
 BBOX = (118.11, 24.47, 118.125, 24.485)  # lon/lat: a few hundred parcels of the demo city
 TOLERANCE_M = 0.001
@@ -53,31 +56,43 @@ def _round_trip(conn, tmp_path: Path, layer_id: str, key: str, suffix: str, **im
     layer = REGISTRY.get(layer_id)
     original = _rows_in_bbox(conn, layer_id, key)
     first = tmp_path / f"first{suffix}"
-    exported = export_layer(conn, layer, first, SYSTEM, bbox=BBOX, with_personal_data=True)
+    exported = export_layer(conn, layer, first, SYSTEM, settings=SETTINGS, bbox=BBOX, with_personal_data=True)
     assert exported.rows == len(original)
     _delete(conn, layer_id, key, original)
-    imported = import_file(conn, layer, first, SYSTEM, **import_options)
+    imported = import_file(conn, layer, first, SYSTEM, settings=SETTINGS, **import_options)
     assert imported.rows == len(original)
     _assert_same(original, _rows_in_bbox(conn, layer_id, key))
     second = tmp_path / f"second{suffix}"
-    assert export_layer(conn, layer, second, SYSTEM, bbox=BBOX, with_personal_data=True).rows == len(original)
+    assert export_layer(conn, layer, second, SYSTEM, settings=SETTINGS, bbox=BBOX, with_personal_data=True).rows == len(original)
     _delete(conn, layer_id, key, original)
-    assert import_file(conn, layer, second, SYSTEM, **import_options).rows == len(original)
+    assert import_file(conn, layer, second, SYSTEM, settings=SETTINGS, **import_options).rows == len(original)
     _assert_same(original, _rows_in_bbox(conn, layer_id, key))
 
 
+SURVEY_KEY = "(survey_year || '/' || patch_no)"
+SURVEY_COLUMNS = ("SELECT survey_year, patch_no, class_system, class_code, class_name, settlement_code, ownership, "
+                  "district, ellipsoidal_area FROM landuse_survey_patches ORDER BY survey_year, patch_no")
+
+
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".geojson", ".csv"])
-def test_round_trip_parcels(conn, tmp_path, suffix) -> None:
-    before = conn.execute(text(
-        "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL AND recorded_to IS NULL ORDER BY parcel_code")).all()
-    _round_trip(conn, tmp_path, "cadastre_parcels", "parcel_code", suffix)
-    after = conn.execute(text(
-        "SELECT parcel_code, right_holder, holder_id_number, landuse_code, registered_area FROM cadastre_parcels "
-        "WHERE valid_to IS NULL AND recorded_to IS NULL ORDER BY parcel_code")).all()
-    # attributes survive too: Chinese text, leading zeros, personal data, decimals (of the latest versions:
-    # a round trip through a file carries no history, so the demo city's past in the box is gone)
-    assert after == before
+def test_round_trip_survey(conn, tmp_path, suffix) -> None:
+    before = conn.execute(text(SURVEY_COLUMNS)).all()
+    _round_trip(conn, tmp_path, "landuse_survey", SURVEY_KEY, suffix)
+    after = conn.execute(text(SURVEY_COLUMNS)).all()
+    assert after == before  # attributes survive too: Chinese text, leading zeros (0101), areas
+
+
+def test_import_into_a_module_only_layer_is_refused(conn, tmp_path) -> None:
+    """Cadastral parcels change only by registrations: an import is answered 405 naming them."""
+    from gis.errors import NotWritableHere
+
+    layer = REGISTRY.get("cadastre_parcels")
+    path = tmp_path / "parcels.gpkg"
+    assert export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX).rows > 0
+    before = _counts(conn)
+    with pytest.raises(NotWritableHere, match="/land/registrations") as caught:
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
+    assert caught.value.status == 405 and _counts(conn) == before
 
 
 def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
@@ -87,18 +102,22 @@ def test_round_trip_csv_lonlat_points(conn, tmp_path) -> None:
         rows = conn.execute(text("SELECT code, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
         original = {r.code: shapely.from_wkb(bytes(r.g)) for r in rows}
     exported = tmp_path / "resources.csv"
-    export_layer(conn, layer, exported, SYSTEM, crs="EPSG:4326", with_personal_data=True)
+    export_layer(conn, layer, exported, SYSTEM, settings=SETTINGS, crs="EPSG:4326", with_personal_data=True)
     frame = pd.read_csv(exported, dtype=str)
     points = shapely.from_wkt(frame.pop("wkt").to_numpy())
     frame["lon"], frame["lat"] = shapely.get_x(points), shapely.get_y(points)
     frame = frame[frame["code"].isin(original)]
     source = tmp_path / "resources_lonlat.csv"
     frame.to_csv(source, index=False, float_format="%.12f")
+    phones = dict(conn.execute(text("SELECT code, leader_phone FROM emergency_resources")).all())
     _delete(conn, "emergency_resources", "code", original)
-    report = import_file(conn, layer, source, SYSTEM)  # lon/lat columns: EPSG:4326 by default
+    report = import_file(conn, layer, source, SYSTEM, settings=SETTINGS)  # lon/lat columns: EPSG:4326 by default
     assert report.rows == len(original)
-    rows = conn.execute(text("SELECT code, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
+    rows = conn.execute(text("SELECT code, leader_phone, ST_AsBinary(geom) AS g FROM emergency_resources")).all()
     _assert_same(original, {r.code: shapely.from_wkb(bytes(r.g)) for r in rows if r.code in original})
+    # personal data exported with the scope come back as they were
+    assert {r.code: r.leader_phone for r in rows if r.code in original} == {c: phones[c] for c in original}
+    assert any(phones[c] for c in original)
 
 
 def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
@@ -110,10 +129,10 @@ def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
         original = list(_rows_in_bbox(conn, layer_id, "id").items())
         ids = [k for k, _ in original]
         path = tmp_path / f"{layer_id}.dxf"
-        assert export_layer(conn, layer, path, SYSTEM, bbox=BBOX).rows == len(original)
+        assert export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX).rows == len(original)
         _delete(conn, layer_id, "id", ids)
         last = conn.execute(text(f"SELECT max(id) FROM {layer.table.name}")).scalar()
-        report = import_file(conn, layer, path, SYSTEM, defaults=defaults)
+        report = import_file(conn, layer, path, SYSTEM, settings=SETTINGS, defaults=defaults)
         assert report.rows == len(original)
         back = conn.execute(text(f"SELECT ST_AsBinary(geom) AS g FROM {layer.table.name} WHERE id > :last"),
                             {"last": last}).all()
@@ -132,69 +151,68 @@ def test_round_trip_dxf_lines_and_polygons(conn, tmp_path) -> None:
 
 
 def test_gbk_shapefile_without_cpg(conn, tmp_path) -> None:
-    layer = REGISTRY.get("cadastre_parcels")
+    layer = REGISTRY.get("landuse_survey")
     path = tmp_path / "gbk.shp"
-    original = _rows_in_bbox(conn, "cadastre_parcels", "parcel_code")
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX, encoding="GBK", with_personal_data=True)
+    original = _rows_in_bbox(conn, "landuse_survey", SURVEY_KEY)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX, encoding="GBK")
     path.with_suffix(".cpg").unlink(missing_ok=True)
     raw = path.with_suffix(".dbf").read_bytes()
     with pytest.raises(UnicodeDecodeError):
         raw[raw.index(b"\x20", 64):].decode("utf-8")  # really GBK bytes, not UTF-8
     assert detect_dbf_encoding(path) == "GB18030"
-    holders = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
-                                     "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
-    _delete(conn, "cadastre_parcels", "parcel_code", original)
-    report = import_file(conn, layer, path, SYSTEM)
+    names_sql = text(f"SELECT {SURVEY_KEY}, class_name FROM landuse_survey_patches WHERE {SURVEY_KEY} = ANY(:k)")
+    names = dict(conn.execute(names_sql, {"k": list(original)}).all())
+    _delete(conn, "landuse_survey", SURVEY_KEY, original)
+    report = import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
     assert report.encoding == "GB18030" and report.rows == len(original)
-    again = dict(conn.execute(text("SELECT parcel_code, right_holder FROM cadastre_parcels "
-                                   "WHERE parcel_code = ANY(:c)"), {"c": list(original)}).all())
-    assert again == holders and any("厦门" in v for v in again.values())
+    again = dict(conn.execute(names_sql, {"k": list(original)}).all())
+    assert again == names and any(any("\u4e00" <= ch <= "\u9fff" for ch in v or "") for v in again.values())
     # and an explicit --encoding is obeyed
-    _delete(conn, "cadastre_parcels", "parcel_code", original)
-    assert import_file(conn, layer, path, SYSTEM, encoding="GBK").encoding == "GBK"
+    _delete(conn, "landuse_survey", SURVEY_KEY, original)
+    assert import_file(conn, layer, path, SYSTEM, settings=SETTINGS, encoding="GBK").encoding == "GBK"
 
 
-def _counts(conn) -> tuple[int, int]:
-    return (conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar(),
+def _counts(conn) -> tuple[int, int, int]:
+    return (conn.execute(text("SELECT count(*) FROM landuse_survey_patches")).scalar(),
+            conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar(),
             conn.execute(text("SELECT count(*) FROM audit_log")).scalar())
 
 
 def test_rejected_import_leaves_table_unchanged(conn, tmp_path) -> None:
-    layer = REGISTRY.get("cadastre_parcels")
-    path = tmp_path / "parcels.gpkg"
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX)
+    layer = REGISTRY.get("landuse_survey")
+    path = tmp_path / "survey.gpkg"
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX)
     frame = pyogrio.read_dataframe(path)
     n = len(frame)
-    frame["parcel_code"] = frame["parcel_code"].str.replace(r"^35020", "45020", regex=True)  # fresh codes
-    frame["unit_code"] = frame["unit_code"].str.replace(r"^35020", "45020", regex=True)
-    frame.loc[3, "landuse_code"] = None  # a required field empty
+    assert n > 10
+    frame["patch_no"] = "X" + frame["patch_no"]  # fresh patch numbers
+    frame.loc[3, "class_code"] = None  # a required field empty
     frame.loc[7, "geometry"] = shapely.LineString([(618000, 2710000), (618100, 2710100)])  # wrong type
     bad = tmp_path / "bad.gpkg"
     pyogrio.write_dataframe(frame, bad)
     before = _counts(conn)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, bad, SYSTEM)
+        import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
     assert _counts(conn) == before
     rows = {e["row"]: e["reason"] for e in caught.value.extra["errors"]}
-    assert "landuse_code" in rows[4] and "wrong geometry type LineString" in rows[8]
+    assert "class_code" in rows[4] and "wrong geometry type LineString" in rows[8]
     assert caught.value.extra["error_count"] == 2 and caught.value.status == 400
-    # the database's own rules reject too (a unit code that does not start with its parcel code)
+    # the database's own rules reject too (a survey area must be positive), naming the row
     frame = pyogrio.read_dataframe(path)
-    frame["parcel_code"] = frame["parcel_code"].str.replace(r"^35020", "45020", regex=True)
-    frame["unit_code"] = frame["unit_code"].str.replace(r"^35020", "45020", regex=True)
-    frame.loc[n - 1, "unit_code"] = "350203001001GB99999W00000000"
+    frame["patch_no"] = "X" + frame["patch_no"]
+    frame.loc[n - 1, "ellipsoidal_area"] = -1.0
     pyogrio.write_dataframe(frame, bad)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, bad, SYSTEM)
-    assert "unit_in_parcel" in caught.value.detail
+        import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
+    assert "area_positive" in caught.value.detail and caught.value.extra["errors"][0]["row"] == n
     assert _counts(conn) == before
     # a good import writes exactly one audit record summarising it
-    frame.loc[n - 1, "unit_code"] = frame.loc[n - 1, "parcel_code"] + "W00000000"
+    frame.loc[n - 1, "ellipsoidal_area"] = 12.5
     pyogrio.write_dataframe(frame, bad)
-    import_file(conn, layer, bad, SYSTEM)
-    assert _counts(conn) == (before[0] + n, before[1] + 1)
+    import_file(conn, layer, bad, SYSTEM, settings=SETTINGS)
+    assert _counts(conn) == (before[0] + n, before[1], before[2] + 1)
     detail = conn.execute(text("SELECT detail FROM audit_log WHERE action = 'import' ORDER BY id DESC LIMIT 1")).scalar()
-    assert detail["rows"] == n and detail["layer"] == "cadastre_parcels"
+    assert detail["rows"] == n and detail["layer"] == "landuse_survey"
 
 
 def test_unknown_and_missing_columns_named(conn, tmp_path) -> None:
@@ -203,7 +221,7 @@ def test_unknown_and_missing_columns_named(conn, tmp_path) -> None:
     pd.DataFrame({"wkt": ["POLYGON((618000 2710000,618100 2710000,618100 2710100,618000 2710000))"],
                   "code": ["X1"], "colour": ["red"]}).to_csv(path, index=False)
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, path, SYSTEM)
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS)
     reasons = " | ".join(e["reason"] for e in caught.value.extra["errors"])
     assert "unknown column(s) colour" in reasons
     assert "required field 'name' is missing" in reasons and "capacity_persons" in reasons
@@ -256,7 +274,7 @@ def test_bad_geometry_refused(conn, tmp_path, name, kind, value, declared, expec
         path = _geojson(tmp_path / f"{name}.geojson", value)
     before = conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar()
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, path, SYSTEM, crs=declared)
+        import_file(conn, layer, path, SYSTEM, settings=SETTINGS, crs=declared)
     errors = caught.value.extra["errors"]
     assert errors[0]["row"] == 1
     assert expected in errors[0]["reason"], errors[0]["reason"]
@@ -266,7 +284,7 @@ def test_bad_geometry_refused(conn, tmp_path, name, kind, value, declared, expec
 def test_good_geojson_in_lonlat_is_reprojected(conn, tmp_path) -> None:
     layer = REGISTRY.get("emergency_shelters")
     path = _geojson(tmp_path / "ok.geojson", {"type": "Polygon", "coordinates": [LONLAT_SQUARE]})
-    assert import_file(conn, layer, path, SYSTEM).rows == 1
+    assert import_file(conn, layer, path, SYSTEM, settings=SETTINGS).rows == 1
     geom = conn.execute(text("SELECT ST_AsBinary(geom) FROM emergency_shelters WHERE code = 'T1'")).scalar()
     stored = shapely.from_wkb(bytes(geom))
     expected = shapely.Polygon(_projected(LONLAT_SQUARE))
@@ -277,12 +295,17 @@ def test_good_geojson_in_lonlat_is_reprojected(conn, tmp_path) -> None:
 def test_export_masks_personal_data_by_default(conn, tmp_path) -> None:
     layer = REGISTRY.get("cadastre_parcels")
     path = tmp_path / "masked.csv"
-    export_layer(conn, layer, path, SYSTEM, bbox=BBOX)
+    export_layer(conn, layer, path, SYSTEM, settings=SETTINGS, bbox=BBOX)
     frame = pd.read_csv(path, dtype=str)
     phones = frame["holder_phone"].dropna()
     assert len(phones) > 0 and phones.str.contains(r"^\d{3}\*{4}\d{4}$").all()
     numbers = frame["holder_id_number"].dropna()
     assert numbers.str.contains(r"\*{11}").all()
+    # a person's name as right holder is personal, an organisation's is not (the registry's rule)
+    people = frame[frame["holder_kind"] == "person"]["right_holder"]
+    companies = frame[frame["holder_kind"] == "organisation"]["right_holder"]
+    assert len(people) and people.str.contains(r"\*").all()
+    assert len(companies) and not companies.str.contains(r"\*").any()
 
 
 def _shelters_file(tmp_path: Path, count: int, *, bad_row: int | None = None, duplicate_row: int | None = None) -> Path:
@@ -306,30 +329,31 @@ def _index_names(conn, table: str) -> set[str]:
 
 
 def test_big_files_stream_in_slices(owner_conn, tmp_path, monkeypatch) -> None:
-    """The streaming path (worker processes, direct COPY with index rebuild), shrunk to small numbers.
-    As the owner role, which `govgis import` uses: only a table's owner may drop and rebuild its indexes."""
-    from gis import imports
+    """The streaming path (worker processes, COPY straight into the table), shrunk to small numbers.
+    As the owner role, which `govgis import` uses (it refreshes the table's statistics)."""
+    from gis.io import imports
 
     conn = owner_conn
     monkeypatch.setattr(imports, "STREAM_CHUNK_ROWS", 10)
-    monkeypatch.setattr(imports, "BULK_REINDEX_MIN_ROWS", 20)
+    monkeypatch.setattr(imports, "ANALYZE_MIN_ROWS", 20)
     layer = REGISTRY.get("emergency_shelters")
     conn.execute(text("DELETE FROM emergency_shelters"))
     indexes = _index_names(conn, "emergency_shelters")
     # a bad value in a late slice: its real row number is reported and nothing is written
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, _shelters_file(tmp_path, 45, bad_row=37), SYSTEM)
+        import_file(conn, layer, _shelters_file(tmp_path, 45, bad_row=37), SYSTEM, settings=SETTINGS)
     assert [e["row"] for e in caught.value.extra["errors"]] == [37]
     assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
-    # the database refuses a duplicate code in a late slice: the savepoint undoes the earlier slices
+    # the database refuses a duplicate code in a late slice: the savepoint undoes the earlier slices,
+    # and COPY's line number gives the row
     with pytest.raises(ImportRejected) as caught:
-        import_file(conn, layer, _shelters_file(tmp_path, 45, duplicate_row=41), SYSTEM)
+        import_file(conn, layer, _shelters_file(tmp_path, 45, duplicate_row=41), SYSTEM, settings=SETTINGS)
     assert "uq_emergency_shelters_code" in caught.value.detail
+    assert [e["row"] for e in caught.value.extra["errors"]] == [41]
     assert conn.execute(text("SELECT count(*) FROM emergency_shelters")).scalar() == 0
-    assert _index_names(conn, "emergency_shelters") == indexes
-    # a good file: every row, in order, and the dropped indexes are back
-    report = import_file(conn, layer, _shelters_file(tmp_path, 45), SYSTEM)
-    assert report.rows == 45 and "indexes" in report.stages
+    # a good file: every row, in order; the indexes were never dropped, statistics refreshed
+    report = import_file(conn, layer, _shelters_file(tmp_path, 45), SYSTEM, settings=SETTINGS)
+    assert report.rows == 45 and "analyze" in report.stages
     rows = conn.execute(text("SELECT code, capacity_persons FROM emergency_shelters ORDER BY code")).all()
     assert rows == [(f"S{i:04d}", 10 + i) for i in range(45)]
     assert _index_names(conn, "emergency_shelters") == indexes
@@ -339,7 +363,7 @@ def test_csv_xy_columns_in_a_declared_crs_and_geojson_is_lonlat(conn, tmp_path) 
     layer = REGISTRY.get("emergency_warehouses")
     rows = conn.execute(text("SELECT code, name, agency, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses")).all()
     exported = tmp_path / "warehouses.geojson"
-    export_layer(conn, layer, exported, SYSTEM)
+    export_layer(conn, layer, exported, SYSTEM, settings=SETTINGS)
     body = json.loads(exported.read_text())
     lon, lat = body["features"][0]["geometry"]["coordinates"]
     assert 118.0 < lon < 118.3 and 24.3 < lat < 24.7  # RFC 7946 order: longitude first
@@ -350,7 +374,7 @@ def test_csv_xy_columns_in_a_declared_crs_and_geojson_is_lonlat(conn, tmp_path) 
     pd.DataFrame({"code": [r.code for r in rows], "name": [r.name for r in rows], "agency": [r.agency for r in rows],
                   "X": [f"{v:.4f}" for v in xs], "Y": [f"{v:.4f}" for v in ys]}).to_csv(source, index=False)
     _delete(conn, "emergency_warehouses", "code", [r.code for r in rows])
-    assert import_file(conn, layer, source, SYSTEM, crs="EPSG:4527").rows == len(rows)
+    assert import_file(conn, layer, source, SYSTEM, settings=SETTINGS, crs="EPSG:4527").rows == len(rows)
     back = {r.code: (r.x, r.y) for r in conn.execute(text(
         "SELECT code, ST_X(geom) AS x, ST_Y(geom) AS y FROM emergency_warehouses"))}
     for r in rows:

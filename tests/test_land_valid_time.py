@@ -22,6 +22,7 @@ from shapely.geometry import Point, box
 from gis.access import SYSTEM, Caller
 from gis.crs import transformer
 from gis.errors import Conflict, InvalidParameter
+from gis.settings import get_settings
 from layers.cadastre import service as reg
 from layers.cadastre.layers import PARCELS
 from layers.landuse import service as land
@@ -116,7 +117,7 @@ def test_a_change_dated_2027_is_scheduled_and_every_today_path_agrees(demo_city,
 
     out = tmp_path / "parcels.geojson"
     with demo_city.connect() as conn:
-        export_layer(conn, PARCELS, out, SYSTEM, bbox=tuple(float(v) for v in bbox.split(",")))
+        export_layer(conn, PARCELS, out, SYSTEM, settings=get_settings(), bbox=tuple(float(v) for v in bbox.split(",")))
     exported = [f["properties"] for f in json.loads(out.read_text())["features"] if f["properties"]["parcel_code"] == code]
     assert [p["landuse_code"] for p in exported] == ["0701"]
     # the cadastre's public functions (pre-review, supervision) and the pre-review itself

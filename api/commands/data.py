@@ -11,21 +11,10 @@ from typing import Annotated
 
 import typer
 
-from gis.errors import GisError
+from api.commands._common import database, fail, say, transaction
 
 demo_app = typer.Typer(help="The demo city: load it, or write its DEM.", no_args_is_help=True)
-
-
-def say(message: str) -> None:
-    typer.echo(f"[govgis] {message}")
-
-
-def _fail(exc: GisError) -> typer.Exit:
-    typer.echo(f"[govgis] ERROR: {exc.detail}", err=True)
-    for error in exc.extra.get("errors", [])[10:]:
-        where = f"row {error['row']}" if error.get("row") else "file"
-        typer.echo(f"  {where}: {error['reason']}", err=True)
-    return typer.Exit(1)
+SHOWN_IN_MESSAGE = 10  # rows an import rejection names in its message (the rest are listed under it)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -38,18 +27,9 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
-def _engine():
-    # the owner role: bulk imports drop and rebuild indexes and the demo city resets id sequences, which
-    # only the tables' owner may (gis/roles.py; api/commands/_common.py's engine_for("owner") is the same)
-    from gis.db import make_engine, owner_url
-    from gis.settings import get_settings
-
-    return make_engine(owner_url(get_settings()), pool_size=1, application_name="govgis-cli")
-
-
 def import_cmd(
     layer: Annotated[str, typer.Argument(help="layer id, e.g. cadastre_parcels (see GET /collections)")],
-    file: Annotated[Path, typer.Argument(help=".gpkg .shp .geojson .csv or .dxf")],
+    file: Annotated[Path, typer.Argument(help=".gpkg .shp (or .zip) .geojson .csv .dxf or .txt (CGCS2000)")],
     crs: Annotated[str | None, typer.Option("--crs", help="CRS of the file's coordinates, e.g. EPSG:4490; "
                                              "overrides the file's own")] = None,
     encoding: Annotated[str | None, typer.Option(help="text encoding, e.g. GBK (default: detect)")] = None,
@@ -59,25 +39,24 @@ def import_cmd(
 ) -> None:
     """Import a file into a layer: validated row by row, all or nothing, bulk-loaded with COPY."""
     from gis.access import SYSTEM
-    from gis.imports import import_file
+    from gis.io.imports import import_file
+    from gis.settings import get_settings
     from layers import REGISTRY
 
-    engine = _engine()
-    try:
-        target = REGISTRY.get(layer)
-        with engine.begin() as conn:
-            report = import_file(conn, target, file, SYSTEM, crs=crs, encoding=encoding, layer_name=layer_name,
-                                 rename=_pairs(mapping, "--map"), defaults=_pairs(values, "--set"), progress=True)
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    settings = get_settings()
+    # as the owner: an import refreshes the table's statistics (ANALYZE), which only the owner may
+    with transaction("owner", already_shown=SHOWN_IN_MESSAGE) as conn:
+        report = import_file(conn, REGISTRY.get(layer), file, SYSTEM, settings=settings, crs=crs,
+                             encoding=encoding, layer_name=layer_name, rename=_pairs(mapping, "--map"),
+                             defaults=_pairs(values, "--set"), progress=True)
     rate = report.rows / report.seconds if report.seconds else float("inf")
     ignored = f"; ignored read-only columns: {', '.join(report.ignored_columns)}" if report.ignored_columns else ""
     say(f"imported {report.rows} rows into {report.layer} from {report.file} ({report.format}, "
         f"{report.source_crs}{', ' + report.encoding if report.encoding else ''}) in {report.seconds:.1f} s "
         f"({rate:,.0f} rows/s){ignored}")
     say("stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items()))
+    for note in report.notes:
+        say(note)
 
 
 def export_cmd(
@@ -93,20 +72,15 @@ def export_cmd(
 ) -> None:
     """Export a layer's current features to a file, personal fields masked by default."""
     from gis.access import SYSTEM
-    from gis.exports import export_layer, parse_bbox
+    from gis.io.exports import export_layer, parse_bbox
+    from gis.settings import get_settings
     from layers import REGISTRY
 
-    engine = _engine()
-    try:
-        target = REGISTRY.get(layer)
-        with engine.begin() as conn:
-            report = export_layer(conn, target, file, SYSTEM, crs=crs, bbox=parse_bbox(bbox) if bbox else None,
-                                  bbox_crs=bbox_crs, with_personal_data=with_personal_data, encoding=encoding,
-                                  progress=True)
-    except GisError as exc:
-        raise _fail(exc) from None
-    finally:
-        engine.dispose()
+    settings = get_settings()
+    with transaction("owner") as conn:  # an unmasked export writes its audit record in this transaction
+        report = export_layer(conn, REGISTRY.get(layer), file, SYSTEM, settings=settings, crs=crs,
+                              bbox=parse_bbox(bbox) if bbox else None, bbox_crs=bbox_crs,
+                              with_personal_data=with_personal_data, encoding=encoding, progress=True)
     masked = "unmasked personal data (audited)" if report.personal_data else "personal fields masked"
     say(f"exported {report.rows} rows of {report.layer} to {file} ({report.format}, {report.crs}, {masked}) "
         f"in {report.seconds:.1f} s")
@@ -120,18 +94,13 @@ def demo_load(size: Annotated[float, typer.Option(help="size factor: 1 ≈ 10,00
 
     from data import democity
 
-    engine = _engine()
-    try:
+    with database("owner") as engine:  # the owner: the demo city resets id sequences
         with engine.connect() as conn:
             existing = conn.execute(text("SELECT count(*) FROM cadastre_parcels")).scalar()
         if existing:
-            typer.echo(f"[govgis] ERROR: the database already has {existing} parcels; the demo city's codes would "
-                       "collide — load it into an empty database (govgis db downgrade base && govgis db setup)",
-                       err=True)
-            raise typer.Exit(1)
+            raise fail(f"the database already has {existing} parcels; the demo city's codes would collide — load "
+                       "it into an empty database (govgis db downgrade base && govgis db setup)")
         counts = democity.load(engine, size=size, seed=seed, progress=True)
-    finally:
-        engine.dispose()
     say("loaded " + ", ".join(f"{table} {rows}" for table, rows in counts.items()))
 
 

@@ -43,6 +43,8 @@ resources = sa.Table(
     geometry_column("Point", name="home_geom", nullable=True, comment="驻地 home location"),
     sa.CheckConstraint(one_of("status", RESOURCE_STATUSES), name="status_known"),
     sa.CheckConstraint("capability_level BETWEEN 1 AND 4", name="level_range"),
+    sa.CheckConstraint("beds_available IS NULL OR (beds_available >= 0 AND (beds_total IS NULL OR "
+                       "beds_available <= beds_total))", name="beds_range"),
     sa.UniqueConstraint("code"),
 )
 
@@ -104,6 +106,7 @@ shelters = sa.Table(
     sa.Column("occupancy", sa.Integer, nullable=False, server_default="0", comment="当前安置人数"),
     geometry_column("MultiPolygon"),
     sa.CheckConstraint("capacity_persons >= 0", name="capacity_nonnegative"),
+    sa.CheckConstraint("occupancy >= 0", name="occupancy_range"),
     valid_geometry_check("emergency_shelters"),
     sa.UniqueConstraint("code"),
 )
@@ -165,9 +168,9 @@ def _at() -> sa.Column:
     return sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
-def _incident_fk(nullable: bool = False) -> sa.Column:
+def _incident_fk(nullable: bool = False, ondelete: str = "CASCADE") -> sa.Column:
     return sa.Column("incident_id", sa.BigInteger,
-                     sa.ForeignKey("emergency_incidents.id", ondelete="CASCADE"), nullable=nullable)
+                     sa.ForeignKey("emergency_incidents.id", ondelete=ondelete), nullable=nullable)
 
 
 incident_status = sa.Table(
@@ -181,6 +184,7 @@ incident_status = sa.Table(
     sa.Column("note", sa.Text),
     sa.CheckConstraint(one_of("status", INCIDENT_STATUSES), name="status_known"),
 )
+sa.Index("ix_emergency_incident_status_incident", incident_status.c.incident_id)
 
 incident_log = sa.Table(
     "emergency_incident_log",
@@ -194,6 +198,7 @@ incident_log = sa.Table(
     sa.Column("actor", sa.Text),
     sa.Column("detail", JSONB),
 )
+sa.Index("ix_emergency_incident_log_incident", incident_log.c.incident_id)
 
 incident_areas = sa.Table(
     "emergency_incident_areas",
@@ -249,6 +254,7 @@ assignments = sa.Table(
     sa.Column("actor", sa.Text),
     sa.CheckConstraint("method IN ('network','straight_line')", name="method_known"),
 )
+sa.Index("ix_emergency_assignments_incident", assignments.c.incident_id)
 sa.Index("uq_emergency_assignments_open", assignments.c.resource_id, unique=True,
          postgresql_where=sa.text("released_at IS NULL"))
 
@@ -261,7 +267,7 @@ stock_ledger = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("quantity_change", sa.Numeric(14, 2), nullable=False),
     sa.Column("balance_after", sa.Numeric(14, 2), nullable=False),
-    _incident_fk(nullable=True),
+    _incident_fk(nullable=True, ondelete="SET NULL"),  # the ledger outlives the incident it served
     sa.Column("actor", sa.Text),
     sa.Column("note", sa.Text),
     sa.CheckConstraint(one_of("kind", LEDGER_KINDS), name="kind_known"),

@@ -39,7 +39,8 @@ networks = sa.Table(
     # migration 0009: which lengths the analyses use, and the version cached graphs are keyed by
     # (triggers bump it on every change to the network's pipes, nodes and customers)
     sa.Column("length_source", sa.Text, nullable=False, server_default="drawn", comment="长度依据"),
-    sa.Column("graph_version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("graph_version", sa.BigInteger, nullable=False, server_default="0",
+              comment="bumped by every change to the network's pipes, nodes, customers"),
     sa.CheckConstraint(one_of("utility", UTILITIES), name="utility_known"),
     sa.CheckConstraint(one_of("length_source", LENGTH_SOURCES), name="length_source_known"),
     sa.UniqueConstraint("name"),
@@ -61,10 +62,10 @@ nodes = sa.Table(
     sa.Column("ground_elevation_m", sa.Float, comment="地面高程 m"),
     sa.Column("install_year", sa.SmallInteger),
     # migration 0009: a pump or control valve may be closed; pumps, PRV/PSV and check valves pass supply
-    # only from their inlet pipe (a pipeline_pipes id; the foreign key, deferred because a network's
-    # nodes and pipes refer to each other, is added by migration 0009 itself)
+    # only from their inlet pipe (deferred: a network's nodes and pipes refer to each other)
     sa.Column("link_state", sa.Text, comment="泵或控制阀状态 open/closed/active"),
-    sa.Column("inlet_pipe", sa.BigInteger, comment="进口管"),
+    sa.Column("inlet_pipe", sa.BigInteger, sa.ForeignKey("pipeline_pipes.id", ondelete="SET NULL", deferrable=True,
+                                                         initially="DEFERRED", use_alter=True), comment="进口管"),
     geometry_column("Point"),
     sa.CheckConstraint(one_of("kind", NODE_KINDS), name="kind_known"),
     sa.CheckConstraint("link_state IS NULL OR " + one_of("link_state", NODE_LINK_STATES), name="link_state_known"),

@@ -13,8 +13,7 @@ directed supply elements and INP lengths in pipeline networks, per-network graph
   by triggers whenever a network's pipes, nodes or customers change, so cached graphs are rebuilt per
   network.
 
-The family migrations (0002–0004) create their tables from the current models, so on a new database
-these columns exist already: every statement here is idempotent (IF NOT EXISTS, guarded constraints).
+Frozen: explicit DDL, no model imported (the migration-drift test checks the models agree).
 
 Revision ID: 0009
 Revises: 0008
@@ -29,11 +28,11 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = """
-ALTER TABLE cadastre_parcels ADD COLUMN IF NOT EXISTS attachment_geom geometry(Point, {srid});
+ALTER TABLE cadastre_parcels ADD COLUMN attachment_geom geometry(Point, {srid});
 COMMENT ON COLUMN cadastre_parcels.attachment_geom IS '定着物位置';
 UPDATE cadastre_parcels SET status = 'retired' WHERE valid_to IS NOT NULL AND status <> 'retired';
 
-CREATE TABLE IF NOT EXISTS landuse_survey_years (
+CREATE TABLE landuse_survey_years (
   survey_year smallint PRIMARY KEY,
   class_system text NOT NULL,
   completeness text NOT NULL,
@@ -43,56 +42,50 @@ CREATE TABLE IF NOT EXISTS landuse_survey_years (
   coverage double precision,
   loaded_at timestamptz NOT NULL DEFAULT now(),
   note text,
-  CONSTRAINT ck_landuse_survey_years_completeness_known CHECK (completeness IN ('complete', 'partial')),
+  CONSTRAINT ck_landuse_survey_years_completeness_known CHECK (completeness IN ('complete','partial')),
   CONSTRAINT ck_landuse_survey_years_year_sane CHECK (survey_year BETWEEN 1980 AND 2100)
 );
 COMMENT ON TABLE landuse_survey_years IS '调查年度: complete or partial, declared or derived from coverage';
-COMMENT ON COLUMN landuse_survey_years.completeness IS '完整/部分 complete or partial';
+COMMENT ON COLUMN landuse_survey_years.survey_year IS '调查年度';
+COMMENT ON COLUMN landuse_survey_years.completeness IS '完整或部分 complete or partial';
 COMMENT ON COLUMN landuse_survey_years.declared IS 'declared when loaded (true) or derived from coverage';
-COMMENT ON COLUMN landuse_survey_years.covered_area_m2 IS '覆盖面积 m² (plane)';
+COMMENT ON COLUMN landuse_survey_years.covered_area_m2 IS '覆盖面积 m²';
 COMMENT ON COLUMN landuse_survey_years.coverage IS 'covered share of the reference (latest complete) year';
 -- the years already loaded are taken as complete surveys (what the software assumed so far)
 INSERT INTO landuse_survey_years (survey_year, class_system, completeness, declared, patches, covered_area_m2,
                                   coverage)
 SELECT survey_year, min(class_system), 'complete', false, count(*), sum(plane_area), 1.0
-  FROM landuse_survey_patches GROUP BY survey_year
-ON CONFLICT (survey_year) DO NOTHING;
+  FROM landuse_survey_patches GROUP BY survey_year;
 
-ALTER TABLE pipeline_pipes ADD COLUMN IF NOT EXISTS link_state text NOT NULL DEFAULT 'open';
-DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_pipes_link_state_known') THEN
-  ALTER TABLE pipeline_pipes ADD CONSTRAINT ck_pipeline_pipes_link_state_known CHECK (link_state IN ('open', 'closed', 'check'));
-END IF; END $$;
-COMMENT ON COLUMN pipeline_pipes.link_state IS '运行状态 open / closed / check (止回: from_node → to_node only)';
-ALTER TABLE pipeline_pipes ADD COLUMN IF NOT EXISTS recorded_length_m double precision;
-DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_pipes_recorded_length_positive') THEN
-  ALTER TABLE pipeline_pipes ADD CONSTRAINT ck_pipeline_pipes_recorded_length_positive CHECK (recorded_length_m IS NULL OR recorded_length_m > 0);
-END IF; END $$;
-COMMENT ON COLUMN pipeline_pipes.recorded_length_m IS '记录长度 m (the length the network file records)';
-ALTER TABLE pipeline_pipes ADD COLUMN IF NOT EXISTS source_link text;
-COMMENT ON COLUMN pipeline_pipes.source_link IS '源管段 (INP link the piece was cut from)';
-ALTER TABLE pipeline_pipes ADD COLUMN IF NOT EXISTS valve_stub boolean NOT NULL DEFAULT false;
-COMMENT ON COLUMN pipeline_pipes.valve_stub IS '阀门短管 (piece between a node and an inserted valve)';
-ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS link_state text;
-DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_nodes_link_state_known') THEN
-  ALTER TABLE pipeline_nodes ADD CONSTRAINT ck_pipeline_nodes_link_state_known CHECK (link_state IS NULL OR link_state IN ('open', 'closed', 'active'));
-END IF; END $$;
-COMMENT ON COLUMN pipeline_nodes.link_state IS '泵或控制阀状态 open / closed / active';
-ALTER TABLE pipeline_nodes ADD COLUMN IF NOT EXISTS inlet_pipe bigint;
-DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'fk_pipeline_nodes_inlet_pipe_pipeline_pipes') THEN
-  -- deferred: a network's nodes and pipes refer to each other (bulk loads write nodes first)
-  ALTER TABLE pipeline_nodes ADD CONSTRAINT fk_pipeline_nodes_inlet_pipe_pipeline_pipes FOREIGN KEY (inlet_pipe)
-    REFERENCES pipeline_pipes (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
-END IF; END $$;
-COMMENT ON COLUMN pipeline_nodes.inlet_pipe IS '进口管 (pumps, PRV/PSV, check valves pass supply from it only)';
-ALTER TABLE pipeline_networks ADD COLUMN IF NOT EXISTS length_source text NOT NULL DEFAULT 'drawn';
-DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ck_pipeline_networks_length_source_known') THEN
-  ALTER TABLE pipeline_networks ADD CONSTRAINT ck_pipeline_networks_length_source_known CHECK (length_source IN ('drawn', 'recorded'));
-END IF; END $$;
-COMMENT ON COLUMN pipeline_networks.length_source IS '长度依据 drawn geometry or recorded lengths';
-ALTER TABLE pipeline_networks ADD COLUMN IF NOT EXISTS graph_version bigint NOT NULL DEFAULT 0;
+ALTER TABLE pipeline_pipes ADD COLUMN link_state text NOT NULL DEFAULT 'open';
+ALTER TABLE pipeline_pipes ADD CONSTRAINT ck_pipeline_pipes_link_state_known
+  CHECK (link_state IN ('open','closed','check'));
+COMMENT ON COLUMN pipeline_pipes.link_state IS '运行状态 open/closed/check';
+ALTER TABLE pipeline_pipes ADD COLUMN recorded_length_m double precision;
+ALTER TABLE pipeline_pipes ADD CONSTRAINT ck_pipeline_pipes_recorded_length_positive
+  CHECK (recorded_length_m IS NULL OR recorded_length_m > 0);
+COMMENT ON COLUMN pipeline_pipes.recorded_length_m IS '记录长度 m';
+ALTER TABLE pipeline_pipes ADD COLUMN source_link text;
+COMMENT ON COLUMN pipeline_pipes.source_link IS '源管段';
+ALTER TABLE pipeline_pipes ADD COLUMN valve_stub boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN pipeline_pipes.valve_stub IS '阀门短管';
+ALTER TABLE pipeline_nodes ADD COLUMN link_state text;
+ALTER TABLE pipeline_nodes ADD CONSTRAINT ck_pipeline_nodes_link_state_known
+  CHECK (link_state IS NULL OR link_state IN ('open','closed','active'));
+COMMENT ON COLUMN pipeline_nodes.link_state IS '泵或控制阀状态 open/closed/active';
+ALTER TABLE pipeline_nodes ADD COLUMN inlet_pipe bigint;
+-- deferred: a network's nodes and pipes refer to each other (bulk loads write the nodes first)
+ALTER TABLE pipeline_nodes ADD CONSTRAINT fk_pipeline_nodes_inlet_pipe_pipeline_pipes FOREIGN KEY (inlet_pipe)
+  REFERENCES pipeline_pipes (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
+COMMENT ON COLUMN pipeline_nodes.inlet_pipe IS '进口管';
+ALTER TABLE pipeline_networks ADD COLUMN length_source text NOT NULL DEFAULT 'drawn';
+ALTER TABLE pipeline_networks ADD CONSTRAINT ck_pipeline_networks_length_source_known
+  CHECK (length_source IN ('drawn','recorded'));
+COMMENT ON COLUMN pipeline_networks.length_source IS '长度依据';
+ALTER TABLE pipeline_networks ADD COLUMN graph_version bigint NOT NULL DEFAULT 0;
 COMMENT ON COLUMN pipeline_networks.graph_version IS 'bumped by every change to the network''s pipes, nodes, customers';
 
-CREATE OR REPLACE FUNCTION govgis_bump_network_graph() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION govgis_bump_network_graph() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     UPDATE pipeline_networks SET graph_version = graph_version + 1
@@ -104,7 +97,7 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
-CREATE OR REPLACE FUNCTION govgis_bump_network_row() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION govgis_bump_network_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- the network's own attributes are part of its graph (name, utility, length source)
   IF NEW.graph_version = OLD.graph_version THEN
@@ -112,16 +105,12 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS pipeline_networks_graph_version ON pipeline_networks;
 CREATE TRIGGER pipeline_networks_graph_version BEFORE UPDATE ON pipeline_networks
   FOR EACH ROW EXECUTE FUNCTION govgis_bump_network_row();
 """
 
 GRAPH_TABLES = ("pipeline_pipes", "pipeline_nodes", "pipeline_customers")
 TRIGGERS = """
-DROP TRIGGER IF EXISTS {t}_graph_insert ON {t};
-DROP TRIGGER IF EXISTS {t}_graph_update ON {t};
-DROP TRIGGER IF EXISTS {t}_graph_delete ON {t};
 CREATE TRIGGER {t}_graph_insert AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION govgis_bump_network_graph();
 CREATE TRIGGER {t}_graph_update AFTER UPDATE ON {t} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
