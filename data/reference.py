@@ -7,7 +7,8 @@ GB/T 21010 codes each class takes and the settlement attributes 201–205 at lev
 ``gbt38565_supplies`` (a sample of GB/T 38565 emergency supply codes).
 
 Rule tables (``data/rules/``, or the directory the ``GOVGIS_RULES_DIR`` setting names):
-``gb50289_clearance``, ``service_life``, ``repair_frequency``, ``min_cover`` (see data/rules/README.md).
+``gb50289_clearance``, ``service_life``, ``repair_frequency``, ``min_cover``, ``urban_boundary_uses`` (see
+data/rules/README.md).
 
 Every row of every table carries its ``source`` column; rows whose source says ``verify`` come from
 secondary sources and should be checked against the standard's text. Tables are read once per

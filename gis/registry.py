@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,6 +18,10 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
 from gis.errors import NotFound
+
+# A check of attribute values that a table constraint cannot keep (a code list the city corrects):
+# given rows as field → value (only the fields a write gives), the (row index, reason) of each bad one.
+Validator = Callable[[Sequence[Mapping[str, object]]], list[tuple[int, str]]]
 
 
 class WriteMode(StrEnum):
@@ -93,6 +97,14 @@ class Layer:
     style: dict[str, object] = field(default_factory=dict)
     field_titles: dict[str, tuple[str, str]] = field(default_factory=dict)
     description: str = ""
+    # value checks every write path runs before it writes (gis/writes.py for OGC writes and modules
+    # that write through it, the file imports for every row): declared once here, per layer
+    validators: tuple[Validator, ...] = ()
+
+    def value_problems(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
+        """Every (row index, reason) the layer's validators find in ``rows``, in row order."""
+        problems = [problem for check in self.validators for problem in check(rows)]
+        return sorted(problems, key=lambda p: p[0])
 
     @property
     def columns(self) -> sa.ColumnCollection:
@@ -119,11 +131,15 @@ class Layer:
         return self.valid_time is not None
 
     def current_clause(self) -> sa.ColumnElement[bool]:
-        """The rows that make up the layer today: for history layers, open in both valid and record time."""
-        clauses = [self.table.c[end].is_(None) for end in
-                   (self.valid_time[1] if self.valid_time else None, self.record_time[1] if self.record_time else None)
-                   if end]
-        return sa.and_(sa.true(), *clauses)
+        """The rows that make up the layer today. For a history layer: the versions valid *now* in legal
+        time (started, not ended) as the register stands now (record period open). A version recorded
+        with a future effective date is scheduled: it is not current until its time comes, and then it
+        is, with no job having to run — the clause reads the clock of the statement."""
+        if not self.valid_time:
+            if self.record_time:
+                return self.table.c[self.record_time[1]].is_(None)
+            return sa.true()
+        return self.as_of_clause(sa.func.now())
 
     def as_of_clause(self, valid_at: object, recorded_at: object | None = None) -> sa.ColumnElement[bool]:
         """Rows valid at legal time ``valid_at`` as the register stood at ``recorded_at`` (default: now)."""

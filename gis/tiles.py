@@ -76,8 +76,15 @@ def tile_fields(layer: Layer) -> list[str]:
 
 
 def _current_sql(layer: Layer) -> str:
-    ends = [end for end in ((layer.valid_time or (None, None))[1], (layer.record_time or (None, None))[1]) if end]
-    sql = "".join(f" AND {end} IS NULL" for end in ends)
+    """The WHERE part that keeps a layer's current rows: what ``Layer.current_clause`` keeps (for a
+    history layer the versions valid now, so a scheduled version shows once its time has come), and
+    for an owned layer the caller's rows."""
+    sql = ""
+    if layer.valid_time:
+        start, end = layer.valid_time
+        sql += f" AND {start} <= now() AND ({end} IS NULL OR {end} > now())"
+    if layer.record_time:
+        sql += f" AND {layer.record_time[1]} IS NULL"
     if layer.owner_column:
         # rows of an owned layer: the caller's department's, or all with an explicit grant (gis.access)
         sql += f" AND (:all_rows_{layer.id} OR {layer.owner_column} = :department_{layer.id})"

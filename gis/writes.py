@@ -81,6 +81,13 @@ def _check_fields(layer: Layer, properties: Mapping[str, Any]) -> dict[str, Any]
     return dict(properties)
 
 
+def _check_values(layer: Layer, values: Mapping[str, Any]) -> None:
+    """The layer's value checks (``Layer.validators``: code lists and the like) on the fields written."""
+    problems = layer.value_problems([values])
+    if problems:
+        raise InvalidParameter("; ".join(reason for _, reason in problems))
+
+
 def _with_geometry(layer: Layer, values: dict[str, Any], geometry: BaseGeometry | None) -> dict[str, Any]:
     if geometry is not None:
         values[layer.geometry_column] = from_shape(geometry, srid=storage_srid())
@@ -119,6 +126,7 @@ def insert_feature(conn: Connection, layer: Layer, caller: Caller, properties: M
 
     ``through_module``: the caller is the layer's own module service (see ``Layer.write_mode``)."""
     _require(caller, layer, through_module)
+    _check_values(layer, properties)
     values = _with_geometry(layer, _check_fields(layer, properties), geometry)
     missing = [name for name in layer.required if values.get(name) in (None, "")]
     if missing:
@@ -147,6 +155,7 @@ def update_feature(conn: Connection, layer: Layer, caller: Caller, feature_id: o
         raise NotFound(f"{layer.id} has no current feature {feature_id}")
     _check_version(layer, feature_id, before, expected_version, require=require_version)
     values = _check_fields(layer, properties)
+    _check_values(layer, values)
     if replace:
         # PUT: every writable field not given becomes NULL/default, as the standard says
         for name in layer.writable_fields():

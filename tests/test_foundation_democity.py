@@ -30,26 +30,32 @@ def test_generate_is_deterministic_and_scales_linearly() -> None:
     assert 8_000 < len(c.parcels) < 12_000
 
 
+# the parcels in force now (the demo city has a history: retired versions and records stay in the table)
+IN_FORCE = ("valid_from <= now() AND (valid_to IS NULL OR valid_to > now()) AND recorded_to IS NULL")
+
+
 def test_every_parcel_code_valid_and_unique(demo_city) -> None:
     with demo_city.connect() as conn:
-        rows = conn.execute(text("SELECT parcel_code, unit_code, district FROM cadastre_parcels")).all()
-    assert len(rows) > 1000
+        rows = conn.execute(text(f"SELECT parcel_code, unit_code, district FROM cadastre_parcels WHERE {IN_FORCE}")).all()
+        every = conn.execute(text("SELECT parcel_code, unit_code, district FROM cadastre_parcels")).all()
+    assert len(rows) > 1000 and len(every) > len(rows)  # history: more versions than parcels
     import re
 
     pattern = re.compile(PARCEL_RE)
-    bad = [r for r in rows if not pattern.match(r.parcel_code) or not r.unit_code.startswith(r.parcel_code)
+    bad = [r for r in every if not pattern.match(r.parcel_code) or not r.unit_code.startswith(r.parcel_code)
            or len(r.unit_code) != 28 or r.parcel_code[:6] != r.district]
     assert bad == []
-    assert len({r.parcel_code for r in rows}) == len(rows)
+    assert len({r.parcel_code for r in rows}) == len(rows)  # one version in force per parcel
     # J (collective) only with A or C, as GB/T 37346 says; state land never takes A or C
-    assert not [r for r in rows if r.parcel_code[13] in "AC" and r.parcel_code[12] != "J"]
+    assert not [r for r in every if r.parcel_code[13] in "AC" and r.parcel_code[12] != "J"]
 
 
 def test_sequences_count_within_each_sub_district(demo_city) -> None:
     with demo_city.connect() as conn:
         rows = conn.execute(text(
-            "SELECT left(parcel_code, 12) AS prefix, array_agg(right(parcel_code, 5)::int ORDER BY 1) AS seqs "
+            "SELECT left(parcel_code, 12) AS prefix, array_agg(DISTINCT right(parcel_code, 5)::int) AS seqs "
             "FROM cadastre_parcels GROUP BY 1")).all()
+    # every number ever used, retired ones included: new codes continue after the highest, none reused
     for row in rows:
         assert sorted(row.seqs) == list(range(1, len(row.seqs) + 1)), row.prefix
 
@@ -70,17 +76,22 @@ def test_personal_data_of_people_only(demo_city) -> None:
 
 
 def test_survey_patches_agree_with_parcels(demo_city) -> None:
+    in_force = IN_FORCE.replace("valid_", "p.valid_").replace("recorded_", "p.recorded_")
+    year = {"year": democity.SURVEY_YEAR}
     with demo_city.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(text(f"""
             SELECT s.class_code, s.plane_area, s.ellipsoidal_area, coalesce(sum(p.plane_area), 0) AS parcels
             FROM landuse_survey_patches s
-            LEFT JOIN cadastre_parcels p ON ST_Contains(s.geom, ST_PointOnSurface(p.geom))
-            GROUP BY s.id, s.class_code, s.plane_area, s.ellipsoidal_area""")).all()
+            LEFT JOIN cadastre_parcels p ON ST_Contains(s.geom, ST_PointOnSurface(p.geom)) AND {in_force}
+            WHERE s.survey_year = :year
+            GROUP BY s.id, s.class_code, s.plane_area, s.ellipsoidal_area"""), year).all()
         union_ok = conn.execute(text("""
-            SELECT abs(ST_Area(ST_Union(geom)) - sum(ST_Area(geom))) < 1 FROM landuse_survey_patches""")).scalar()
-        uncovered = conn.execute(text("""
-            SELECT count(*) FROM cadastre_parcels p WHERE NOT EXISTS (
-              SELECT 1 FROM landuse_survey_patches s WHERE ST_Covers(s.geom, p.geom))""")).scalar()
+            SELECT bool_and(ok) FROM (SELECT abs(ST_Area(ST_Union(geom)) - sum(ST_Area(geom))) < 1 AS ok
+              FROM landuse_survey_patches GROUP BY survey_year) y""")).scalar()
+        uncovered = conn.execute(text(f"""
+            SELECT count(*) FROM cadastre_parcels p WHERE {in_force} AND NOT EXISTS (
+              SELECT 1 FROM landuse_survey_patches s WHERE s.survey_year = :year AND ST_Covers(s.geom, p.geom))"""),
+            year).scalar()
     assert union_ok, "survey patches overlap"
     assert uncovered == 0, "a parcel is not inside one survey patch"
     built = [r for r in rows if r.class_code in ("0701", "0702", "05H1", "0601", "08H1", "08H2", "0101")]
@@ -140,7 +151,7 @@ def test_every_customer_linked(demo_city) -> None:
             SELECT count(*) FROM pipeline_customers c LEFT JOIN pipeline_nodes n ON n.id = c.node_id
             WHERE n.id IS NULL OR n.network_id <> c.network_id""")).scalar()
         built = conn.execute(text(
-            "SELECT count(*) FROM cadastre_parcels WHERE substr(unit_code, 20, 1) = 'F'")).scalar()
+            f"SELECT count(*) FROM cadastre_parcels WHERE substr(unit_code, 20, 1) = 'F' AND {IN_FORCE}")).scalar()
         water = conn.execute(text("""SELECT count(DISTINCT c.parcel_code) FROM pipeline_customers c
             JOIN pipeline_networks w ON w.id = c.network_id AND w.utility = 'water'""")).scalar()
         categories = {r[0] for r in conn.execute(text("SELECT DISTINCT category FROM pipeline_customers"))}

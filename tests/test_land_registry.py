@@ -124,7 +124,7 @@ def test_registration_chain(demo_city, spot):
     adj = run(eng, reg.register_boundary_adjustment, effective_at=day(60), boundaries={
         c1: shapely.Polygon([(x, y + 30), (x + 100, y + 30), (x + 100, y + 100), (x, y + 100)]),
         g1: box(x, y, x + 300, y + 30)})
-    assert sorted(adj["changed"]) == sorted([c1, g1])
+    assert sorted(adj["modified"]) == sorted([c1, g1]) and adj["created"] == []
     run(eng, reg.register_cancellation, parcel_code=g2, effective_at=day(70))
 
     with eng.connect() as conn:

@@ -5,7 +5,8 @@
                                p7── V3(closed) ─p8─ J5 (no supply before the burst)
 
 A burst on p3 isolates {p3, p4, p7}: close V1 (S feeds its far side); V2 need not be closed (nothing
-feeds J3/J4 once V1 is shut) and J3/J4 lose supply (collateral); V3 is already closed.
+feeds J3/J4 once V1 is shut) and J3/J4 lose supply (collateral); V3 is already closed. The water that
+drains out at the burst is that of p3, p4, p7 and of p5, p6 behind the open V2 (not of p8 behind V3).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def test_isolation_known_answer(engine, net):
     assert [v["code"] for v in result["valves_already_closed"]] == ["V3"]
     assert sorted(result["segment"]["pipe_ids"]) == sorted([net["p3"], net["p4"], net["p7"]])
     assert result["segment"]["length_m"] == pytest.approx(300.0, abs=0.01)
-    assert result["segment"]["volume_m3"] == pytest.approx(3.14159265 * 0.1 ** 2 * 300, abs=0.001)
+    assert result["segment"]["volume_m3"] == pytest.approx(3.14159265 * 0.1 ** 2 * (300 + 200), abs=0.001)
+    assert result["segment"]["drained_pipe_count"] == 5 and result["segment"]["pipe_count"] == 3
     customers = result["customers"]
     assert customers["inside_segment"] == 1 and customers["collateral"] == 2
     assert [c["account_no"] for c in customers["list"]] == ["C-J4", "C-J3", "C-J2"]  # hospital, school first

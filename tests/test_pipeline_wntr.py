@@ -58,7 +58,8 @@ def case(request, engine):
                                     valve_layer=list(zip(layer["link"], layer["node"], strict=True)),
                                     customers_from_demand=True)
     with engine.connect() as conn:
-        graph = service.load_graph(conn, result.network_id)
+        # WNTR's metrics are topological: every link two-way, whatever its status (the flag)
+        graph = service.load_graph(conn, result.network_id, one_way=False)
     return {"wn": wn, "layer": layer, "node_seg": node_seg, "link_seg": link_seg, "result": result,
             "graph": graph}
 

@@ -362,6 +362,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/planning/change-survey"): Example(lambda w: {"params": {"from_year": 2096, "to_year": 2097}},
                                                  ("landuse_change_patches",)),
     ("GET", "/planning/change-survey"): Example(_get({"from_year": 2096, "to_year": 2097})),
+    ("GET", "/planning/survey"): Example(_get()),
+    ("POST", "/planning/survey/{year}/completeness"): Example(
+        lambda w: {"path": {"year": 2096}, "json": {"completeness": "partial", "note": "遍历"}}, ("landuse_survey",)),
     # pipeline
     ("GET", "/pipeline/networks"): Example(_get()),
     ("POST", "/pipeline/isolations"): Example(lambda w: {"json": {"network_id": w.ids["network"],

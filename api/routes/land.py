@@ -26,6 +26,11 @@ def _area(geojson: dict[str, Any], crs: str, settings: Settings) -> BaseGeometry
     return storage_geometry(geojson, crs, settings, max_vertices=AREA_MAX_VERTICES)
 
 
+def _point(geojson: dict[str, Any] | None, crs: str, settings: Settings) -> BaseGeometry | None:
+    """A posted attachment position in the storage CRS (None when not given)."""
+    return None if geojson is None else storage_geometry(geojson, crs, settings, "Point")
+
+
 def _common(body: s._Body) -> dict[str, Any]:
     return {"effective_at": aware(body.effective_at), "certificate_no": body.certificate_no, "note": body.note}
 
@@ -35,12 +40,15 @@ def initial(body: s.InitialRegistration, conn: DbWrite, caller: CurrentCaller,
             settings: AppSettings) -> dict[str, Any]:
     return registry.register_initial(conn, caller, sub_district=body.sub_district, ownership=body.ownership,
                                      parcel_type=body.parcel_type, attributes=body.attributes.given(),
-                                     geometry=_area(body.geometry, body.crs, settings), **_common(body))
+                                     geometry=_area(body.geometry, body.crs, settings),
+                                     attachment_point=_point(body.attachment_point, body.crs, settings),
+                                     **_common(body))
 
 
 @router.post("/registrations/change", status_code=201, summary="变更登记 change of attributes")
-def change(body: s.ChangeRegistration, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def change(body: s.ChangeRegistration, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
     return registry.register_change(conn, caller, parcel_code=body.parcel_code, changes=body.changes.given(),
+                                    attachment_point=_point(body.attachment_point, body.crs, settings),
                                     **_common(body))
 
 
@@ -70,7 +78,7 @@ def boundary(body: s.BoundaryAdjustment, conn: DbWrite, caller: CurrentCaller,
              settings: AppSettings) -> dict[str, Any]:
     return registry.register_boundary_adjustment(
         conn, caller, boundaries={code: _area(g, body.crs, settings) for code, g in body.boundaries.items()},
-        **_common(body))
+        correction=body.correction, reason=body.reason, **_common(body))
 
 
 @router.post("/registrations/cancellation", status_code=201, summary="注销登记 cancellation")

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
 from starlette.concurrency import run_in_threadpool
 
-from api.common import storage_geometry
+from api.common import check_params, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.intake import client_crs
@@ -178,24 +178,104 @@ def add_repair(pipe_id: int, body: RepairRecord, conn: DbWrite, caller: CurrentC
                                     description=body.description, crew=body.crew, cost_yuan=body.cost_yuan))
 
 
-@router.post("/networks/import-inp", summary="Import an EPANET INP file as a new water network (CRS required)")
-async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, settings: AppSettings, name: str,
-                     crs: str | None = None, customers_from_demand: bool = False) -> Response:
-    """Body: the INP text (Content-Type text/plain or application/octet-stream)."""
-    body = await request.body()
-    if len(body) > settings.service.max_request_bytes:
-        raise InvalidParameter("the INP file is larger than the request limit")
+IMPORT_PARAMS = frozenset({"name", "crs", "customers_from_demand", "valves", "anchor_lon", "anchor_lat", "scale",
+                           "fit_bbox", "lengths", "length_tolerance"})
+
+
+def _text(body: bytes, what: str) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
-            text = body.decode("gbk", errors="strict")
+            return body.decode("gbk", errors="strict")
         except UnicodeDecodeError:
-            raise InvalidParameter("the INP file is neither UTF-8 nor GBK text: save it as UTF-8") from None
-    result = await run_in_threadpool(service.import_inp, conn, text, name=name, crs=crs, caller=caller,
-                                     settings=settings, customers_from_demand=customers_from_demand)
+            raise InvalidParameter(f"the {what} is neither UTF-8 nor GBK text: save it as UTF-8") from None
+
+
+def _valve_csv(text: str) -> list[tuple[str, str]]:
+    """A valve layer as CSV with the columns link,node (WNTR's valve layer)."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"link", "node"} <= set(reader.fieldnames):
+        raise InvalidParameter("the valve layer is CSV with the columns link,node (one isolation valve per row: on "
+                               "link L at its end next to node N)")
+    return [(row["link"].strip(), row["node"].strip()) for row in reader]
+
+
+def _valve_param(value: str) -> list[tuple[str, str]]:
+    """A short valve layer in the query: link:node pairs separated by commas."""
+    pairs = []
+    for item in value.split(","):
+        link, sep, node = item.strip().partition(":")
+        if not sep or not link or not node:
+            raise InvalidParameter(f"valves={value[:60]!r}: give link:node pairs separated by commas (or upload the "
+                                   "valve layer as a CSV file 'valves' in a multipart request)")
+        pairs.append((link, node))
+    return pairs
+
+
+def _placement(qp: Any) -> Any:
+    anchor = (qp.get("anchor_lon"), qp.get("anchor_lat"))
+    if not any(anchor) and qp.get("scale") is None and qp.get("fit_bbox") is None:
+        return None
+    try:
+        if qp.get("fit_bbox") is not None:
+            box = tuple(float(v) for v in qp["fit_bbox"].split(","))
+            if len(box) != 4:
+                raise ValueError
+            return service.Placement(fit_bbox=box)  # type: ignore[arg-type]
+        return service.Placement(anchor=(float(anchor[0]), float(anchor[1])), scale=float(qp["scale"]))
+    except (TypeError, ValueError, KeyError):
+        raise InvalidParameter("place a schematic network with anchor_lon, anchor_lat and scale (metres per drawing "
+                               "unit), or with fit_bbox=min lon,min lat,max lon,max lat") from None
+
+
+@router.post("/networks/import-inp", summary="Import an EPANET INP file as a new water network (CRS or placement)")
+async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    """Body: the INP text (Content-Type text/plain or application/octet-stream), with a short valve
+    layer in ``valves=link:node,…``; or multipart/form-data with the files ``inp`` and ``valves`` (CSV
+    link,node). Query: ``name``; ``crs`` of the coordinates, or a placement of a schematic drawing
+    (``anchor_lon``, ``anchor_lat``, ``scale`` — or ``fit_bbox``); ``lengths`` auto/drawn/recorded;
+    ``length_tolerance``; ``customers_from_demand``."""
+    check_params(request, IMPORT_PARAMS)
+    qp = request.query_params
+    name = qp.get("name")
+    if not name:
+        raise InvalidParameter("name the new network (name=…)")
+    valves: list[tuple[str, str]] = _valve_param(qp["valves"]) if qp.get("valves") else []
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("inp")
+        if upload is None or isinstance(upload, str):
+            raise InvalidParameter("a multipart import needs the INP file as the part 'inp'")
+        body = await upload.read(settings.service.max_request_bytes + 1)
+        valve_part = form.get("valves")
+        if valve_part is not None:
+            if qp.get("valves"):
+                raise InvalidParameter("give the valve layer once: as the file 'valves' or in valves=, not both")
+            raw = await valve_part.read() if not isinstance(valve_part, str) else valve_part.encode()
+            valves = _valve_csv(_text(raw, "valve layer"))
+    else:
+        body = await request.body()
+    if len(body) > settings.service.max_request_bytes:
+        raise InvalidParameter("the INP file is larger than the request limit")
+    text = _text(body, "INP file")
+    try:
+        tolerance = float(qp.get("length_tolerance", service.inp.LENGTH_TOLERANCE))
+    except ValueError:
+        raise InvalidParameter("length_tolerance is a share, e.g. 0.1 for 10 %") from None
+    if not 0 < tolerance < 10:
+        raise InvalidParameter("length_tolerance is a share between 0 and 10 (0.1 = 10 %)")
+    customers = qp.get("customers_from_demand", "false").lower() in ("1", "true", "yes")
+    result = await run_in_threadpool(service.import_inp, conn, text, name=name, crs=qp.get("crs"), caller=caller,
+                                     settings=settings, customers_from_demand=customers, valve_layer=valves,
+                                     placement=_placement(qp), lengths=qp.get("lengths", "auto"),
+                                     length_tolerance=tolerance)
     return _json({"network_id": result.network_id, "nodes": len(result.node_ids), "pipes": len(result.pipe_ids),
-                  "customers": result.customers, "warnings": result.warnings})
+                  "isolation_valves": len(result.valve_ids), "customers": result.customers,
+                  "length_source": result.length_source, "crs": result.crs, "warnings": result.warnings})
 
 
 @router.post("/networks/{network_id}/build-topology",

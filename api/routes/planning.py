@@ -22,7 +22,7 @@ MAX_REDLINE_BYTES = 20 * 1024 * 1024
 # a plain def: reading the upload, parsing the red line and the pre-review are blocking work, which
 # FastAPI runs in its thread pool instead of on the event loop
 @router.post("/prereview", status_code=201, summary="建设项目用地预审与选址 site-selection pre-review")
-def prereview(conn: DbWrite, caller: CurrentCaller,
+def prereview(conn: DbWrite, caller: CurrentCaller, settings: AppSettings,
               project_name: Annotated[str, Form(description="项目名称")],
               file: Annotated[UploadFile | None, File(description="GeoJSON, zipped Shapefile, DXF or TXT")] = None,
               redline: Annotated[str | None, Form(description="the red line as text (GeoJSON or TXT)")] = None,
@@ -44,7 +44,8 @@ def prereview(conn: DbWrite, caller: CurrentCaller,
         raise PayloadTooLarge(f"the red line file is larger than {MAX_REDLINE_BYTES // 2**20} MB")
     red = land.read_red_line(content, filename=filename, declared_format=red_format, declared_crs=crs)
     return land.site_prereview(conn, caller, red, project_name=project_name, intended_use=intended_use,
-                               survey_year=survey_year, plan_name=plan_name, price_class=price_class)
+                               survey_year=survey_year, plan_name=plan_name, price_class=price_class,
+                               rules_dir=settings.paths.rules_dir)
 
 
 @router.get("/prereview/{report_id}", summary="Re-open a stored pre-review report")
@@ -76,13 +77,13 @@ def _render(table: dict[str, Any], output: str, name: str) -> Response:
 
 
 @router.get("/balance", summary="土地利用面积平衡表 for a district, bbox or the whole city")
-def balance(conn: DbRead, caller: CurrentCaller, settings: AppSettings, base_year: int,
+def balance(conn: DbRead, caller: CurrentCaller, settings: AppSettings, base_year: int | None = None,
             target_year: int | None = None, target_plan: str | None = None, district: str | None = None,
             bbox: str | None = None, basis: str = "ellipsoidal",
             f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
     table = land.balance_table(conn, caller, base_year=base_year, target_year=target_year, target_plan=target_plan,
                                geometry=bbox_area(bbox, settings), district=district, basis=basis)
-    return _render(table, f, f"balance_{base_year}_{target_year or 'plan'}")
+    return _render(table, f, f"balance_{table['base']['year']}_{target_year or 'plan'}")
 
 
 @router.post("/balance", summary="土地利用面积平衡表 for a drawn polygon")
@@ -93,18 +94,20 @@ def balance_area(body: ls.BalanceRequest, conn: DbRead, caller: CurrentCaller, s
                                geometry=storage_geometry(body.geometry, body.crs, settings,
                                                          max_vertices=AREA_MAX_VERTICES),
                                basis=body.basis)
-    return _render(table, f, f"balance_{body.base_year}")
+    return _render(table, f, f"balance_{table['base']['year']}")
 
 
 @router.get("/statistics", summary="Land-use statistics of a survey year by class hierarchy")
-def statistics(conn: DbRead, caller: CurrentCaller, settings: AppSettings, year: int, district: str | None = None,
+def statistics(conn: DbRead, caller: CurrentCaller, settings: AppSettings, year: int | None = None,
+               district: str | None = None,
                bbox: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
     return land.landuse_statistics(conn, caller, year=year, geometry=bbox_area(bbox, settings), district=district,
                                    basis=basis)
 
 
 @router.post("/statistics", summary="Land-use statistics of a survey year for a drawn polygon")
-def statistics_area(body: ls.AreaQuery, conn: DbRead, caller: CurrentCaller, settings: AppSettings, year: int,
+def statistics_area(body: ls.AreaQuery, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                    year: int | None = None,
                     basis: str = "ellipsoidal") -> dict[str, Any]:
     area = storage_geometry(body.geometry, body.crs, settings, max_vertices=AREA_MAX_VERTICES)
     return land.landuse_statistics(conn, caller, year=year, geometry=area, basis=basis)
@@ -123,7 +126,17 @@ def load_survey(year: int, body: ls.SurveyLoad, conn: DbWrite, caller: CurrentCa
                                              max_vertices=AREA_MAX_VERTICES)
         patches.append(props)
     return land.load_survey_year(conn, caller, year=year, patches=patches, settings=settings,
-                                 class_system=body.class_system)
+                                 class_system=body.class_system, completeness=body.completeness)
+
+
+@router.get("/survey", summary="Loaded survey years: complete or partial, covered area")
+def survey_years(conn: DbRead, caller: CurrentCaller) -> dict[str, Any]:
+    return land.survey_years_overview(conn, caller)
+
+
+@router.post("/survey/{year}/completeness", summary="Declare a survey year complete or partial (or derive it again)")
+def survey_completeness(year: int, body: ls.SurveyCompleteness, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+    return land.record_survey_year(conn, caller, year=year, completeness=body.completeness, note=body.note)
 
 
 @router.post("/change-survey", summary="Recompute change patches between two survey years")

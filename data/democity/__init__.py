@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 import sqlalchemy as sa
 
 from data.democity import dem
@@ -42,7 +44,15 @@ from data.democity.common import (  # noqa: F401  (the constants tests and bench
 )
 from data.democity.dem import ground_elevation  # noqa: F401  (public: the terrain the DEM samples)
 from data.democity.emergency import emergency_tables, road_table
-from data.democity.grid import assign_uses, city_blocks, city_grid
+from data.democity.grid import assign_uses, city_blocks, city_grid, street_pieces
+from data.democity.history import (  # noqa: F401  (PREVIOUS_SURVEY_YEAR: tests use it)
+    PREVIOUS_SURVEY_YEAR,
+    HistoryPlan,
+    apply_history,
+    plan_history,
+    previous_survey,
+    remap_customers,
+)
 from data.democity.landuse import control_line_table, price_zone_table, survey_and_plan
 from data.democity.pipeline import pipeline_tables
 from gis.settings import Settings, get_settings
@@ -57,6 +67,7 @@ class DemoCity:
     srid: int
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     grid: dict[str, float] = field(default_factory=dict)
+    history: HistoryPlan = field(default_factory=HistoryPlan)
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         return self.tables[table]
@@ -99,6 +110,9 @@ def generate(size: float = 1.0, seed: int = DEFAULT_SEED, *, only: tuple[str, ..
         return only is None or name in only
 
     parcels = parcel_table(g, blocks, seed, srid)
+    # the past: the parcels as they were before it (the history is registered when the city is loaded)
+    patch_blocks = np.concatenate([np.arange(len(blocks)), np.full(len(street_pieces(g)), -1)])
+    city.history = plan_history(parcels, blocks, patch_blocks, seed)
     if want("cadastre_parcels"):
         city.tables["cadastre_parcels"] = parcels
     if want("cadastre_registrations"):
@@ -106,7 +120,9 @@ def generate(size: float = 1.0, seed: int = DEFAULT_SEED, *, only: tuple[str, ..
     if want("landuse_survey_patches") or want("landuse_planning_zones"):
         patches, zones = survey_and_plan(g, blocks, seed, srid, storage_crs)
         if want("landuse_survey_patches"):
-            city.tables["landuse_survey_patches"] = patches
+            earlier = previous_survey(patches, patch_blocks, city.history)
+            city.tables["landuse_survey_patches"] = gpd.GeoDataFrame(pd.concat([earlier, patches], ignore_index=True),
+                                                                     crs=patches.crs)
         if want("landuse_planning_zones"):
             city.tables["landuse_planning_zones"] = zones
     if want("landuse_control_lines"):
@@ -140,7 +156,7 @@ HELPER_COLUMNS = {"block", "use"}
 EXPLICIT_IDS = {"pipeline_networks", "pipeline_nodes", "pipeline_pipes", "emergency_resources",
                 "emergency_warehouses", "emergency_roads"}
 REFERENCES = {  # column → table whose id it refers to
-    "pipeline_nodes": {"network_id": "pipeline_networks"},
+    "pipeline_nodes": {"network_id": "pipeline_networks", "inlet_pipe": "pipeline_pipes"},
     "pipeline_pipes": {"network_id": "pipeline_networks", "from_node": "pipeline_nodes",
                        "to_node": "pipeline_nodes"},
     "pipeline_customers": {"network_id": "pipeline_networks", "node_id": "pipeline_nodes"},
@@ -152,11 +168,13 @@ REFERENCES = {  # column → table whose id it refers to
 
 def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progress: bool = False,
          settings: Settings | None = None) -> dict[str, int]:
-    """Generate the demo city and bulk-load it (COPY, one transaction). Returns rows per table.
+    """Generate the demo city and bulk-load it (COPY, one transaction), then register its history
+    through the services (data/democity/history.py) in the same transaction. Returns rows per table.
 
     Ids the generator assigns are shifted past any rows already present, so loading into a database
-    that has data keeps every reference right. Writes one audit record per table and the DEM file
-    (at the ``dem_path`` setting, when there is none yet).
+    that has data keeps every reference right. Writes one audit record per table (the parcels' says
+    what the history registered, with example parcels for each history tool) and the DEM file (at the
+    ``dem_path`` setting, when there is none yet).
     """
     from tqdm import tqdm
 
@@ -168,7 +186,8 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
     settings = settings or get_settings()
     city = generate(size, seed, settings=settings)
     counts: dict[str, int] = {}
-    bar = tqdm(total=len(LOAD_ORDER), desc="demo city", unit="table", disable=not progress)
+    history: dict[str, object] = {}
+    bar = tqdm(total=len(LOAD_ORDER) + 1, desc="demo city", unit="table", disable=not progress)
     with engine.begin() as conn:
         offsets: dict[str, int] = {}
         for table in EXPLICIT_IDS:
@@ -177,6 +196,15 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
             sa.text("SELECT coalesce(greatest(max(source), max(target)), 0) FROM emergency_roads")).scalar_one())
         for table in LOAD_ORDER:
             frame = city.tables[table]
+            if table == "pipeline_customers":
+                # the past first (every table it reads is loaded): then customers of parcels it split or
+                # merged belong to the parcel that now holds their service point
+                history = apply_history(conn, city.history, city.parcels, seed=seed)
+                bar.set_postfix_str(f"history {history['registrations']} registrations")
+                bar.update(1)
+                frame = remap_customers(conn, frame)
+            if table == "cadastre_parcels":
+                frame = _with_attachments(frame)
             frame = frame.drop(columns=[c for c in HELPER_COLUMNS if c in frame.columns])
             if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name != "geom":
                 frame = frame.rename_geometry("geom")
@@ -195,8 +223,10 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
             bar.update(1)
         for table, rows in counts.items():
             layer = REGISTRY.by_table(table)
-            audit(conn, SYSTEM, layer.id if layer else table, None, "import", None, None,
-                  {"source": "data.democity", "size": size, "seed": seed, "rows": rows})
+            detail: dict[str, object] = {"source": "data.democity", "size": size, "seed": seed, "rows": rows}
+            if table == "cadastre_parcels":
+                detail["history"] = history
+            audit(conn, SYSTEM, layer.id if layer else table, None, "import", None, None, detail)
     bar.close()
     # what the modules add through their own services (audited), once the bulk tables are in
     from data.democity.extras import load_emergency_extras
@@ -205,3 +235,23 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
     if not dem_path(settings).exists():
         write_dem(dem_path(settings), seed, settings=settings)
     return counts
+
+
+def _with_attachments(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The parcels with the position of the building their unit code's F attachment names (a point
+    inside each built parcel): splits and merges give it to the parcel that holds it."""
+    frame = parcels.copy()
+    attachment = np.full(len(frame), None, dtype=object)
+    built = frame["use"].isin(BUILT).to_numpy()
+    attachment[built] = shapely.point_on_surface(frame.geometry.to_numpy()[built])
+    frame["attachment_geom"] = attachment
+    return frame
+
+
+def history_examples(engine: sa.Engine) -> dict[str, object]:
+    """The example parcels the last demo-city load gave each history tool (from its audit record)."""
+    with engine.connect() as conn:
+        detail = conn.execute(sa.text(
+            "SELECT detail -> 'history' FROM audit_log WHERE layer = 'cadastre_parcels' AND action = 'import' "
+            "AND detail ->> 'source' = 'data.democity' ORDER BY id DESC LIMIT 1")).scalar()
+    return (detail or {}).get("examples", {})

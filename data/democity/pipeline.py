@@ -121,15 +121,20 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     diam_table = ({"arterial": 600, "secondary": 300, "local": 200, "feeder": 800} if water else
                   {"arterial": 315, "secondary": 200, "local": 110, "feeder": 400})
     diameter = np.array([diam_table[c] for c in seg_cls])
-    materials = np.array(["球墨铸铁管", "球墨铸铁管", "PE管", "钢管"] if water else ["PE管", "PE管", "钢管"],
-                         dtype=object)
+    # materials and pressure classes are codes of the shared lists (data/codes), which the rule tables
+    # (service life, clearances) key on
+    materials = np.array(["球墨铸铁", "球墨铸铁", "PE", "钢"] if water else ["PE", "PE", "钢"], dtype=object)
     pressure = np.where(water, "0.4MPa", np.where(np.isin(seg_cls, ("arterial", "feeder")), "中压A", "中压B"))
+    material = materials[rng.integers(0, len(materials), npipe)]
+    install_year = rng.integers(1985, 2024, npipe)
+    if water:  # the oldest iron mains are grey cast iron, laid before ductile iron took over
+        material = np.where((material == "球墨铸铁") & (install_year < 1992), "灰口铸铁", material)
     pipes = gpd.GeoDataFrame({
         "id": first_pipe + np.arange(npipe), "network_id": net_id,
         "code": np.char.add(prefix + "P", zfill(np.arange(1, npipe + 1), 7)).astype(object),
         "from_node": p_from, "to_node": p_to,
-        "material": materials[rng.integers(0, len(materials), npipe)], "diameter_mm": diameter,
-        "install_year": rng.integers(1985, 2024, npipe), "burial_depth_m": np.round(rng.uniform(0.9, 2.2, npipe), 2),
+        "material": material, "diameter_mm": diameter,
+        "install_year": install_year, "burial_depth_m": np.round(rng.uniform(0.9, 2.2, npipe), 2),
         "pressure_class": pressure if np.ndim(pressure) else np.full(npipe, pressure), "status": "in_service",
     }, geometry=shapely.linestrings(coords), crs=f"EPSG:{srid}")
     # node attributes: a valve takes the diameter of its segment's pipe; a few valves cannot be turned
@@ -141,6 +146,13 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     cmask = node_kind == "control_valve"
     control[cmask] = np.array(["PRV", "check"] if water else ["PRV", "PRV"], dtype=object)[
         np.arange(cmask.sum()) % 2]
+    # a control valve sits midway along its street segment and passes supply from the piece before it
+    # (segments run away from the source's corner): that piece is its inlet pipe
+    link_state = np.where(cmask, "active", None).astype(object)
+    inlet = pd.array(np.full(nnode, pd.NA), dtype="Int64")
+    into = pd.Series(first_pipe + np.arange(npipe), index=p_to - first_node)
+    controls = np.flatnonzero(cmask)
+    inlet[controls] = into.groupby(level=0).first().reindex(controls).to_numpy()
     node_diam = np.full(nnode, np.nan)
     first_pipe_of_node = pd.Series(diameter, index=p_to - first_node).groupby(level=0).max()
     node_diam[first_pipe_of_node.index.to_numpy()] = first_pipe_of_node.to_numpy()
@@ -152,7 +164,7 @@ def _network(g: dict, parcels: gpd.GeoDataFrame, net_id: int, utility: str, offs
     exercised[valve] = (np.datetime64("2019-01-01") + rng.integers(0, 2500, valve.sum()).astype("timedelta64[D]"))
     nodes = gpd.GeoDataFrame({
         "id": node_ids, "network_id": net_id, "code": node_code, "kind": node_kind, "valve_state": state,
-        "control_type": control, "diameter_mm": pd.array(np.where(np.isnan(node_diam), pd.NA, node_diam),
+        "control_type": control, "link_state": link_state, "inlet_pipe": inlet, "diameter_mm": pd.array(np.where(np.isnan(node_diam), pd.NA, node_diam),
                                                          dtype="Int64"),
         "last_exercised": exercised.dt.date.where(exercised.notna(), None).to_numpy(),
         "access_note": None, "ground_elevation_m": np.round(ground_elevation(node_x, node_y, seed, g["centre"]), 2),

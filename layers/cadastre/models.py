@@ -9,9 +9,10 @@ both ends open.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
+from gis.schema import METADATA, feature_columns, geometry_column, one_of, storage_srid, valid_geometry_check
 
 # GB/T 37346-2019: county(6) district(3) sub-district(3) ownership G/J/Z, type letter, sequence(5)
 PARCEL_CODE_RE = r"^[0-9]{12}[GJZ][ABCDEFGHSWXY][0-9]{5}$"
@@ -48,6 +49,10 @@ parcels = sa.Table(
               comment="登簿时间"),
     sa.Column("recorded_to", sa.DateTime(timezone=True), comment="登簿更正/注销时间"),
     geometry_column("MultiPolygon"),
+    # where the attachment the unit code names lies (a building's position): on a split it goes to the
+    # child that contains it, on a merge to the merged parcel (migration 0009)
+    sa.Column("attachment_geom", Geometry("POINT", srid=storage_srid(), spatial_index=False),
+              comment="定着物位置"),
     sa.CheckConstraint(f"parcel_code ~ '{PARCEL_CODE_RE}'", name="parcel_code_format"),
     sa.CheckConstraint(f"unit_code ~ '{UNIT_CODE_RE}'", name="unit_code_format"),
     sa.CheckConstraint("left(unit_code, 19) = parcel_code", name="unit_in_parcel"),

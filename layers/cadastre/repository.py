@@ -22,19 +22,38 @@ SRID = parcels.c.geom.type.srid
 
 # attributes a version carries over from its predecessor (the rest is keys, times and computed)
 CARRIED = ("parcel_code", "unit_code", "right_holder", "holder_kind", "holder_id_number", "holder_phone",
-           "right_type", "landuse_system", "landuse_code", "address", "district", "registered_area", "status")
-CURRENT = sa.and_(parcels.c.valid_to.is_(None), parcels.c.recorded_to.is_(None))
+           "right_type", "landuse_system", "landuse_code", "address", "district", "registered_area", "status",
+           "attachment_geom")
+# The head of a parcel: its latest registered version, open-ended in legal time, as the register stands
+# now. Usually the version in force; a registration with a future effective date makes the head a
+# scheduled version (valid_from in the future) while the version in force is the one it closes then.
+HEAD = sa.and_(parcels.c.valid_to.is_(None), parcels.c.recorded_to.is_(None))
+# the version in force now (the clock of the statement): what "current" means everywhere
+NOW = sa.and_(parcels.c.valid_from <= sa.func.now(),
+              sa.or_(parcels.c.valid_to.is_(None), parcels.c.valid_to > sa.func.now()),
+              parcels.c.recorded_to.is_(None))
 
 
 def _columns() -> list[Any]:
-    return [c for c in parcels.columns if c.name != "geom"] + [sa.func.ST_AsBinary(parcels.c.geom).label("wkb")]
+    return ([c for c in parcels.columns if c.name not in ("geom", "attachment_geom")]
+            + [sa.func.ST_AsBinary(parcels.c.geom).label("wkb"),
+               sa.func.ST_AsBinary(parcels.c.attachment_geom).label("attachment_wkb")])
 
 
 def _row(mapping: Any) -> dict[str, Any]:
     row = dict(mapping)
     wkb = row.pop("wkb", None)
     row["geometry"] = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
+    attachment = row.pop("attachment_wkb", None)
+    row["attachment_geom"] = shapely.from_wkb(bytes(attachment)) if attachment is not None else None
     return row
+
+
+def _stored(name: str, value: Any) -> Any:
+    """A carried value as the table takes it (geometries as PostGIS values)."""
+    if name == "attachment_geom" and value is not None:
+        return from_shape(value, srid=SRID)
+    return value
 
 
 def now(conn: Connection) -> dt.datetime:
@@ -42,12 +61,27 @@ def now(conn: Connection) -> dt.datetime:
     return conn.execute(sa.select(sa.func.now())).scalar_one()
 
 
-def current_parcels(conn: Connection, codes: list[str], *, lock: bool) -> dict[str, dict[str, Any]]:
-    """The live versions of some parcels by code (locked for update when ``lock``)."""
-    query = sa.select(*_columns()).where(CURRENT, parcels.c.parcel_code.in_(codes)).order_by(parcels.c.parcel_code)
+def head_versions(conn: Connection, codes: list[str], *, lock: bool) -> dict[str, dict[str, Any]]:
+    """The head versions (see HEAD) of some parcels by code, locked for update when ``lock``: what the
+    next registration of each supersedes."""
+    query = sa.select(*_columns()).where(HEAD, parcels.c.parcel_code.in_(codes)).order_by(parcels.c.parcel_code)
     if lock:
         query = query.with_for_update(of=parcels)
     return {r["parcel_code"]: _row(r) for r in conn.execute(query).mappings()}
+
+
+def versions_in_force(conn: Connection, codes: list[str]) -> dict[str, dict[str, Any]]:
+    """The versions of some parcels in force now, by code."""
+    query = sa.select(*_columns()).where(NOW, parcels.c.parcel_code.in_(codes)).order_by(parcels.c.parcel_code)
+    return {r["parcel_code"]: _row(r) for r in conn.execute(query).mappings()}
+
+
+def scheduled_ends(conn: Connection, codes: list[str]) -> dict[str, dt.datetime]:
+    """Parcels among ``codes`` without a head whose version in force ends at a future date (a
+    cancellation, split or merge registered ahead): code → the date it ends."""
+    query = (sa.select(parcels.c.parcel_code, parcels.c.valid_to)
+             .where(NOW, parcels.c.valid_to.is_not(None), parcels.c.parcel_code.in_(codes)))
+    return {r.parcel_code: r.valid_to for r in conn.execute(query)}
 
 
 def ever_recorded(conn: Connection, code: str) -> bool:
@@ -62,8 +96,10 @@ def close_version(conn: Connection, row: dict[str, Any], when: dt.datetime) -> N
     now. So the register as recorded at any earlier time still answers as it did.
     """
     conn.execute(parcels.update().where(parcels.c.id == row["id"]).values(recorded_to=sa.func.now()))
-    copy = {name: row[name] for name in CARRIED}
-    copy.update(version=row["version"], valid_from=row["valid_from"], valid_to=when,
+    copy = {name: _stored(name, row[name]) for name in CARRIED}
+    # a version with an end is a retired version, whether the end is past or still to come: the status
+    # of a row never depends on when it is read (what is in force at a date is the valid period's job)
+    copy.update(version=row["version"], valid_from=row["valid_from"], valid_to=when, status="retired",
                 recorded_from=sa.func.now(), geom=from_shape(row["geometry"], srid=SRID),
                 created_at=row["created_at"])
     conn.execute(parcels.insert().values(copy))
@@ -72,19 +108,23 @@ def close_version(conn: Connection, row: dict[str, Any], when: dt.datetime) -> N
 def insert_version(conn: Connection, values: dict[str, Any], geometry: BaseGeometry, when: dt.datetime,
                    version: int) -> dict[str, Any]:
     """Record a new live version valid from ``when``; returns it as read back."""
-    row = {name: values.get(name) for name in CARRIED if name in values}
-    row.update(valid_from=when, version=version, geom=from_shape(geometry, srid=SRID))
+    row = {name: _stored(name, values.get(name)) for name in CARRIED if name in values}
+    row.update(valid_from=when, version=version, status="registered", geom=from_shape(geometry, srid=SRID))
     new_id = conn.execute(parcels.insert().values(row).returning(parcels.c.id)).scalar_one()
     return _row(conn.execute(sa.select(*_columns()).where(parcels.c.id == new_id)).mappings().one())
 
 
-def overlapping_live(conn: Connection, geometry: BaseGeometry, exclude: list[str],
+def overlapping_from(conn: Connection, geometry: BaseGeometry, exclude: list[str], when: dt.datetime,
                      tolerance_m2: float) -> list[tuple[str, float]]:
-    """Live parcels (other than ``exclude``) that a geometry overlaps by more than the tolerance."""
+    """Parcels (other than ``exclude``) holding land from ``when`` on — in force then or later,
+    scheduled versions included — that a geometry overlaps by more than the tolerance (largest
+    overlap per parcel)."""
     g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), SRID)
     area = sa.func.ST_Area(sa.func.ST_Intersection(parcels.c.geom, g))
-    query = (sa.select(parcels.c.parcel_code, area.label("area"))
-             .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g)))
+    query = (sa.select(parcels.c.parcel_code, sa.func.max(area).label("area"))
+             .where(parcels.c.recorded_to.is_(None), sa.or_(parcels.c.valid_to.is_(None), parcels.c.valid_to > when),
+                    parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
+             .group_by(parcels.c.parcel_code).order_by(parcels.c.parcel_code))
     if exclude:
         query = query.where(parcels.c.parcel_code.not_in(exclude))
     return [(r.parcel_code, float(r.area)) for r in conn.execute(query) if r.area > tolerance_m2]
@@ -181,7 +221,7 @@ def as_of(conn: Connection, valid_at: dt.datetime, recorded_at: dt.datetime | No
     """Parcel versions valid at ``valid_at`` as the register stood at ``recorded_at`` (None: now)."""
     from layers.cadastre.layers import PARCELS
 
-    columns = _columns() if with_geometry else [c for c in parcels.columns if c.name != "geom"]
+    columns = _columns() if with_geometry else [c for c in parcels.columns if c.name not in ("geom", "attachment_geom")]
     query = (sa.select(*columns).where(PARCELS.as_of_clause(valid_at, recorded_at),
                                        *_area_filter(geometry, district))
              .order_by(parcels.c.parcel_code))
@@ -212,7 +252,7 @@ def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float
     wanted = ("id", "parcel_code", "unit_code", "right_holder", "holder_kind", "holder_id_number", "holder_phone",
               "right_type", "landuse_code", "address", "district", "plane_area", "version")
     query = (sa.select(*[parcels.c[name] for name in wanted], inside)
-             .where(CURRENT, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
+             .where(NOW, parcels.c.geom.op("&&")(g), sa.func.ST_Intersects(parcels.c.geom, g))
              .order_by(parcels.c.parcel_code))
     result = conn.execute(query)
     keys = list(result.keys())

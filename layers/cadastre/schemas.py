@@ -30,6 +30,8 @@ class ParcelAttributes(BaseModel):
     address: str | None = None
     district: str | None = None
     registered_area: float | None = None
+    attachment: str | None = Field(None, description="定着物: the unit code's last nine characters, e.g. "
+                                   "F00010001 (building 0001, unit 0001) or W00000000 (none)")
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -41,11 +43,13 @@ class InitialRegistration(_Body):
     parcel_type: str = Field(..., description="GB/T 37346 parcel type letter, e.g. B")
     attributes: ParcelAttributes
     geometry: dict[str, Any]
+    attachment_point: dict[str, Any] | None = Field(None, description="GeoJSON Point: where the attachment lies")
 
 
 class ChangeRegistration(_Body):
     parcel_code: str
     changes: ParcelAttributes
+    attachment_point: dict[str, Any] | None = Field(None, description="GeoJSON Point: where the attachment lies")
 
 
 class TransferRegistration(_Body):
@@ -73,6 +77,8 @@ class MergeRegistration(_Body):
 
 class BoundaryAdjustment(_Body):
     boundaries: dict[str, dict[str, Any]] = Field(..., description="parcel code → new GeoJSON boundary")
+    correction: bool = Field(False, description="界址更正: a survey error put right (may change the area held)")
+    reason: str | None = Field(None, description="why the correction is made (required with correction)")
 
 
 class Cancellation(_Body):

@@ -4,11 +4,29 @@ Each registration kind is one function that runs inside the caller's transaction
 it checks the rules, closes the old versions at the legal effective time, records the new ones,
 writes lineage and one registration row, and audits every parcel it touches. Any rule broken raises
 before the transaction commits, so a refused registration leaves nothing behind.
+
+Valid time. A parcel's version *in force* is the one whose valid period holds now; its *head* is its
+latest registered version (open-ended). A registration may take effect in the future: it closes the
+version in force at that date and records the new one as scheduled (visible with a future
+``datetime``, in the timeline, and in force once its date comes — nothing has to run then). Rules
+that follow, decided once:
+
+* A parcel with a scheduled change is live today: it keeps its land (no other parcel may take it
+  from now on) and every "today" path shows the version in force.
+* Registrations apply in legal order: the next registration of a parcel supersedes its head, so it
+  must not take effect before the head does. A change dated before an already scheduled one is
+  refused (correct or cancel the scheduled registration first), never slotted in between.
+* A new boundary may not overlap land any other parcel holds from its effective date on, in force
+  then or scheduled later.
+
+Answers list ``created`` (new parcel codes), ``modified`` (codes kept, new version) and ``retired``
+(codes that end), and ``parcels``: the versions written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import shapely
@@ -30,8 +48,10 @@ AREA_TOLERANCE_M2 = 0.1
 MIN_SHARED_BOUNDARY_M = 0.01
 
 ATTRIBUTE_FIELDS = ("right_type", "landuse_system", "landuse_code", "address", "district", "registered_area",
-                    "unit_code")
+                    "attachment")
 HOLDER_FIELDS = ("right_holder", "holder_kind", "holder_id_number", "holder_phone")
+NO_ATTACHMENT = "W00000000"
+_ATTACHMENT_RE = re.compile(r"^[FLQW][0-9]{8}$")
 
 
 def next_parcel_codes(conn: Connection, prefix: str, ownership: str, parcel_type: str,
@@ -76,13 +96,20 @@ def _when(conn: Connection, effective_at: dt.datetime | None) -> dt.datetime:
 
 
 def _live(conn: Connection, parcel_codes: list[str]) -> dict[str, dict[str, Any]]:
+    """The head versions of parcels a registration supersedes (locked); NotFound for a code that was
+    never registered, has ended, or is scheduled to end."""
     for code in parcel_codes:
         codes.parse_parcel_code(code)
     if len(set(parcel_codes)) != len(parcel_codes):
         raise InvalidParameter("a parcel code is listed twice")
-    rows = repo.current_parcels(conn, parcel_codes, lock=True)
+    rows = repo.head_versions(conn, parcel_codes, lock=True)
     missing = [c for c in parcel_codes if c not in rows]
     if missing:
+        ending = repo.scheduled_ends(conn, missing)
+        if ending:
+            listed = ", ".join(f"{c} (ends {when.isoformat()})" for c, when in sorted(ending.items()))
+            raise Conflict(f"parcel(s) {listed} are already registered to end at a future date (split, merge or "
+                           "cancellation): nothing can be registered on them after that")
         raise NotFound(f"no live parcel {', '.join(missing)}: it was never registered or has been retired")
     return rows
 
@@ -90,14 +117,17 @@ def _live(conn: Connection, parcel_codes: list[str]) -> dict[str, dict[str, Any]
 def _check_effective(rows: list[dict[str, Any]], when: dt.datetime) -> None:
     for row in rows:
         if when < row["valid_from"]:
+            scheduled = row["valid_from"] > dt.datetime.now(dt.UTC)
             raise InvalidParameter(
-                f"effective_at {when.isoformat()} is before parcel {row['parcel_code']}'s current version "
-                f"took effect ({row['valid_from'].isoformat()}): registrations apply in legal order")
+                f"effective_at {when.isoformat()} is before parcel {row['parcel_code']}'s latest version takes "
+                f"effect ({row['valid_from'].isoformat()}{', a registration scheduled ahead' if scheduled else ''}): "
+                "registrations apply in legal order — date this one on or after it"
+                + (", or correct the scheduled registration first" if scheduled else ""))
 
 
-def _check_no_overlap(conn: Connection, geometry: BaseGeometry, exclude: list[str], tolerance: float,
-                      what: str) -> None:
-    clashes = repo.overlapping_live(conn, geometry, exclude, tolerance)
+def _check_no_overlap(conn: Connection, geometry: BaseGeometry, exclude: list[str], when: dt.datetime,
+                      tolerance: float, what: str) -> None:
+    clashes = repo.overlapping_from(conn, geometry, exclude, when, tolerance)
     if clashes:
         listed = ", ".join(f"{code} ({area:.2f} m²)" for code, area in clashes[:10])
         raise Conflict(f"{what} overlaps live parcel(s) {listed} by more than {tolerance} m²: correct the "
@@ -105,12 +135,16 @@ def _check_no_overlap(conn: Connection, geometry: BaseGeometry, exclude: list[st
                        overlaps=[{"parcel_code": c, "area_m2": round(a, 3)} for c, a in clashes])
 
 
-def _result(registration_id: int, kind: str, when: dt.datetime, created: list[dict[str, Any]],
-            retired: list[str], changed: list[str]) -> dict[str, Any]:
+def _result(registration_id: int, kind: str, when: dt.datetime, written: list[dict[str, Any]], *,
+            created: list[str] = (), modified: list[str] = (), retired: list[str] = (),
+            **extra: Any) -> dict[str, Any]:
+    """The answer of a registration: which codes are new, which kept their code with a new version,
+    which ended; the versions written; whether it is in force yet or scheduled."""
     return {"registration_id": registration_id, "kind": kind, "effective_at": when.isoformat(),
-            "created": [r["parcel_code"] for r in created], "retired": retired, "changed": changed,
+            "scheduled": when > dt.datetime.now(dt.UTC),
+            "created": list(created), "modified": list(modified), "retired": list(retired),
             "parcels": [{"parcel_code": r["parcel_code"], "unit_code": r["unit_code"], "version": r["version"],
-                         "plane_area": r["plane_area"]} for r in created]}
+                         "plane_area": r["plane_area"]} for r in written], **extra}
 
 
 def _audit(conn: Connection, caller: Caller, code: str, before: dict[str, Any] | None,
@@ -118,33 +152,81 @@ def _audit(conn: Connection, caller: Caller, code: str, before: dict[str, Any] |
     def snap(row: dict[str, Any] | None) -> dict[str, Any] | None:
         if row is None:
             return None
-        out = {k: v for k, v in row.items() if k != "geometry"}
+        out = {k: v for k, v in row.items() if k not in ("geometry", "attachment_geom")}
         out["geom"] = row["geometry"].wkt if row.get("geometry") is not None else None
+        out["attachment_geom"] = row["attachment_geom"].wkt if row.get("attachment_geom") is not None else None
         return out
 
     audit(conn, caller, PARCELS.id, code, "registration", snap(before), snap(after),
           {"registration_id": registration_id, "kind": kind})
 
 
+# --- attachments (定着物: the last nine characters of the 28-character unit code) -------------------
+
+def _attachment_of(row: dict[str, Any]) -> str:
+    return str(row["unit_code"])[19:]
+
+
+def _check_attachment(attachment: str, point: BaseGeometry | None, parcel: BaseGeometry, what: str) -> None:
+    if not _ATTACHMENT_RE.match(attachment or ""):
+        raise InvalidParameter(f"{what}: attachment {attachment!r} is the unit code's last nine characters — "
+                               "F (building), L (trees), Q (other) or W (none), then building(4) + unit(4) digits")
+    codes.validate_unit_code("350203001001GB00001" + attachment)  # W needs 00000000
+    if point is not None:
+        if attachment == NO_ATTACHMENT:
+            raise InvalidParameter(f"{what}: a parcel without attachment (W) has no attachment position")
+        if point.geom_type != "Point" or not parcel.covers(point):
+            raise InvalidGeometry(f"{what}: the attachment position must be a point inside the parcel")
+
+
+def _children_attachments(parent: dict[str, Any], geoms: list[BaseGeometry],
+                          overrides: list[dict[str, Any]]) -> list[tuple[str, BaseGeometry | None]]:
+    """The attachment (letters and numbers, position) of each child of a split: the parent's follows
+    its position to the child that contains it (GB/T 37346: the unit keeps its building and unit
+    numbers under the new parcel code); the other children have none, unless a child's attributes
+    say otherwise."""
+    attachment, point = _attachment_of(parent), parent.get("attachment_geom")
+    out: list[tuple[str, BaseGeometry | None]] = [(NO_ATTACHMENT, None)] * len(geoms)
+    given = [i for i, o in enumerate(overrides) if o.get("attachment")]
+    for i in given:
+        out[i] = (overrides[i]["attachment"], point if point is not None and geoms[i].covers(point) else None)
+    if attachment == NO_ATTACHMENT or given:
+        return out
+    if point is None:
+        raise Conflict(f"parcel {parent['parcel_code']} has attachment {attachment} but no recorded position: say "
+                       "which child takes it (attributes.attachment of that child)")
+    holders = [i for i, g in enumerate(geoms) if g.covers(point)]
+    if len(holders) != 1:
+        raise Conflict(f"the attachment {attachment} of parcel {parent['parcel_code']} lies on a boundary between "
+                       "children: say which child takes it (attributes.attachment of that child)")
+    out[holders[0]] = (attachment, point)
+    return out
+
+
+# --- registrations ---------------------------------------------------------------------------------
+
 def register_initial(conn: Connection, caller: Caller, *, sub_district: str, ownership: str,
                      parcel_type: str, attributes: dict[str, Any], geometry: BaseGeometry,
                      effective_at: dt.datetime | None = None, certificate_no: str | None = None,
-                     note: str | None = None, tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
-    """首次登记: a new parcel with a newly issued code; must not overlap any live parcel."""
+                     note: str | None = None, attachment_point: BaseGeometry | None = None,
+                     tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
+    """首次登记: a new parcel with a newly issued code; must not overlap any live parcel. Its
+    attachment (attributes ``attachment``, default W00000000) may come with its position."""
     require_write(caller, PARCELS)
     when = _when(conn, effective_at)
     geometry = _multipolygon(geometry, "the parcel boundary")
     values = _attributes(attributes, required=True)
+    attachment = values.pop("attachment", None) or NO_ATTACHMENT
+    _check_attachment(attachment, attachment_point, geometry, "the new parcel")
     codes.check_prefix(sub_district, ownership, parcel_type)
-    _check_no_overlap(conn, geometry, [], tolerance_m2, "the new parcel")
+    _check_no_overlap(conn, geometry, [], when, tolerance_m2, "the new parcel")
     [code] = next_parcel_codes(conn, sub_district, ownership, parcel_type)
-    values["parcel_code"] = code
-    values["unit_code"] = codes.unit_code(code)
+    values.update(parcel_code=code, unit_code=code + attachment, attachment_geom=attachment_point)
     reg = repo.insert_registration(conn, kind="initial", codes=[code], effective_at=when, actor=caller.name,
                                    certificate_no=certificate_no, note=note, detail={})
     row = repo.insert_version(conn, values, geometry, when, version=1)
     _audit(conn, caller, code, None, row, reg, "initial")
-    return _result(reg, "initial", when, [row], [], [])
+    return _result(reg, "initial", when, [row], created=[code])
 
 
 def _attributes(attributes: dict[str, Any], *, required: bool) -> dict[str, Any]:
@@ -153,7 +235,7 @@ def _attributes(attributes: dict[str, Any], *, required: bool) -> dict[str, Any]
     if unknown:
         raise InvalidParameter(f"unknown parcel attribute(s) {', '.join(unknown)}; allowed: "
                                f"{', '.join(sorted(allowed))}")
-    values = {k: v for k, v in attributes.items() if k != "unit_code"}
+    values = dict(attributes)
     if required:
         missing = [k for k in ("right_holder", "right_type", "landuse_code", "district") if not values.get(k)]
         if missing:
@@ -176,6 +258,13 @@ def _supersede_one(conn: Connection, caller: Caller, kind: str, parcel_code: str
     when = _when(conn, effective_at)
     before = _live(conn, [parcel_code])[parcel_code]
     _check_effective([before], when)
+    changes = dict(changes)
+    if "attachment" in changes:
+        attachment = changes.pop("attachment")
+        point = changes.pop("attachment_geom", before.get("attachment_geom"))
+        point = None if attachment == NO_ATTACHMENT else point
+        _check_attachment(attachment, point, geometry or before["geometry"], f"parcel {parcel_code}")
+        changes.update(unit_code=parcel_code + attachment, attachment_geom=point)
     reg = repo.insert_registration(conn, kind=kind, codes=[parcel_code], effective_at=when, actor=caller.name,
                                    certificate_no=certificate_no, note=note,
                                    detail={"changed": sorted(changes)})
@@ -183,19 +272,23 @@ def _supersede_one(conn: Connection, caller: Caller, kind: str, parcel_code: str
     after = repo.insert_version(conn, _carry(before, changes), geometry or before["geometry"], when,
                                 version=before["version"] + 1)
     _audit(conn, caller, parcel_code, before, after, reg, kind)
-    return _result(reg, kind, when, [after], [], [parcel_code])
+    return _result(reg, kind, when, [after], modified=[parcel_code])
 
 
 def register_change(conn: Connection, caller: Caller, *, parcel_code: str, changes: dict[str, Any],
                     effective_at: dt.datetime | None = None, certificate_no: str | None = None,
-                    note: str | None = None) -> dict[str, Any]:
-    """变更登记: attributes change (use, right type, address…); code and boundary stay."""
+                    note: str | None = None, attachment_point: BaseGeometry | None = None) -> dict[str, Any]:
+    """变更登记: attributes change (use, right type, address, attachment…); code and boundary stay."""
     values = _attributes(changes, required=False)
     holder = sorted(set(values) & set(HOLDER_FIELDS))
     if holder:
         raise InvalidParameter(f"{', '.join(holder)} change by a transfer registration, not a change")
+    if attachment_point is not None:
+        if "attachment" not in values:
+            raise InvalidParameter("an attachment position comes with the attachment it locates (attachment)")
+        values["attachment_geom"] = attachment_point
     if not values:
-        raise InvalidParameter(f"say what changes: any of {', '.join(ATTRIBUTE_FIELDS[:-1])}")
+        raise InvalidParameter(f"say what changes: any of {', '.join(ATTRIBUTE_FIELDS)}")
     return _supersede_one(conn, caller, "change", parcel_code, values, None, effective_at, certificate_no, note)
 
 
@@ -219,7 +312,8 @@ def register_split(conn: Connection, caller: Caller, *, parcel_code: str, childr
     """分割登记: a parcel becomes two or more, each with a new code; together they cover it exactly.
 
     ``children``: [{"geometry": shapely, "attributes": {...overrides}}]. Refused when the children
-    leave a gap, overlap each other, or reach outside the parent by more than ``tolerance_m2``.
+    leave a gap, overlap each other, or reach outside the parent by more than ``tolerance_m2``. The
+    parent's attachment goes to the child that contains its position.
     """
     require_write(caller, PARCELS)
     if len(children) < 2:
@@ -228,6 +322,7 @@ def register_split(conn: Connection, caller: Caller, *, parcel_code: str, childr
     parent = _live(conn, [parcel_code])[parcel_code]
     _check_effective([parent], when)
     geoms = [_multipolygon(c["geometry"], f"child {i + 1}") for i, c in enumerate(children)]
+    overrides = [_attributes(c.get("attributes") or {}, required=False) for c in children]
     union = shapely.union_all(geoms)
     overlap = sum(g.area for g in geoms) - union.area
     if overlap > tolerance_m2:
@@ -240,8 +335,10 @@ def register_split(conn: Connection, caller: Caller, *, parcel_code: str, childr
     outside = union.difference(parent["geometry"]).area
     if outside > tolerance_m2:
         raise Conflict(f"the child parcels reach {outside:.3f} m² outside the parent (tolerance {tolerance_m2} m²)")
-    for i, g in enumerate(geoms):
-        _check_no_overlap(conn, g, [parcel_code], tolerance_m2, f"child {i + 1}")
+    attachments = _children_attachments(parent, geoms, overrides)
+    for i, (g, (attachment, point)) in enumerate(zip(geoms, attachments, strict=True)):
+        _check_attachment(attachment, point, g, f"child {i + 1}")
+        _check_no_overlap(conn, g, [parcel_code], when, tolerance_m2, f"child {i + 1}")
     parsed = codes.parse_parcel_code(parcel_code)
     new_codes = next_parcel_codes(conn, parsed.prefix, parsed.ownership, parsed.parcel_type, len(geoms))
     reg = repo.insert_registration(conn, kind="split", codes=[parcel_code, *new_codes], effective_at=when,
@@ -250,16 +347,16 @@ def register_split(conn: Connection, caller: Caller, *, parcel_code: str, childr
                                            "uncovered_m2": round(gap, 4), "overlap_m2": round(overlap, 4)})
     repo.close_version(conn, parent, when)
     created = []
-    for code, child, g in zip(new_codes, children, geoms, strict=True):
-        overrides = _attributes(child.get("attributes") or {}, required=False)
-        values = _carry(parent, {**overrides, "parcel_code": code, "unit_code": codes.unit_code(code),
-                                 "registered_area": overrides.get("registered_area")})
+    for code, extra, g, (attachment, point) in zip(new_codes, overrides, geoms, attachments, strict=True):
+        extra = {k: v for k, v in extra.items() if k != "attachment"}
+        values = _carry(parent, {**extra, "parcel_code": code, "unit_code": code + attachment,
+                                 "attachment_geom": point, "registered_area": extra.get("registered_area")})
         row = repo.insert_version(conn, values, g, when, version=1)
         created.append(row)
         _audit(conn, caller, code, None, row, reg, "split")
     repo.insert_lineage(conn, [(parcel_code, c) for c in new_codes], "split", reg)
     _audit(conn, caller, parcel_code, parent, None, reg, "split")
-    return _result(reg, "split", when, created, [parcel_code], [])
+    return _result(reg, "split", when, created, created=new_codes, retired=[parcel_code])
 
 
 def _adjacency_problem(rows: list[dict[str, Any]], tolerance_m2: float) -> str | None:
@@ -286,11 +383,29 @@ def _adjacency_problem(rows: list[dict[str, Any]], tolerance_m2: float) -> str |
     return None
 
 
+def _merged_attachment(rows: list[dict[str, Any]], override: str | None) -> tuple[str, BaseGeometry | None]:
+    """The merged parcel's attachment: the one attachment among the parents (with its position), or the
+    one the request names when several parents have one (a unit code carries one attachment)."""
+    held = [(r["parcel_code"], _attachment_of(r), r.get("attachment_geom")) for r in rows
+            if _attachment_of(r) != NO_ATTACHMENT]
+    if override:
+        point = next((p for _, a, p in held if a == override), None)
+        return override, point
+    if not held:
+        return NO_ATTACHMENT, None
+    if len(held) > 1:
+        listed = ", ".join(f"{c}: {a}" for c, a, _ in held)
+        raise Conflict(f"several parents have an attachment ({listed}); the merged parcel's unit code carries "
+                       "one: say which (attributes.attachment)")
+    return held[0][1], held[0][2]
+
+
 def register_merge(conn: Connection, caller: Caller, *, parcel_codes: list[str],
                    attributes: dict[str, Any] | None = None, effective_at: dt.datetime | None = None,
                    certificate_no: str | None = None, note: str | None = None,
                    tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
-    """合并登记: adjacent parcels become one with a new code (same sub-district and right holder)."""
+    """合并登记: adjacent parcels become one with a new code (same sub-district and right holder);
+    a parent's attachment keeps its building and unit numbers under the new code."""
     require_write(caller, PARCELS)
     if len(parcel_codes) < 2:
         raise InvalidParameter("a merge needs at least two parcel codes")
@@ -308,8 +423,11 @@ def register_merge(conn: Connection, caller: Caller, *, parcel_codes: list[str],
     problem = _adjacency_problem(rows, tolerance_m2)
     if problem:
         raise Conflict(problem)
+    overrides = _attributes(attributes or {}, required=False)
     merged = shapely.union_all([r["geometry"] for r in rows])
     merged = promote(merged, "MultiPolygon") if merged.geom_type == "Polygon" else merged
+    attachment, point = _merged_attachment(rows, overrides.pop("attachment", None))
+    _check_attachment(attachment, point, merged, "the merged parcel")
     first = codes.parse_parcel_code(parcel_codes[0])
     [code] = next_parcel_codes(conn, first.prefix, first.ownership, first.parcel_type)
     reg = repo.insert_registration(conn, kind="merge", codes=[*parcel_codes, code], effective_at=when,
@@ -318,57 +436,78 @@ def register_merge(conn: Connection, caller: Caller, *, parcel_codes: list[str],
     for row in rows:
         repo.close_version(conn, row, when)
         _audit(conn, caller, row["parcel_code"], row, None, reg, "merge")
-    overrides = _attributes(attributes or {}, required=False)
-    values = _carry(rows[0], {**overrides, "parcel_code": code, "unit_code": codes.unit_code(code),
-                              "registered_area": overrides.get("registered_area")})
+    values = _carry(rows[0], {**overrides, "parcel_code": code, "unit_code": code + attachment,
+                              "attachment_geom": point, "registered_area": overrides.get("registered_area")})
     child = repo.insert_version(conn, values, merged, when, version=1)
     _audit(conn, caller, code, None, child, reg, "merge")
     repo.insert_lineage(conn, [(p, code) for p in parcel_codes], "merge", reg)
-    return _result(reg, "merge", when, [child], list(parcel_codes), [])
+    return _result(reg, "merge", when, [child], created=[code], retired=list(parcel_codes))
 
 
 def register_boundary_adjustment(conn: Connection, caller: Caller, *, boundaries: dict[str, BaseGeometry],
                                  effective_at: dt.datetime | None = None, certificate_no: str | None = None,
-                                 note: str | None = None,
+                                 note: str | None = None, correction: bool = False, reason: str | None = None,
                                  tolerance_m2: float = AREA_TOLERANCE_M2) -> dict[str, Any]:
     """界址调整: new boundaries for one or more parcels, codes kept.
 
-    Between neighbours the land only moves: the union of the new boundaries must equal the union of
-    the old ones within ``tolerance_m2``; no new boundary may overlap another live parcel.
+    Between neighbours the land only moves: the parcels involved keep their total area and the land
+    they hold together (the union of the new boundaries equals that of the old ones) within
+    ``tolerance_m2`` — so one parcel alone cannot grow into the street. Only a boundary *correction*
+    (界址更正, ``correction`` with a ``reason``: a survey error put right) may change the land held,
+    and it still may not take land another live parcel holds. The answer states each parcel's area
+    change and the total.
     """
     require_write(caller, PARCELS)
     if not boundaries:
         raise InvalidParameter("give the new boundary of at least one parcel")
+    if correction and not (reason or "").strip():
+        raise InvalidParameter("a boundary correction needs its reason (which survey error it puts right)")
     when = _when(conn, effective_at)
     parcel_codes = list(boundaries)
     live = _live(conn, parcel_codes)
     rows = [live[c] for c in parcel_codes]
     _check_effective(rows, when)
     geoms = {c: _multipolygon(g, f"new boundary of {c}") for c, g in boundaries.items()}
-    if len(geoms) > 1:
-        new_union = shapely.union_all(list(geoms.values()))
-        overlap = sum(g.area for g in geoms.values()) - new_union.area
-        if overlap > tolerance_m2:
-            raise Conflict(f"the new boundaries overlap each other by {overlap:.3f} m²")
-        moved = shapely.union_all([r["geometry"] for r in rows]).symmetric_difference(new_union).area
-        if moved > tolerance_m2:
-            raise Conflict(f"the adjusted parcels together gain or lose {moved:.3f} m² (tolerance {tolerance_m2} "
-                           "m²): a boundary adjustment between neighbours moves land, it does not add any")
+    new_union = shapely.union_all(list(geoms.values()))
+    overlap = sum(g.area for g in geoms.values()) - new_union.area
+    if overlap > tolerance_m2:
+        raise Conflict(f"the new boundaries overlap each other by {overlap:.3f} m²")
+    change = {r["parcel_code"]: geoms[r["parcel_code"]].area - r["geometry"].area for r in rows}
+    total_change = sum(change.values())
+    moved = shapely.union_all([r["geometry"] for r in rows]).symmetric_difference(new_union).area
+    if not correction and (abs(total_change) > tolerance_m2 or moved > tolerance_m2):
+        raise Conflict(
+            f"the adjusted parcels together {'gain' if total_change >= 0 else 'lose'} {abs(total_change):.2f} m² "
+            f"and their outer boundary moves by {moved:.2f} m² (tolerance {tolerance_m2} m²): a boundary "
+            "adjustment moves land between the parcels it names, it does not add or remove any — name every "
+            "neighbour whose boundary changes, or declare a correction (correction, reason) if a survey error "
+            "is put right", area_change_m2={c: round(v, 2) for c, v in change.items()},
+            total_area_change_m2=round(total_change, 2))
     for code, g in geoms.items():
-        _check_no_overlap(conn, g, parcel_codes, tolerance_m2, f"the new boundary of {code}")
+        _check_no_overlap(conn, g, parcel_codes, when, tolerance_m2, f"the new boundary of {code}")
+        point = live[code].get("attachment_geom")
+        if point is not None and not g.covers(point):
+            raise Conflict(f"the attachment of parcel {code} would lie outside its new boundary: register the "
+                           "attachment's move (a change registration) first")
+    detail = {"area_before": {r["parcel_code"]: r["plane_area"] for r in rows},
+              "area_change_m2": {c: round(v, 4) for c, v in change.items()},
+              "total_area_change_m2": round(total_change, 4), "correction": correction}
+    if correction:
+        detail["reason"] = reason
     reg = repo.insert_registration(conn, kind="boundary_adjustment", codes=parcel_codes, effective_at=when,
-                                   actor=caller.name, certificate_no=certificate_no, note=note,
-                                   detail={"area_before": {r["parcel_code"]: r["plane_area"] for r in rows}})
-    created = []
+                                   actor=caller.name, certificate_no=certificate_no, note=note, detail=detail)
+    written = []
     for row in rows:
         code = row["parcel_code"]
         repo.close_version(conn, row, when)
         after = repo.insert_version(conn, _carry(row, {"registered_area": None}), geoms[code], when,
                                     version=row["version"] + 1)
-        created.append(after)
+        written.append(after)
         _audit(conn, caller, code, row, after, reg, "boundary_adjustment")
     repo.insert_lineage(conn, [(c, c) for c in parcel_codes], "boundary_adjustment", reg)
-    return _result(reg, "boundary_adjustment", when, created, [], parcel_codes)
+    return _result(reg, "boundary_adjustment", when, written, modified=parcel_codes,
+                   correction=correction, area_change_m2={c: round(v, 2) for c, v in change.items()},
+                   total_area_change_m2=round(total_change, 2))
 
 
 def register_cancellation(conn: Connection, caller: Caller, *, parcel_code: str,
@@ -383,7 +522,7 @@ def register_cancellation(conn: Connection, caller: Caller, *, parcel_code: str,
                                    actor=caller.name, certificate_no=certificate_no, note=note, detail={})
     repo.close_version(conn, row, when)
     _audit(conn, caller, parcel_code, row, None, reg, "cancellation")
-    return _result(reg, "cancellation", when, [], [parcel_code], [])
+    return _result(reg, "cancellation", when, [], retired=[parcel_code])
 
 
 # --- history ---------------------------------------------------------------------------------------
@@ -393,7 +532,7 @@ def public_parcel(caller: Caller, row: dict[str, Any], *, geometry: bool = False
 
     A natural person's name is personal data too (organisations' names are public record).
     """
-    out = {k: v for k, v in row.items() if k not in ("geometry", "wkb")}
+    out = {k: v for k, v in row.items() if k not in ("geometry", "wkb", "attachment_geom")}
     for key, value in out.items():
         if isinstance(value, dt.datetime):
             out[key] = value.isoformat()
@@ -405,6 +544,19 @@ def public_parcel(caller: Caller, row: dict[str, Any], *, geometry: bool = False
     return out
 
 
+def version_state(row: dict[str, Any], now: dt.datetime) -> str:
+    """Where a recorded version stands at ``now``: ``current`` (in force), ``scheduled`` (registered
+    to take effect later), ``ended`` (its valid period is over) or ``superseded_record`` (a record the
+    register replaced: what it said before a later registration was recorded)."""
+    if row["recorded_to"] is not None:
+        return "superseded_record"
+    if row["valid_from"] > now:
+        return "scheduled"
+    if row["valid_to"] is not None and row["valid_to"] <= now:
+        return "ended"
+    return "current"
+
+
 def parcel_timeline(conn: Connection, caller: Caller, parcel_code: str) -> dict[str, Any]:
     """Every version of a parcel (legal periods, and what was recorded when) and its registrations."""
     require_read(caller, PARCELS)
@@ -412,11 +564,17 @@ def parcel_timeline(conn: Connection, caller: Caller, parcel_code: str) -> dict[
     versions = repo.versions_of(conn, parcel_code)
     if not versions:
         raise NotFound(f"parcel {parcel_code} was never registered")
+    now = repo.now(conn)
+    states = [version_state(v, now) for v in versions]
     return {
         "parcel_code": parcel_code,
-        "live": any(v["valid_to"] is None and v["recorded_to"] is None for v in versions),
-        "versions": [public_parcel(caller, v) for v in versions],
-        "registrations": [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+        "as_at": now.isoformat(),
+        "live": "current" in states,
+        "scheduled": [{"version": v["version"], "valid_from": v["valid_from"].isoformat()}
+                      for v, state in zip(versions, states, strict=True) if state == "scheduled"],
+        "versions": [{**public_parcel(caller, v), "state": state} for v, state in zip(versions, states, strict=True)],
+        "registrations": [{**{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()},
+                           "scheduled": r["effective_at"] > now}
                           for r in repo.registrations_of(conn, parcel_code)],
     }
 
@@ -494,10 +652,10 @@ def parcels_as_of(conn: Connection, area: BaseGeometry, valid_at: dt.datetime, *
 
 
 def parcel_geometry(conn: Connection, parcel_code: str, *, caller: Caller) -> BaseGeometry:
-    """Public: the live boundary of a parcel (storage CRS)."""
+    """Public: the boundary of a parcel in force now (storage CRS)."""
     require_read(caller, PARCELS)
     codes.parse_parcel_code(parcel_code)
-    rows = repo.current_parcels(conn, [parcel_code], lock=False)
+    rows = repo.versions_in_force(conn, [parcel_code])
     if parcel_code not in rows:
         raise NotFound(f"no live parcel {parcel_code}")
     return rows[parcel_code]["geometry"]

@@ -86,6 +86,27 @@ price_zones = sa.Table(
 )
 
 
+# One row per loaded survey year: complete or partial (declared when loaded, or derived from how much of
+# the reference year's land it covers). Created by migration 0009, so not in TABLES (the family's first
+# migration creates those).
+SURVEY_COMPLETENESS = ("complete", "partial")
+survey_years = sa.Table(
+    "landuse_survey_years",
+    METADATA,
+    sa.Column("survey_year", sa.SmallInteger, primary_key=True, autoincrement=False, comment="调查年度"),
+    sa.Column("class_system", sa.Text, nullable=False),
+    sa.Column("completeness", sa.Text, nullable=False, comment="完整或部分 complete or partial"),
+    sa.Column("declared", sa.Boolean, nullable=False, comment="declared when loaded (true) or derived from coverage"),
+    sa.Column("patches", sa.Integer, nullable=False),
+    sa.Column("covered_area_m2", sa.Float, nullable=False, comment="覆盖面积 m²"),
+    sa.Column("coverage", sa.Float, comment="covered share of the reference (latest complete) year"),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("note", sa.Text),
+    sa.CheckConstraint(one_of("completeness", SURVEY_COMPLETENESS), name="completeness_known"),
+    sa.CheckConstraint("survey_year BETWEEN 1980 AND 2100", name="year_sane"),
+    comment="调查年度: complete or partial, declared or derived from coverage",
+)
+
 # 变更调查: where a survey patch changed class between two survey years (computed, never edited)
 change_patches = sa.Table(
     "landuse_change_patches",

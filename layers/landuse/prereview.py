@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
+from data.reference import rule_table
 from gis.errors import InvalidParameter
 from layers.landuse import classes
 from layers.landuse.redline import RedLine
@@ -46,6 +48,9 @@ RULES = {
         " Concentrated urban construction only inside the urban development boundary."),
     "planning": (
         "建设项目用地应符合国土空间规划确定的用途。 The site's use must conform to the spatial plan's zones."),
+    "survey": (
+        "用地预审以最新完整年度土地利用现状调查为底数；未覆盖部分的地类与耕地面积无法核实。 The pre-review counts "
+        "land use from the latest complete survey year; land it does not cover cannot be checked."),
 }
 
 VERDICT_TEXT = {
@@ -58,6 +63,61 @@ VERDICT_TEXT = {
 
 def _item(domain: str, severity: str, verdict: str, rule: str, **figures: Any) -> dict[str, Any]:
     return {"domain": domain, "severity": severity, "verdict": verdict, "rule": rule, **figures}
+
+
+def urban_boundary_rules(rules_dir: Path | str | None = None) -> dict[str, dict[str, str]]:
+    """The rule table ``urban_boundary_uses`` (data/rules, or the rules directory setting): planning class
+    (用地用海 2, 4 or 6 digits) → the verdict for that use outside the urban development boundary, its
+    rule and source."""
+    rows = rule_table("urban_boundary_uses", rules_dir)
+    for row in rows:
+        if row["outside_verdict"] not in SEVERITY:
+            raise ValueError(f"urban_boundary_uses: {row['planning_code']} has verdict {row['outside_verdict']!r}; "
+                             f"use one of {', '.join(SEVERITY)}")
+    return {row["planning_code"]: row for row in rows}
+
+
+def outside_boundary_rule(intended_use: str, rules: dict[str, dict[str, str]]) -> dict[str, str] | None:
+    """The most specific row for an intended use (its longest code prefix in the table), None when the
+    table has no row for its class."""
+    for length in (6, 4, 2):
+        row = rules.get(intended_use[:length]) if len(intended_use) >= length else None
+        if row is not None:
+            return row
+    return None
+
+
+def _urban_boundary_item(inside: float, outside: float, intended_use: str | None,
+                         rules: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The urban development boundary item: inside is fine; outside, the verdict depends on the intended
+    use (用地用海 class) through the rule table — concentrated urban construction is refused, listed
+    exceptions (linear infrastructure, utilities, special uses, village construction) are conditional,
+    non-construction uses pass."""
+    if outside <= OVERLAP_TOLERANCE_M2:
+        return _item("urban_development_boundary", "pass", "位于城镇开发边界内 inside the urban development boundary",
+                     RULES["urban_development_boundary"], inside_area=inside, outside_area=outside)
+    if intended_use is None:
+        return _item("urban_development_boundary", "conditional",
+                     "部分位于城镇开发边界外，未给出拟建用途，须论证 partly outside the urban development boundary; "
+                     "intended use not given, so it cannot be judged", RULES["urban_development_boundary"],
+                     inside_area=inside, outside_area=outside, intended_use=None)
+    row = outside_boundary_rule(intended_use, rules)
+    if row is None:
+        return _item("urban_development_boundary", "conditional",
+                     f"部分位于城镇开发边界外；用途 {intended_use} 不在规则表中，须论证 partly outside the boundary; "
+                     "the rule table has no row for this use", RULES["urban_development_boundary"],
+                     inside_area=inside, outside_area=outside, intended_use=intended_use, use_rule=None)
+    severity = row["outside_verdict"]
+    verdict = {"refused": "城镇开发边界外不得进行该类城镇建设 this use may not be built outside the urban development "
+                          "boundary",
+               "conditional": "城镇开发边界外的允许类用途，须论证选址 an allowed exception outside the boundary: "
+                              "siting to be justified",
+               "approval": "城镇开发边界外，须报批 outside the boundary: needs approval",
+               "pass": "非城镇建设用途，可位于城镇开发边界外 not urban construction: may lie outside the boundary"}[severity]
+    return _item("urban_development_boundary", severity, f"{verdict} ({row['rule']})", RULES["urban_development_boundary"],
+                 inside_area=inside, outside_area=outside, intended_use=intended_use,
+                 use_rule={"planning_code": row["planning_code"], "verdict": severity, "rule": row["rule"],
+                           "source": row["source"]})
 
 
 def _conforms(zone_code: str, intended: str) -> bool:
@@ -77,14 +137,17 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
                 plan_name: str | None, price_class: str | None, landuse_rows: list[dict[str, Any]],
                 control_overlaps: list[dict[str, Any]], inside_urban_boundary: float,
                 zones: list[dict[str, Any]], parcels: list[dict[str, Any]], pipelines: dict[str, Any],
-                price_rows: list[dict[str, Any]]) -> dict[str, Any]:
+                price_rows: list[dict[str, Any]], survey_coverage: dict[str, Any] | None = None,
+                boundary_rules: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """The pre-review report of a red line from what lies under it (the service reads each part).
 
     ``landuse_rows``: survey classes inside the red line (class_system, class_code, class_name,
     plane_area, ellipsoidal_area); ``control_overlaps``: area per control-line kind and zone type;
     ``inside_urban_boundary``: m² inside the urban development boundary; ``zones``: planning classes
     with their area; ``parcels``: parcels taken from (unmasked: masked when shown); ``pipelines``: the
-    pipeline family's answer; ``price_rows``: area per base land-price zone.
+    pipeline family's answer; ``price_rows``: area per base land-price zone; ``survey_coverage``: the
+    survey year used and the part of the red line it does not cover (survey.coverage_statement);
+    ``boundary_rules``: the urban_boundary_uses rule table (default: the shipped one).
     """
     site = red_line.geometry
     total = site.area
@@ -125,10 +188,8 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
                            general_area=general))
     inside = inside_urban_boundary
     outside = max(total - inside, 0.0)
-    items.append(_item("urban_development_boundary", "conditional" if outside > OVERLAP_TOLERANCE_M2 else "pass",
-                       "部分位于城镇开发边界外 partly outside the urban development boundary" if outside > OVERLAP_TOLERANCE_M2
-                       else "位于城镇开发边界内 inside the urban development boundary",
-                       RULES["urban_development_boundary"], inside_area=inside, outside_area=outside))
+    items.append(_urban_boundary_item(inside, outside, intended_use,
+                                      boundary_rules if boundary_rules is not None else urban_boundary_rules()))
 
     # planning conformity
     planned = sum(z["area"] for z in zones)
@@ -161,6 +222,15 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
     for entry in by_class.values():
         entry["mean_price_per_m2"] = entry["value"] / entry["area"] if entry["area"] else 0.0
 
+    warnings = []
+    if survey_coverage is not None and survey_coverage["uncovered_area_m2"] > OVERLAP_TOLERANCE_M2:
+        # the land-use rows (and the arable area) leave that part out: say so, and do not pass blindly
+        items.append(_item("survey_coverage", "conditional",
+                           f"土地利用现状调查未覆盖红线内 {survey_coverage['uncovered_area_m2']:,.2f} m²，须补充调查 "
+                           f"the {survey_year} survey does not cover that part of the red line: survey it first",
+                           RULES["survey"], uncovered_area=survey_coverage["uncovered_area_m2"],
+                           overlap_area=survey_coverage["uncovered_area_m2"]))
+        warnings.append(survey_coverage["note"])
     severity = max((i["severity"] for i in items), key=SEVERITY.index)
     return {
         "project_name": project_name,
@@ -169,6 +239,8 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
         "area_basis": "平面面积 plane area (m²) in the storage CRS; survey classes also give ellipsoidal area",
         "total_area": total,
         "survey_year": survey_year,
+        "survey_coverage": survey_coverage,
+        "warnings": warnings,
         "intended_use": intended_use,
         "landuse": landuse,
         "arable_area": arable,
@@ -287,7 +359,7 @@ margin:.5em 0 1.5em}}td,th{{border:1px solid #999;padding:3px 8px;vertical-align
 {svg_map(site, controls)}
 <p>图例: 红线 red outline · 黄 永久基本农田 · 绿 生态保护红线一般控制区 · 紫红 核心保护区 · 淡紫 城镇开发边界</p>
 <h2>审查事项 Items</h2>{items}
-<h2>土地利用现状 Land use ({report['survey_year']})</h2>{landuse}
+<h2>土地利用现状 Land use ({report['survey_year']})</h2><p>{esc((report.get('survey_coverage') or {}).get('note', ''))}</p>{landuse}
 <h2>规划符合性 Planning</h2>{zones}
 <h2>涉及宗地 Parcels</h2>{parcels}
 <h2>穿越管线 Pipelines</h2>{pipe_html}

@@ -16,6 +16,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from layers.landuse.models import supervision_cases, survey_patches
+from layers.landuse.models import survey_years as survey_year_table
 
 # the SRID the tables were defined with (the storage SRID, fixed when the database was created)
 SRID = survey_patches.c.geom.type.srid
@@ -29,8 +30,47 @@ G = "ST_GeomFromWKB(:g, :srid)"
 
 
 def survey_years(conn: Connection) -> list[int]:
-    """The survey years loaded, oldest first."""
-    return list(conn.execute(sa.text("SELECT DISTINCT survey_year FROM landuse_survey_patches ORDER BY 1")).scalars())
+    """The survey years loaded, oldest first (a skip scan of the year index: a few index probes per
+    year, not a pass over every patch — pre-reviews ask on each request)."""
+    return list(conn.execute(sa.text("""
+        WITH RECURSIVE years(y) AS (
+          SELECT min(survey_year) FROM landuse_survey_patches
+          UNION ALL
+          SELECT (SELECT min(survey_year) FROM landuse_survey_patches WHERE survey_year > years.y)
+            FROM years WHERE years.y IS NOT NULL)
+        SELECT y FROM years WHERE y IS NOT NULL ORDER BY y""")).scalars())
+
+
+def survey_year_records(conn: Connection) -> dict[int, dict[str, Any]]:
+    """The recorded survey years (completeness, covered area …) by year."""
+    return {int(r["survey_year"]): dict(r) for r in
+            conn.execute(sa.select(survey_year_table).order_by(survey_year_table.c.survey_year)).mappings()}
+
+
+def year_coverage(conn: Connection, year: int) -> tuple[int, float, str | None]:
+    """A survey year's patch count, plane area covered (m²; patches of a year do not overlap) and
+    classification system."""
+    count, area, system = conn.execute(sa.text(
+        "SELECT count(*), coalesce(sum(plane_area), 0), min(class_system) FROM landuse_survey_patches "
+        "WHERE survey_year = :y"), {"y": year}).one()
+    return int(count), float(area), system
+
+
+def save_survey_year(conn: Connection, values: dict[str, Any]) -> None:
+    """Record (or re-record) a survey year's completeness and coverage."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    statement = insert(survey_year_table).values(values)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[survey_year_table.c.survey_year],
+        set_={k: statement.excluded[k] for k in values if k != "survey_year"}))
+
+
+def district_area(conn: Connection, year: int, district: str) -> float:
+    """The plane area (m²) a survey year's patches give a district."""
+    return float(conn.execute(sa.text(
+        "SELECT coalesce(sum(plane_area), 0) FROM landuse_survey_patches WHERE survey_year = :y AND district = :d"),
+        {"y": year, "d": district}).scalar_one())
 
 
 def survey_area_by_class(conn: Connection, year: int, *, geometry: BaseGeometry | None = None,

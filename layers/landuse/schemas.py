@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +18,7 @@ class AreaQuery(BaseModel):
 
 
 class BalanceRequest(AreaQuery):
-    base_year: int
+    base_year: int | None = Field(None, description="default: the latest complete survey year")
     target_year: int | None = None
     target_plan: str | None = None
     basis: str = "ellipsoidal"
@@ -33,6 +33,18 @@ class SurveyLoad(BaseModel):
     features: dict[str, Any]
     crs: str = "OGC:CRS84"
     class_system: str = "三调工作分类"
+    completeness: Literal["complete", "partial"] | None = Field(
+        None, description="complete: the year covers the city; partial: some patches only. Default: derived from "
+                          "the share of the latest complete year's land the patches cover")
+
+
+class SurveyCompleteness(BaseModel):
+    """Declare a loaded survey year complete or partial; null derives it again from its coverage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completeness: Literal["complete", "partial"] | None = None
+    note: str | None = None
 
 
 class SupervisionCase(BaseModel):

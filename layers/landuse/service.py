@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from shapely.geometry import Point
@@ -66,19 +67,20 @@ def read_red_line(content: bytes | str, *, filename: str | None = None, declared
 def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, project_name: str,
                    intended_use: str | None = None, survey_year: int | None = None,
                    plan_name: str | None = None, price_class: str | None = None,
-                   store: bool = True) -> dict[str, Any]:
+                   store: bool = True, rules_dir: Path | None = None) -> dict[str, Any]:
     """The pre-review report of a red line (storage CRS), masked for the caller; with ``store`` it is
-    kept in landuse_prereview_reports (a write: the caller needs write scope for that layer)."""
+    kept in landuse_prereview_reports (a write: the caller needs write scope for that layer).
+
+    Land use comes from ``survey_year`` or, by default, the latest complete survey year; the report
+    states the year and the part of the red line it does not cover. The urban development boundary
+    item judges the part outside by ``intended_use`` through the rule table urban_boundary_uses (in
+    ``rules_dir``, default the shipped data/rules)."""
     require_read(caller, CONTROL_LINES)
     if store:
         require_write(caller, PREREVIEWS)
     prereview.check_request(project_name, price_class)
     site = red_line.geometry
-    year = survey_year or repo.latest_survey_year(conn)
-    if year is None:
-        raise NotFound("no land-use survey is loaded: the pre-review needs the current survey")
-    if survey_year is not None and survey_year not in repo.survey_years(conn):
-        raise NotFound(f"no land-use survey for {survey_year}")
+    year, status = survey_year_used(conn, survey_year)
     # the pipelines crossing the site come from another family's tables: ask for them on a second
     # connection while this one does the land queries (read-only; halves the wait on a large site)
     executor = ThreadPoolExecutor(max_workers=1)
@@ -93,10 +95,14 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
     parcels = cadastre.parcels_in_area(conn, site, caller=SYSTEM, min_area_m2=prereview.OVERLAP_TOLERANCE_M2)
     pipelines = pipelines_job.result()
     prices = repo.price_breakdown(conn, site)
+    covered = sum(r["plane_area"] for r in landuse_rows)
+    coverage = survey.coverage_statement(year, status["completeness"], site.area, covered, "红线 the red line")
     report = prereview.assess_site(
-        project_name=project_name, red_line=red_line, survey_year=year, intended_use=intended_use,
+        project_name=project_name, red_line=red_line, survey_year=year, survey_coverage=coverage,
+        intended_use=intended_use,
         plan_name=plan_name, price_class=price_class, landuse_rows=landuse_rows, control_overlaps=overlaps,
-        inside_urban_boundary=inside, zones=zones, parcels=parcels, pipelines=pipelines, price_rows=prices)
+        inside_urban_boundary=inside, zones=zones, parcels=parcels, pipelines=pipelines, price_rows=prices,
+        boundary_rules=prereview.urban_boundary_rules(rules_dir))
     if store:
         report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
                                       department=caller.department or "govgis",
@@ -150,12 +156,36 @@ def report_page(conn: Connection, caller: Caller, report_id: int) -> str:
 # --- balance tables and statistics -----------------------------------------------------------------
 
 def _survey_side(conn: Connection, year: int, basis: str, geometry: BaseGeometry | None,
-                 district: str | None) -> balance.Side:
-    years = repo.survey_years(conn)
-    if year not in years:
-        raise NotFound(f"no land-use survey for {year}; surveys held: {', '.join(map(str, years))}")
-    return balance.survey_side(year, repo.survey_area_by_class(conn, year, geometry=geometry, district=district),
-                               basis)
+                 district: str | None) -> tuple[balance.Side, dict[str, Any]]:
+    """One survey year's side of a table and what the year covers of the table's input."""
+    statuses = survey_year_statuses(conn)
+    if year not in statuses:
+        raise NotFound(f"no land-use survey for {year}; surveys held: {', '.join(map(str, statuses)) or 'none'}")
+    areas = repo.survey_area_by_class(conn, year, geometry=geometry, district=district)
+    covered = sum(plane for plane, _ in areas.values())
+    input_area, what = _input_area(conn, statuses, geometry, district)
+    side = balance.survey_side(year, areas, basis)
+    return side, survey.coverage_statement(year, statuses[year]["completeness"], input_area, covered, what)
+
+
+def _input_area(conn: Connection, statuses: dict[int, dict[str, Any]], geometry: BaseGeometry | None,
+                district: str | None) -> tuple[float, str]:
+    """The plane area (m²) a table or statistic is about — the drawn area, or the district or city as
+    the latest complete survey year has it — and its name for the coverage note."""
+    if geometry is not None:
+        return geometry.area, "所选范围 the drawn area"
+    reference = _latest_complete(statuses)
+    if reference is None:
+        return 0.0, "the city"
+    if district is not None:
+        return repo.district_area(conn, reference, district), f"{district} 区 the district (as in {reference})"
+    return float(statuses[reference]["covered_area_m2"]), f"全市 the city (as in {reference})"
+
+
+def _latest_complete(statuses: dict[int, dict[str, Any]], not_after: int | None = None) -> int | None:
+    years = [y for y, st in statuses.items() if st["completeness"] == "complete" and (not_after is None or
+                                                                                       y <= not_after)]
+    return max(years) if years else None
 
 
 def _plan_side(conn: Connection, plan_name: str, geometry: BaseGeometry | None,
@@ -166,10 +196,12 @@ def _plan_side(conn: Connection, plan_name: str, geometry: BaseGeometry | None,
                                                                 district=district))
 
 
-def balance_table(conn: Connection, caller: Caller, *, base_year: int, target_year: int | None = None,
+def balance_table(conn: Connection, caller: Caller, *, base_year: int | None = None, target_year: int | None = None,
                   target_plan: str | None = None, geometry: BaseGeometry | None = None,
                   district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
-    """The balance table of a base survey year against a target survey year or a plan.
+    """The balance table of a base survey year (default: the latest complete one) against a target
+    survey year or a plan, stating each survey year used and the area of the table's input it does
+    not cover.
 
     ``basis``: 'ellipsoidal' (the survey's legal area, default) or 'plane'. A plan has only plane
     areas, so a survey-vs-plan table is always on the plane basis.
@@ -181,43 +213,133 @@ def balance_table(conn: Connection, caller: Caller, *, base_year: int, target_ye
     balance.check_targets(target_year, target_plan)
     if target_plan is not None:
         basis = "plane"
-    base = _survey_side(conn, base_year, basis, geometry, district)
-    target = (_survey_side(conn, target_year, basis, geometry, district) if target_year is not None
-              else _plan_side(conn, target_plan, geometry, district))  # type: ignore[arg-type]
-    return balance.table_of(base, target, base_year=base_year, target_year=target_year, target_plan=target_plan,
-                            basis=basis, scope=balance.scope_of(district, geometry))
+    base_year = base_year if base_year is not None else survey_year_used(conn, None)[0]
+    base, base_cover = _survey_side(conn, base_year, basis, geometry, district)
+    coverage = {"base": base_cover}
+    if target_year is not None:
+        target, coverage["target"] = _survey_side(conn, target_year, basis, geometry, district)
+    else:
+        target = _plan_side(conn, target_plan, geometry, district)  # type: ignore[arg-type]
+    table = balance.table_of(base, target, base_year=base_year, target_year=target_year, target_plan=target_plan,
+                             basis=basis, scope=balance.scope_of(district, geometry))
+    table["survey_coverage"] = coverage
+    return table
 
 
-def landuse_statistics(conn: Connection, caller: Caller, *, year: int, geometry: BaseGeometry | None = None,
-                       district: str | None = None, basis: str = "ellipsoidal") -> dict[str, Any]:
-    """Areas of one survey year by class hierarchy, saying which area (ellipsoidal or plane) is used."""
+def landuse_statistics(conn: Connection, caller: Caller, *, year: int | None = None,
+                       geometry: BaseGeometry | None = None, district: str | None = None,
+                       basis: str = "ellipsoidal") -> dict[str, Any]:
+    """Areas of one survey year (default: the latest complete one) by class hierarchy, saying which
+    area (ellipsoidal or plane) is used, the year and how much of the input it does not cover."""
     require_read(caller, SURVEY)
     balance.check_basis(basis)
-    return balance.statistics_of(_survey_side(conn, year, basis, geometry, district), year=year, basis=basis)
+    year = year if year is not None else survey_year_used(conn, None)[0]
+    side, coverage = _survey_side(conn, year, basis, geometry, district)
+    stats = balance.statistics_of(side, year=year, basis=basis)
+    stats["survey_coverage"] = coverage
+    return stats
+
+
+# --- survey years: complete or partial --------------------------------------------------------------
+
+def survey_year_statuses(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Every loaded survey year with its completeness (as recorded; a year loaded through the generic
+    paths and never recorded is derived from its coverage here), oldest first."""
+    records = repo.survey_year_records(conn)
+    loaded = repo.survey_years(conn)
+    out: dict[int, dict[str, Any]] = {}
+    for year in loaded:
+        if year in records:
+            out[year] = records[year]
+    missing = [y for y in loaded if y not in records]
+    for year in missing:
+        count, covered, system = repo.year_coverage(conn, year)
+        reference = max((float(r["covered_area_m2"]) for r in out.values() if r["completeness"] == "complete"),
+                        default=None)
+        out[year] = {"survey_year": year, "class_system": system, "patches": count, "covered_area_m2": covered,
+                     **survey.year_status(covered, reference, None), "recorded": False}
+    return dict(sorted(out.items()))
+
+
+def survey_years_overview(conn: Connection, caller: Caller) -> dict[str, Any]:
+    """The loaded survey years with their completeness and coverage, and the year statistics default to."""
+    require_read(caller, SURVEY)
+    statuses = survey_year_statuses(conn)
+    return {"default_year": _latest_complete(statuses),
+            "years": [_plain({k: v for k, v in st.items()}) for st in statuses.values()]}
+
+
+def survey_year_used(conn: Connection, requested: int | None) -> tuple[int, dict[str, Any]]:
+    """The survey year a statistic uses: the one asked for (it must be loaded), else the latest complete
+    year. NotFound when there is none."""
+    statuses = survey_year_statuses(conn)
+    if requested is not None:
+        if requested not in statuses:
+            raise NotFound(f"no land-use survey for {requested}; surveys held: "
+                           f"{', '.join(map(str, statuses)) or 'none'}")
+        return requested, statuses[requested]
+    year = _latest_complete(statuses)
+    if year is None:
+        raise NotFound("no complete land-use survey is loaded: load one (POST /planning/survey/{year}) or name a "
+                       "partial year (survey_year)")
+    return year, statuses[year]
+
+
+def record_survey_year(conn: Connection, caller: Caller, *, year: int, completeness: str | None = None,
+                       note: str | None = None) -> dict[str, Any]:
+    """Record a loaded survey year's completeness: declared, or (``completeness`` None) derived from the
+    share of the reference extent — the largest other complete year — its patches cover. For years
+    loaded by a bulk import, and to correct a year; audited."""
+    require_write(caller, SURVEY)
+    survey.check_completeness(completeness)
+    count, covered, system = repo.year_coverage(conn, year)
+    if not count:
+        raise NotFound(f"no land-use survey for {year}: load its patches first")
+    records = repo.survey_year_records(conn)
+    others = {y: st for y, st in survey_year_statuses(conn).items() if y != year}
+    reference = max((float(st["covered_area_m2"]) for st in others.values() if st["completeness"] == "complete"),
+                    default=None)
+    status = survey.year_status(covered, reference, completeness)
+    values = {"survey_year": year, "class_system": system, "patches": count, "covered_area_m2": covered,
+              "completeness": status["completeness"], "declared": status["declared"], "coverage": status["coverage"],
+              "note": note}
+    before = records.get(year)
+    repo.save_survey_year(conn, values)
+    audit(conn, caller, SURVEY.id, None, "other", _plain(before) if before else None, values,
+          {"survey_year": year, "completeness": values["completeness"]})
+    return values
 
 
 # --- survey loading and the change survey ----------------------------------------------------------
 
 def load_survey_year(conn: Connection, caller: Caller, *, year: int, patches: list[dict[str, Any]],
-                     settings: Settings, class_system: str = "三调工作分类",
+                     settings: Settings, class_system: str = "三调工作分类", completeness: str | None = None,
                      min_change_area_m2: float = survey.MIN_CHANGE_AREA_M2) -> dict[str, Any]:
     """Load one survey year (变更调查) and compute change patches against the previous year.
 
     Writes survey patches and change patches, so the caller needs write scope for both layers.
     ``patches``: dicts with patch_no, class_code, district, geometry (shapely, storage CRS), optional
-    class_name, settlement_code, ownership, ellipsoidal_area. Refused (nothing written) when the
-    year is already loaded or a patch is bad.
+    class_name, settlement_code, ownership, ellipsoidal_area. ``completeness`` declares the year
+    complete or partial; without it, it is derived from the year's coverage (see survey.py).
+    Change patches are computed against the previous year loaded. Refused (nothing written)
+    when the year is already loaded or a patch is bad.
     """
     require_write(caller, SURVEY)
     require_write(caller, CHANGES)
     survey.check_class_system(class_system)
+    survey.check_completeness(completeness)
     if year in repo.survey_years(conn):
         raise Conflict(f"survey year {year} is already loaded; a survey year is loaded once")
     rows = survey.survey_rows(patches, year=year, class_system=class_system,
                               storage_crs=settings.spatial.storage_crs)
     repo.insert_survey_patches(conn, rows)
+    status = record_survey_year(conn, caller, year=year, completeness=completeness)
+    # the change survey compares with the year before, complete or not: the overlay only reports land
+    # both years cover
     previous = [y for y in repo.survey_years(conn) if y < year]
-    result: dict[str, Any] = {"year": year, "patches": len(rows), "previous_year": None, "change_patches": 0}
+    result: dict[str, Any] = {"year": year, "patches": len(rows), "completeness": status["completeness"],
+                              "completeness_declared": status["declared"], "coverage": status["coverage"],
+                              "previous_year": None, "change_patches": 0}
     if previous:
         result["previous_year"] = previous[-1]
         result["change_patches"] = repo.compute_change_patches(conn, previous[-1], year, min_change_area_m2)
@@ -302,8 +424,10 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
     if second < first:
         raise InvalidParameter("the second date must not be before the first")
     snapshots = []
+    statuses = survey_year_statuses(conn)
     for when in (first, second):
-        year = repo.latest_survey_year(conn, when.year)
+        # the latest complete survey not after that year; where none was complete yet, the latest one
+        year = _latest_complete(statuses, when.year) or max((y for y in statuses if y <= when.year), default=None)
         landuse = []
         if year is not None:
             for r in repo.survey_breakdown(conn, year, geometry):
@@ -312,7 +436,11 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
                                 "plane_area": r["plane_area"]})
         parcels = [{k: p[k] for k in ("parcel_code", "right_holder", "landuse_code", "version", "area_inside")}
                    for p in cadastre.parcels_as_of(conn, geometry, when, caller=caller) if p["area_inside"] > 0.01]
-        snapshots.append({"date": when.isoformat(), "survey_year": year, "landuse": landuse, "parcels": parcels})
+        coverage = (survey.coverage_statement(year, statuses[year]["completeness"], geometry.area,
+                                              sum(r["plane_area"] for r in landuse), "监察图斑 the patch")
+                    if year is not None else None)
+        snapshots.append({"date": when.isoformat(), "survey_year": year, "survey_coverage": coverage,
+                          "landuse": landuse, "parcels": parcels})
     a, b = snapshots
 
     def by_code(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -1,7 +1,10 @@
 """土地利用详查 and 变更调查: the rules a survey year's patches must follow, and their legal area.
 
-Each survey year's patches stay in the table; the current-status database is the latest year and
-every earlier year stays queryable. A patch's legal area is its ellipsoidal area (third national land
+Each survey year's patches stay in the table; every year stays queryable. A year is *complete* (it
+covers the city) or *partial* (a few patches: a local update, a pilot): declared when it is loaded, or
+derived from how much of the reference extent — the largest complete year loaded — its patches
+cover. Statistics, balance tables and pre-reviews default to the latest complete year and state the
+year they used and how much of their input it does not cover. A patch's legal area is its ellipsoidal area (third national land
 survey); when a submission does not carry it, it is computed on the CGCS2000 ellipsoid.
 
 Pure: the service (layers/landuse/service.py) loads the rows this module checks and computes the
@@ -26,6 +29,10 @@ from layers.landuse.models import SYSTEMS
 _GEOD = pyproj.Geod(ellps="GRS80")
 # slivers below this are digitising noise where two years' boundaries almost coincide
 MIN_CHANGE_AREA_M2 = 1.0
+# a year whose patches cover at least this share of the reference extent is complete (a survey of the
+# whole city leaves out no more than its rounding and a few disputed slivers)
+COMPLETE_COVERAGE = 0.99
+COMPLETENESS = ("complete", "partial")
 
 
 def ellipsoidal_area(geometry: BaseGeometry, storage_crs: str) -> float:
@@ -74,3 +81,32 @@ def survey_rows(patches: list[dict[str, Any]], *, year: int, class_system: str,
         raise InvalidParameter(f"{len(problems)} patch(es) refused, nothing loaded: " + "; ".join(problems[:20]),
                                errors=problems)
     return rows
+
+
+def check_completeness(completeness: str | None) -> None:
+    """A declared completeness is one the register knows (None: derive it from coverage)."""
+    if completeness is not None and completeness not in COMPLETENESS:
+        raise InvalidParameter("completeness is 'complete' (the year covers the city) or 'partial' (some patches "
+                               "only); leave it out to derive it from the year's coverage")
+
+
+def year_status(covered_m2: float, reference_m2: float | None, declared: str | None) -> dict[str, Any]:
+    """Completeness of a survey year covering ``covered_m2`` (plane) against the reference extent (the
+    largest complete year's, None when there is none: the first year defines the city)."""
+    coverage = None if not reference_m2 else covered_m2 / reference_m2
+    derived = "complete" if coverage is None or coverage >= COMPLETE_COVERAGE else "partial"
+    return {"completeness": declared or derived, "declared": declared is not None, "coverage": coverage}
+
+
+def coverage_statement(year: int, completeness: str, input_m2: float, covered_m2: float,
+                       what: str) -> dict[str, Any]:
+    """What a statistic or report says about its survey year: which year, complete or not, and how much
+    of its input (``what``: the red line, the district, the city …) the year does not cover."""
+    uncovered = max(input_m2 - covered_m2, 0.0)
+    share = uncovered / input_m2 if input_m2 > 0 else 0.0
+    note = (f"{year}年调查（{'完整' if completeness == 'complete' else '部分'}）覆盖{what}全部"
+            if uncovered <= max(1.0, 1e-9 * input_m2) else
+            f"{year}年调查（{'完整' if completeness == 'complete' else '部分'}）未覆盖{what}的 {uncovered:,.2f} m² "
+            f"（{100 * share:.1f}%）: those figures are missing from the land-use rows")
+    return {"year": year, "completeness": completeness, "input_area_m2": input_m2, "covered_area_m2": covered_m2,
+            "uncovered_area_m2": uncovered, "uncovered_share": share, "note": note}

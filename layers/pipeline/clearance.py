@@ -22,10 +22,10 @@ from shapely.geometry.base import BaseGeometry
 
 from data.reference import RULES_DIR, rule_table
 from gis.errors import InvalidParameter
+from layers.pipeline import codes
 from layers.pipeline.models import UTILITIES
 
 RULES_TABLE = "gb50289_clearance"
-GROUP = {"storm": "drainage", "sewer": "drainage"}  # the standard treats rain and sewage alike here
 SEARCH_M = 5.0  # no rule asks for more than this
 
 
@@ -63,7 +63,10 @@ class PipeSpec:
 
 def rule_for(kind: str, p: PipeSpec, q: PipeSpec, rules: tuple[Rule, ...] | None = None) -> Rule | None:
     """The most specific rule of ``kind`` for the pair, whichever way round the table lists it."""
-    ua, ub = GROUP.get(p.utility, p.utility), GROUP.get(q.utility, q.utility)
+    # the utilities and gas pressure classes as the tables list them (data/codes: rain and sewage are
+    # drainage; 中压A/中压B are medium …)
+    group = codes.clearance_groups()
+    ua, ub = group.get(p.utility, p.utility), group.get(q.utility, q.utility)
     best: Rule | None = None
     for rule in rules or load_rules():
         if rule.kind != kind or {rule.a, rule.b} != {ua, ub}:
@@ -76,7 +79,7 @@ def rule_for(kind: str, p: PipeSpec, q: PipeSpec, rules: tuple[Rule, ...] | None
                     (rule.water_dn_max is not None and dn > rule.water_dn_max):
                 continue
         if rule.gas_pressure is not None:
-            if gas is None or (gas.pressure_class or "low") != rule.gas_pressure:
+            if gas is None or codes.gas_pressure_group(gas.pressure_class) != rule.gas_pressure:
                 continue
         if best is None or (rule.gas_pressure or rule.water_dn_min or rule.water_dn_max):
             best = rule
@@ -114,6 +117,13 @@ def check_utility(utility: str) -> None:
     """A proposed pipe's utility is one govgis knows."""
     if utility not in UTILITIES:
         raise InvalidParameter(f"unknown utility {utility!r}: one of {', '.join(UTILITIES)}")
+
+
+def check_pressure_class(value: str | None) -> None:
+    """A proposed pipe's pressure class: a code of the list (中压A …) or a clearance group (low, medium,
+    subhigh, high)."""
+    if value is not None and codes.gas_pressure_group(value) is None and codes.pressure_problem(value):
+        raise InvalidParameter(f"{codes.pressure_problem(value)}; or give the group low, medium, subhigh or high")
 
 
 def search_distance(spec: PipeSpec) -> float:

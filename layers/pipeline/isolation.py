@@ -12,6 +12,11 @@ ids, places and people. Rules:
 * Customers cut off: those whose node lies in the segment, plus those (collateral) whose segment had
   a path to a source or tank before and has none once the segment is removed and its boundary valves
   are closed. Customers without supply before the burst are reported apart.
+* On a one-way graph (topology.py: pumps, PRV/PSV and check valves pass supply forwards only) the
+  paths are directed and supply is judged per supply cell, so part of a segment can lose supply; a
+  boundary valve must be closed when water can reach it from its far side after the isolation.
+* The water to drain is the isolated pipes' and that of the pipes which stay open to them behind the
+  valves not closed: every unfed pipe from which water can still flow into the isolated segment.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from layers.pipeline.topology import CLOSED, NetworkGraph
+from layers.pipeline.topology import CLOSED, PIPE_CHECK, PIPE_CLOSED, NetworkGraph
 
 # segments a subtree search may visit before a whole-network search is cheaper
 TREE_LIMIT = 1000
@@ -45,7 +50,8 @@ class Isolation:
     customers_inside: np.ndarray
     customers_collateral: np.ndarray
     customers_already_unfed: np.ndarray
-    cut_off: np.ndarray  # segments that lose supply (collateral)
+    cut_off: np.ndarray  # segments that lose supply (collateral; on a one-way graph: wholly or in part)
+    cut_cells: np.ndarray | None = None  # one-way graph: the supply cells that lose supply
 
 
 def merged_segments(graph: NetworkGraph, pipe: int, failed: Iterable[int] = ()) -> np.ndarray:
@@ -84,7 +90,12 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = (), *, tree_
             far_sides.append(np.array(sorted(set(sides) - inside), dtype=np.int64))
     failed_arr = np.array(rim_failed, dtype=np.int64)
     boundary_arr = np.array(boundary, dtype=np.int64)
-    cut = graph.cut_off(segs, boundary_arr, TREE_LIMIT if tree_limit is None else tree_limit)
+    limit = TREE_LIMIT if tree_limit is None else tree_limit
+    nodes = np.concatenate([graph.nodes_in(segs), failed_arr])
+    c_inside = graph.customers_in(segs)
+    if graph.directed:
+        return _isolate_directed(graph, pipe, segs, pipes, nodes, boundary, failed_arr, c_inside, limit)
+    cut = graph.cut_off(segs, boundary_arr, limit)
     lost = np.zeros(graph.n_segments, dtype=bool)
     lost[cut] = True
     to_close, already, not_needed = [], [], []
@@ -95,8 +106,6 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = (), *, tree_
             to_close.append(v)
         else:
             not_needed.append(v)
-    nodes = np.concatenate([graph.nodes_in(segs), failed_arr])
-    c_inside = graph.customers_in(segs)
     return Isolation(
         pipe=pipe, failed=failed_arr, segments=segs, pipes=pipes, nodes=nodes, boundary=boundary_arr,
         to_close=np.array(to_close, dtype=np.int64), already_closed=np.array(already, dtype=np.int64),
@@ -106,6 +115,83 @@ def isolate(graph: NetworkGraph, pipe: int, failed: Iterable[int] = (), *, tree_
         customers_already_unfed=np.setdiff1d(graph.unfed_customers, c_inside),
         cut_off=cut,
     )
+
+
+def _isolate_directed(graph: NetworkGraph, pipe: int, segs: np.ndarray, pipes: np.ndarray, nodes: np.ndarray,
+                      boundary: list[int], failed: np.ndarray, c_inside: np.ndarray, limit: int) -> Isolation:
+    """The rest of ``isolate`` on a one-way graph: cut-off cells along directed paths, and a boundary
+    valve to close when a fed cell outside can deliver water into it."""
+    removed = set(graph.cells_of(segs).tolist())
+    boundary_arr = np.array(boundary, dtype=np.int64)
+    cut = graph.cells_cut_off(removed, boundary_arr, limit)
+    lost = set(cut)
+    inside = set(segs.tolist())
+    to_close, already, not_needed = [], [], []
+    for v in boundary:
+        if graph.node_state[v] == CLOSED:
+            already.append(v)
+            continue
+        feeding = False
+        for q in graph.pipes_of(v).tolist():
+            cell = int(graph.pipe_cell[q])
+            if graph.pipe_seg[q] in inside or cell in lost or not graph.cell_baseline_fed[cell]:
+                continue
+            # the far pipe can push water into the valve unless it is closed or a check valve leaving it
+            if graph.pipe_mode[q] == PIPE_CLOSED or (graph.pipe_mode[q] == PIPE_CHECK and graph.pipe_from[q] == v):
+                continue
+            feeding = True
+            break
+        (to_close if feeding else not_needed).append(v)
+    cut_arr = np.array(sorted(lost), dtype=np.int64)
+    return Isolation(
+        pipe=pipe, failed=failed, segments=segs, pipes=pipes, nodes=nodes, boundary=boundary_arr,
+        to_close=np.array(to_close, dtype=np.int64), already_closed=np.array(already, dtype=np.int64),
+        not_needed=np.array(not_needed, dtype=np.int64),
+        customers_inside=c_inside,
+        customers_collateral=np.setdiff1d(graph.customers_in_cells(cut_arr), c_inside),
+        customers_already_unfed=np.setdiff1d(graph.unfed_customers, c_inside),
+        cut_off=np.array(sorted({int(graph.cell_seg[c]) for c in lost if graph.cell_seg[c] >= 0}), dtype=np.int64),
+        cut_cells=cut_arr,
+    )
+
+
+def drained_pipes(graph: NetworkGraph, iso: Isolation) -> np.ndarray:
+    """The pipes whose water drains out at the burst: the isolated ones, and every pipe without supply
+    after the isolation from which water can still flow into them through valves left open (the
+    "not needed" valves and what lies behind them)."""
+    closed = set(iso.to_close.tolist()) | set(iso.already_closed.tolist())
+    if graph.directed:
+        removed = set(graph.cells_of(iso.segments).tolist())
+        lost = set((iso.cut_cells if iso.cut_cells is not None else np.zeros(0, np.int64)).tolist())
+        incoming: dict[int, list[tuple[int, int]]] = {}
+        for a, b, v in zip(graph.cell_src.tolist(), graph.cell_dst.tolist(), graph.cell_valve.tolist(), strict=True):
+            incoming.setdefault(b, []).append((a, v))
+
+        def unfed(c: int) -> bool:
+            return c in lost or not graph.cell_baseline_fed[c]
+
+        drained, stack = set(removed), list(removed)
+        while stack:
+            u = stack.pop()
+            for w, v in incoming.get(u, []):
+                if w not in drained and v not in closed and unfed(w):
+                    drained.add(w)
+                    stack.append(w)
+        parts = [graph.cell_pipes[graph.cell_pipe_ptr[c]:graph.cell_pipe_ptr[c + 1]] for c in sorted(drained)]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    lost_segments = set(iso.cut_off.tolist())
+    drained, stack = set(iso.segments.tolist()), list(iso.segments.tolist())
+    neighbours: dict[int, list[tuple[int, int]]] = {}
+    for a, b, v in zip(graph.edge_a.tolist(), graph.edge_b.tolist(), graph.edge_valve.tolist(), strict=True):
+        neighbours.setdefault(a, []).append((b, v))
+        neighbours.setdefault(b, []).append((a, v))
+    while stack:
+        u = stack.pop()
+        for w, v in neighbours.get(u, []):
+            if w not in drained and v not in closed and (w in lost_segments or not graph.baseline_fed[w]):
+                drained.add(w)
+                stack.append(w)
+    return graph.pipes_in(np.array(sorted(drained), dtype=np.int64))
 
 
 def network_distances(graph: NetworkGraph, iso: Isolation, fraction: float = 0.5) -> dict[int, float]:
@@ -182,6 +268,14 @@ def second_ring(graph: NetworkGraph, iso: Isolation) -> list[dict[str, object]]:
     failed = set(iso.failed.tolist())
     base_close = set(iso.to_close.tolist())
     base_customers = len(iso.customers_inside) + len(iso.customers_collateral)
+    if graph.directed:  # one-way supply: each fallback recomputed (the segment-level trees do not apply)
+        for v in iso.to_close.tolist():
+            alt = isolate(graph, iso.pipe, [*failed, v])
+            out.append({"valve": v, "fallback_valves": [int(x) for x in alt.to_close if int(x) not in base_close],
+                        "extra_pipes": int(len(alt.pipes) - len(iso.pipes)),
+                        "extra_customers": int(len(alt.customers_inside) + len(alt.customers_collateral)
+                                               - base_customers)})
+        return out
     tee_on_ring = graph._multi_side(iso.boundary, inside)
     tree: AfterIsolationTree | None = None
     for v in iso.to_close.tolist():

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from gis.registry import REGISTRY, Access, Layer
+from layers.pipeline.codes import pipe_value_problems
 from layers.pipeline.models import customers, isolations, nodes, pipes, repair_orders, repairs
 
 DEPARTMENT = "市政公用事业局"
@@ -17,6 +18,8 @@ PIPES = REGISTRY.add(Layer(
     searchable=("code", "material"), map_fields=("code", "network_id", "diameter_mm", "material"),
     read_only=("id", "version", "created_at", "updated_at", "length_m"),
     required=("network_id", "code"),
+    # material and pressure class from the shared code lists (data/codes), which the rule tables key on
+    validators=(pipe_value_problems,),
     style={"kind": "line", "by": "utility", "colors": UTILITY_COLORS, "min_zoom": 13},
 ))
 NODES = REGISTRY.add(Layer(

@@ -11,11 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import METADATA, feature_columns, geometry_column, one_of, valid_geometry_check
+from layers.pipeline.codes import utilities
 
-UTILITIES = ("water", "drainage", "storm", "sewer", "gas", "heat", "power", "telecom", "industrial")
+# the utility code list (data/codes/pipeline_utilities.csv) the rule tables key on
+UTILITIES = utilities()
 NODE_KINDS = ("junction", "isolation_valve", "control_valve", "hydrant", "tee", "meter", "source", "tank",
               "pump", "end")
 VALVE_STATES = ("open", "closed", "inoperable")
+# the INP statuses of a link: a pipe is open, closed, or has a check valve (CV: flow from from_node to
+# to_node only); a pump or control valve is open, closed, or active (controlled by its setting)
+PIPE_LINK_STATES = ("open", "closed", "check")
+NODE_LINK_STATES = ("open", "closed", "active")
+LENGTH_SOURCES = ("drawn", "recorded")
 CUSTOMER_CATEGORIES = ("residential", "commercial", "industrial", "hospital", "school", "government",
                        "fire", "other")
 
@@ -29,7 +36,13 @@ networks = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("operator", sa.Text, comment="权属单位"),
     sa.Column("snap_tolerance_m", sa.Float, nullable=False, server_default="0.05"),
+    # migration 0009: which lengths the analyses use, and the version cached graphs are keyed by
+    # (triggers bump it on every change to the network's pipes, nodes and customers)
+    sa.Column("length_source", sa.Text, nullable=False, server_default="drawn", comment="长度依据"),
+    sa.Column("graph_version", sa.BigInteger, nullable=False, server_default="0",
+              comment="bumped by every change to the network's pipes, nodes, customers"),
     sa.CheckConstraint(one_of("utility", UTILITIES), name="utility_known"),
+    sa.CheckConstraint(one_of("length_source", LENGTH_SOURCES), name="length_source_known"),
     sa.UniqueConstraint("name"),
 )
 
@@ -48,8 +61,14 @@ nodes = sa.Table(
     sa.Column("access_note", sa.Text, comment="位置说明"),
     sa.Column("ground_elevation_m", sa.Float, comment="地面高程 m"),
     sa.Column("install_year", sa.SmallInteger),
+    # migration 0009: a pump or control valve may be closed; pumps, PRV/PSV and check valves pass supply
+    # only from their inlet pipe (deferred: a network's nodes and pipes refer to each other)
+    sa.Column("link_state", sa.Text, comment="泵或控制阀状态 open/closed/active"),
+    sa.Column("inlet_pipe", sa.BigInteger, sa.ForeignKey("pipeline_pipes.id", ondelete="SET NULL", deferrable=True,
+                                                         initially="DEFERRED", use_alter=True), comment="进口管"),
     geometry_column("Point"),
     sa.CheckConstraint(one_of("kind", NODE_KINDS), name="kind_known"),
+    sa.CheckConstraint("link_state IS NULL OR " + one_of("link_state", NODE_LINK_STATES), name="link_state_known"),
     sa.CheckConstraint("(kind = 'isolation_valve') = (valve_state IS NOT NULL)", name="valve_state_iff_valve"),
     sa.CheckConstraint("valve_state IS NULL OR " + one_of("valve_state", VALVE_STATES), name="valve_state_known"),
     sa.UniqueConstraint("network_id", "code"),
@@ -72,8 +91,15 @@ pipes = sa.Table(
     sa.Column("pressure_class", sa.Text, comment="压力级别"),
     sa.Column("status", sa.Text, nullable=False, server_default="in_service"),
     sa.Column("length_m", sa.Float, sa.Computed("ST_Length(geom)", persisted=True), comment="长度 m"),
+    # migration 0009: INP status, the recorded length, and where an imported piece comes from
+    sa.Column("link_state", sa.Text, nullable=False, server_default="open", comment="运行状态 open/closed/check"),
+    sa.Column("recorded_length_m", sa.Float, comment="记录长度 m"),
+    sa.Column("source_link", sa.Text, comment="源管段"),
+    sa.Column("valve_stub", sa.Boolean, nullable=False, server_default=sa.false(), comment="阀门短管"),
     geometry_column("LineString"),
     sa.CheckConstraint("status IN ('in_service','abandoned','planned')", name="status_known"),
+    sa.CheckConstraint(one_of("link_state", PIPE_LINK_STATES), name="link_state_known"),
+    sa.CheckConstraint("recorded_length_m IS NULL OR recorded_length_m > 0", name="recorded_length_positive"),
     sa.CheckConstraint("diameter_mm IS NULL OR diameter_mm > 0", name="diameter_positive"),
     sa.CheckConstraint("burial_depth_m IS NULL OR burial_depth_m >= 0", name="depth_positive"),
     valid_geometry_check("pipeline_pipes"),

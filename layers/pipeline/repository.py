@@ -17,7 +17,6 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, NotFound
-from gis.schema import layer_versions
 from layers.pipeline.models import (
     customers,
     isolations,
@@ -49,12 +48,13 @@ def pipes_in_area(conn: Connection, area: BaseGeometry) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def table_versions(conn: Connection) -> tuple[int, ...]:
-    """Layer versions of the tables a network graph is built from (edits bump them)."""
-    names = (nodes.name, pipes.name, customers.name, networks.name)
-    rows = dict(conn.execute(sa.select(layer_versions.c.table_name, layer_versions.c.version)
-                             .where(layer_versions.c.table_name.in_(names))).all())
-    return tuple(int(rows.get(n, 0)) for n in names)
+def graph_version(conn: Connection, network_id: int) -> int:
+    """The network's graph version: triggers bump it whenever its pipes, nodes or customers (or its own
+    row) change, so a cached graph is rebuilt for that network only."""
+    version = conn.execute(sa.select(networks.c.graph_version).where(networks.c.id == network_id)).scalar()
+    if version is None:
+        raise NotFound(f"no pipeline network {network_id}: list them at /pipeline/networks")
+    return int(version)
 
 
 def network(conn: Connection, network_id: int) -> dict[str, Any]:
@@ -75,7 +75,8 @@ def graph_nodes(conn: Connection, network_id: int) -> list[tuple]:
     ll = sa.func.ST_Transform(nodes.c.geom, 4326)
     query = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, nodes.c.valve_state,
                        sa.func.ST_X(nodes.c.geom), sa.func.ST_Y(nodes.c.geom), nodes.c.diameter_mm,
-                       nodes.c.last_exercised, nodes.c.access_note, sa.func.ST_X(ll), sa.func.ST_Y(ll))
+                       nodes.c.last_exercised, nodes.c.access_note, sa.func.ST_X(ll), sa.func.ST_Y(ll),
+                       nodes.c.control_type, nodes.c.link_state, nodes.c.inlet_pipe)
              .where(nodes.c.network_id == network_id).order_by(nodes.c.id))
     return [tuple(r) for r in conn.execute(query)]
 
@@ -84,7 +85,8 @@ def graph_pipes(conn: Connection, network_id: int) -> list[tuple]:
     """A network's in-service pipes as the graph reads them (ends, length, midpoint, line)."""
     mid = sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5)
     query = (sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node, pipes.c.length_m,
-                       pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid), sa.func.ST_AsBinary(pipes.c.geom))
+                       pipes.c.diameter_mm, sa.func.ST_X(mid), sa.func.ST_Y(mid), sa.func.ST_AsBinary(pipes.c.geom),
+                       pipes.c.link_state, pipes.c.recorded_length_m, pipes.c.valve_stub, pipes.c.source_link)
              .where(pipes.c.network_id == network_id, pipes.c.status == "in_service").order_by(pipes.c.id))
     return [tuple(r) for r in conn.execute(query)]
 
@@ -96,16 +98,24 @@ def graph_customers(conn: Connection, network_id: int) -> list[tuple]:
     return [tuple(r) for r in conn.execute(query)]
 
 
-def create_network(conn: Connection, *, utility: str, name: str, operator: str | None = None) -> int:
+def create_network(conn: Connection, *, utility: str, name: str, operator: str | None = None,
+                   length_source: str = "drawn") -> int:
     """A new network; Conflict when the name is taken."""
     if conn.execute(sa.select(networks.c.id).where(networks.c.name == name)).first() is not None:
         raise Conflict(f"a pipeline network named {name!r} exists already: choose another name")
-    return int(conn.execute(networks.insert().values(utility=utility, name=name, operator=operator)
+    return int(conn.execute(networks.insert().values(utility=utility, name=name, operator=operator,
+                                                     length_source=length_source)
                             .returning(networks.c.id)).scalar_one())
 
 
+def set_inlet_pipes(conn: Connection, inlets: dict[int, int]) -> None:
+    """Node id → the pipe id supply enters it from (pumps, PRV/PSV, check valves)."""
+    for node_id, pipe_id in inlets.items():
+        conn.execute(nodes.update().where(nodes.c.id == node_id).values(inlet_pipe=pipe_id))
+
+
 _NODE_FIELDS = ("kind", "valve_state", "control_type", "diameter_mm", "last_exercised", "access_note",
-                "ground_elevation_m", "install_year")
+                "ground_elevation_m", "install_year", "link_state")
 
 
 def insert_nodes(conn: Connection, network_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -122,7 +132,8 @@ def insert_nodes(conn: Connection, network_id: int, rows: list[dict[str, Any]]) 
     return out
 
 
-_PIPE_FIELDS = ("material", "diameter_mm", "install_year", "burial_depth_m", "pressure_class")
+_PIPE_FIELDS = ("material", "diameter_mm", "install_year", "burial_depth_m", "pressure_class", "recorded_length_m",
+                "source_link")
 
 
 def insert_pipes(conn: Connection, network_id: int, rows: list[dict[str, Any]],
@@ -131,6 +142,7 @@ def insert_pipes(conn: Connection, network_id: int, rows: list[dict[str, Any]],
     srid = SRID
     params = [{"network_id": network_id, "code": r["code"], "from_node": node_ids.get(r["from"]),
                "to_node": node_ids.get(r["to"]), "geom": from_shape(r["geom"], srid=srid),
+               "link_state": r.get("link_state") or "open", "valve_stub": bool(r.get("valve_stub")),
                **{f: r.get(f) for f in _PIPE_FIELDS}} for r in rows]
     out: dict[str, int] = {}
     for chunk in _chunks(params):
@@ -260,7 +272,8 @@ def topology_rows(conn: Connection, network_id: int) -> dict[str, list[tuple]]:
               .where(pipes.c.network_id == network_id).order_by(pipes.c.id))
     node_q = (sa.select(nodes.c.id, nodes.c.code, nodes.c.kind, sa.func.ST_X(nodes.c.geom),
                         sa.func.ST_Y(nodes.c.geom), sa.func.ST_X(ll(nodes.c.geom, 4326)),
-                        sa.func.ST_Y(ll(nodes.c.geom, 4326)), nodes.c.network_id)
+                        sa.func.ST_Y(ll(nodes.c.geom, 4326)), nodes.c.network_id, nodes.c.control_type,
+                        nodes.c.link_state, nodes.c.inlet_pipe)
               .where(nodes.c.network_id == network_id).order_by(nodes.c.id))
     other = sa.alias(nodes)
     cust_q = (sa.select(customers.c.id, customers.c.account_no, customers.c.node_id, other.c.network_id,

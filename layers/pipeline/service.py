@@ -27,12 +27,13 @@ from sqlalchemy.engine import Connection
 from gis import access
 from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
-from gis.errors import InvalidParameter, NotFound
+from gis.errors import ImportRejected, InvalidParameter, NotFound
 from gis.geometry import to_storage
 from gis.settings import Settings
 from gis.writes import audit
 from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, topology
-from layers.pipeline.isolation import isolate, network_distances, second_ring
+from layers.pipeline.inp import Placement  # noqa: F401  (re-exported: the INP placement the routes build)
+from layers.pipeline.isolation import drained_pipes, isolate, network_distances, second_ring
 from layers.pipeline.layers import CUSTOMERS, ISOLATIONS, NODES, PIPES, REPAIR_ORDERS, REPAIRS
 from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
 from layers.pipeline.profile import profile_png  # noqa: F401  (re-exported: the chart the routes send)
@@ -42,20 +43,22 @@ TOUCH_M = 0.001
 _GRAPHS = GraphCache()
 
 
-def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = ()) -> NetworkGraph:
+def load_graph(conn: Connection, network_id: int, key: tuple[int, ...] = (), *, one_way: bool = True) -> NetworkGraph:
     """Read a network's pipes, nodes and customers into a NetworkGraph (arrays, no people: the
-    analyses below check the caller; tests and benchmarks build graphs with it)."""
+    analyses below check the caller; tests and benchmarks build graphs with it). ``one_way``: supply
+    passes pumps, PRV/PSV and check valves forwards only (physical); False: both ways (WNTR's
+    topological metric)."""
     net = repository.network(conn, network_id)
     node_rows = repository.graph_nodes(conn, network_id)
     pipe_rows = repository.graph_pipes(conn, network_id)
     cust_rows = repository.graph_customers(conn, network_id)
-    return topology.graph_from_rows(net, node_rows, pipe_rows, cust_rows, key)
+    return topology.graph_from_rows(net, node_rows, pipe_rows, cust_rows, key, one_way=one_way)
 
 
-def network_graph(conn: Connection, network_id: int) -> NetworkGraph:
-    """The graph of a network, rebuilt only when a pipeline table changed since it was cached."""
-    key = repository.table_versions(conn)
-    return _GRAPHS.get(network_id, key, lambda: load_graph(conn, network_id, key))
+def network_graph(conn: Connection, network_id: int, *, one_way: bool = True) -> NetworkGraph:
+    """The graph of a network, rebuilt only when that network changed since it was cached."""
+    key = (repository.graph_version(conn, network_id),)
+    return _GRAPHS.get(network_id, key, lambda: load_graph(conn, network_id, key, one_way=one_way), one_way)
 
 
 def clear_graph_cache() -> None:
@@ -200,7 +203,9 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
 
     pipe_ids = [int(graph.pipe_ids[p]) for p in iso.pipes]
     lengths = graph.pipe_length[iso.pipes]
-    radius = graph.pipe_diameter[iso.pipes] / 2000.0
+    drained = drained_pipes(graph, iso)
+    drain_radius = graph.pipe_diameter[drained] / 2000.0
+    warnings = _isolation_warnings(graph, iso)
     result: dict[str, Any] = {
         "network_id": network_id, "utility": graph.utility, "network": graph.name,
         "burst": {**{k: v for k, v in located.items() if k != "point"},
@@ -214,15 +219,23 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
                                              for v in r["fallback_valves"]]} for r in ring],
         "segment": {
             "pipe_ids": pipe_ids,
-            "pipe_count": len(pipe_ids),
+            "pipe_count": segment_pipe_count(graph, iso.pipes),
             "length_m": round(float(lengths.sum()), 2),
-            "volume_m3": round(float((np.pi * radius ** 2 * lengths).sum()), 3),
-            "diameter_unknown_pipes": int((radius == 0).sum()),
+            "length_source": graph.length_source,
+            "volume_m3": round(float((np.pi * drain_radius ** 2 * graph.pipe_length[drained]).sum()), 3),
+            "volume_note": ("放水量含隔离段及经未关阀门与之连通、已无水源的管段 drain volume: the isolated pipes and the "
+                            "unfed mains left open to them"),
+            "drained_pipe_count": segment_pipe_count(graph, drained),
+            "diameter_unknown_pipes": int((drain_radius == 0).sum()),
             "feeders_inside": [{"id": int(graph.node_ids[n]), "code": graph.node_codes[n],
                                 "kind": graph.node_info[n]["kind"],
                                 "note": "水源/水池在隔离段内：须在站内关闭出口 / shut the station outlet"}
                                for n in feeders_inside],
+            "control_elements_inside": [_control_element(graph, int(n)) for n in iso.nodes
+                                        if graph.node_info[int(n)]["kind"] in ("pump", "control_valve")],
         },
+        "supply_model": "one_way" if graph.one_way else "two_way",
+        "warnings": warnings,
         "customers": _customers(conn, graph, iso.customers_inside, iso.customers_collateral, caller,
                                 customer_limit),
         "customers_already_without_supply": int(len(iso.customers_already_unfed)),
@@ -234,7 +247,7 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
             "valves_already_closed": [v["id"] for v in result["valves_already_closed"]],
             "valves_not_needed": [v["id"] for v in result["valves_not_needed"]],
             "pipe_ids": pipe_ids, "length_m": result["segment"]["length_m"],
-            "volume_m3": result["segment"]["volume_m3"],
+            "volume_m3": result["segment"]["volume_m3"], "warnings": warnings,
             "customer_ids": [int(graph.customer_ids[i]) for i in
                              np.concatenate([iso.customers_inside, iso.customers_collateral])],
             "customers_total": result["customers"]["total"],
@@ -255,6 +268,47 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
         result["parent_id"] = parent_id
         result["created_at"] = row["created_at"].isoformat()
     return result
+
+
+def segment_pipe_count(graph: NetworkGraph, pipes: np.ndarray) -> int:
+    """How many pipes a set of pipe pieces is: the short stubs an imported valve layer inserts are left
+    out, and the pieces of one INP link (cut at a pump, a control valve or a valve) count once."""
+    links = set()
+    count = 0
+    for p in np.asarray(pipes).tolist():
+        if graph.pipe_stub[p]:
+            continue
+        link = graph.pipe_link[p]
+        if link is None:
+            count += 1
+        elif link not in links:
+            links.add(link)
+            count += 1
+    return count
+
+
+def _control_element(graph: NetworkGraph, node: int) -> dict[str, Any]:
+    """A pump or control valve inside an isolated segment, with what the crew must do about it."""
+    info = graph.node_info[node]
+    if info["kind"] == "pump":
+        note = "隔离段内有水泵：关阀前须停泵并关闭其进出口阀 stop the pump and close its inlet and outlet valves first"
+    else:
+        note = (f"隔离段内有{info.get('control_type') or ''}控制阀：须关闭其前后阀门或置为关闭，恢复时重新整定 isolate the "
+                "control valve (or set it closed) and re-set it when supply is restored")
+    return {"id": int(graph.node_ids[node]), "code": graph.node_codes[node], "kind": info["kind"],
+            "control_type": info.get("control_type"), "link_state": info.get("link_state"), "note": note}
+
+
+def _isolation_warnings(graph: NetworkGraph, iso: Any) -> list[str]:
+    """What an isolation answer must say besides its figures."""
+    out = []
+    if not len(graph.valve_nodes):
+        out.append("该管网没有隔离阀门：隔离范围为整个管网 the network has no isolation valves: the isolated area is "
+                   "the whole network (import its valve layer, or check the topology report)")
+    elif not len(iso.boundary):
+        out.append("隔离段周边无可关阀门：该连通区无法分段隔离 no valve bounds this segment: its connected area "
+                   "cannot be isolated in parts")
+    return out
 
 
 def revise_isolation(conn: Connection, isolation_id: int, *, caller: Caller, settings: Settings,
@@ -567,6 +621,7 @@ def proposed_pipe_clearance(conn: Connection, line: BaseGeometry, *, caller: Cal
     """GB 50289 clearance of a proposed pipe (storage CRS) against every existing pipe near it."""
     require_read(caller, PIPES)
     clearance.check_utility(utility)
+    clearance.check_pressure_class(pressure_class)
     spec = clearance.PipeSpec(utility, diameter_mm, depth_m, pressure_class)
     rules = clearance.load_rules(settings.paths.rules_dir)
     nearby = repository.pipes_near(conn, line, clearance.search_distance(spec))
@@ -597,11 +652,14 @@ def pipe_profile(conn: Connection, pipe_ids: list[int], *, caller: Caller, setti
 
 def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | None, caller: Caller,
                settings: Settings, valve_layer: Iterable[tuple[str, str]] = (), customers_from_demand: bool = False,
-               operator: str | None = None) -> inp.ImportResult:
+               operator: str | None = None, placement: inp.Placement | None = None, lengths: str = "auto",
+               length_tolerance: float = inp.LENGTH_TOLERANCE) -> inp.ImportResult:
     """Import an INP file (path or text) as a new water network; returns what was written.
 
     Writes pipes and nodes, and customers with ``customers_from_demand``: the caller needs write
-    scope for each. See inp.plan_import for ``crs``, ``valve_layer`` and ``customers_from_demand``.
+    scope for each. See inp.plan_import for ``crs``/``placement``, ``valve_layer``, ``lengths`` and
+    ``customers_from_demand``. Pipe materials (the INP's link tags) must be in the code list: the
+    pipes layer's validators refuse the import otherwise, naming the known materials.
     """
     require_write(caller, PIPES)
     require_write(caller, NODES)
@@ -609,13 +667,21 @@ def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | No
         require_write(caller, CUSTOMERS)
     plan = inp.plan_import(inp.read_inp_text(source), crs=crs, storage_crs=settings.spatial.storage_crs,
                            city_bounds=settings.spatial.city_bounds, valve_layer=valve_layer,
-                           customers_from_demand=customers_from_demand)
-    network_id = repository.create_network(conn, utility="water", name=name, operator=operator)
+                           customers_from_demand=customers_from_demand, placement=placement, lengths=lengths,
+                           length_tolerance=length_tolerance)
+    problems = PIPES.value_problems([{k: r[k] for k in ("material",) if r.get(k) is not None} for r in plan.pipe_rows])
+    if problems:
+        raise ImportRejected(f"{len(problems)} pipe(s) with values the code lists do not know; nothing was imported",
+                             errors=[{"pipe": plan.pipe_rows[i]["code"], "reason": reason} for i, reason in problems[:100]])
+    network_id = repository.create_network(conn, utility="water", name=name, operator=operator,
+                                           length_source=plan.length_source)
     node_ids = repository.insert_nodes(conn, network_id, plan.node_rows)
     pipe_ids = repository.insert_pipes(conn, network_id, plan.pipe_rows, node_ids)
+    repository.set_inlet_pipes(conn, {node_ids[device]: pipe_ids[code] for device, code in plan.inlets.items()})
     n_customers = repository.insert_customers(conn, network_id, plan.customer_rows, node_ids) \
         if customers_from_demand else 0
     audit(conn, caller, PIPES.id, None, "import", None, None,
-          {"network_id": network_id, "format": "EPANET INP", "crs": crs, "nodes": len(node_ids),
-           "pipes": len(pipe_ids), "isolation_valves": len(plan.valve_codes), "customers": n_customers})
+          {"network_id": network_id, "format": "EPANET INP", "crs": plan.crs, "nodes": len(node_ids),
+           "pipes": len(pipe_ids), "isolation_valves": len(plan.valve_codes), "customers": n_customers,
+           "length_source": plan.length_source})
     return inp.import_result(plan, network_id, node_ids, pipe_ids, n_customers)

@@ -11,7 +11,7 @@ How valves are modelled (and why it matches WNTR's ``valve_segments``):
   pipes and all nodes, with an edge pipe—node for every pipe end whose node is not a barrier. A pipe's
   label is its segment; a non-barrier node shares the label of its pipes.
 * Sources and tanks are feeders: a segment containing one is fed. Control valves (PRV, check) and
-  pumps are ordinary nodes here — they are not isolation barriers.
+  pumps are ordinary nodes for segmentation — they are not isolation barriers (WNTR's segments).
 * Supply reachability runs on the much smaller *segment graph*: vertices are segments, and each open
   barrier valve joins the segments of its pipes (a closed valve joins nothing). Collateral outage is
   what loses its path to a feeder once the burst segment(s) are gone and their valves closed. A
@@ -19,8 +19,20 @@ How valves are modelled (and why it matches WNTR's ``valve_segments``):
   only the subtrees of the removed segments can lose supply (``cut_off``); a whole-network component
   search is the fallback for trunk mains near a source.
 
-The graph is built once per network and cached, keyed by the layer versions of the pipeline tables
-(an edit anywhere bumps them, so the next query rebuilds).
+One-way supply. Physically, a pump, a PRV or PSV that is active, and a check valve (a node of
+control type ``check``, or a pipe whose INP status is CV) pass water only from their inlet side; a
+closed pump, control valve or pipe passes none. With ``one_way`` (the default) supply reachability
+honours that: the network is cut further, at those elements, into *supply cells*, joined by directed
+edges (open barrier valves join their cells both ways, a check pipe or a pump only forwards), and a
+cell is fed when a directed path leads to it from a source or tank. Collateral outage is then what
+loses every directed path; the supply tree becomes a breadth-first arborescence over the cells and
+the same "only its subtrees can lose supply" bound applies. Without ``one_way`` every element is
+two-way — WNTR's topological metric, physically wrong where pumps and check valves matter, kept for
+comparison with it. A network without directed elements has one cell per segment and gets the
+same answers either way.
+
+The graph is built once per network and cached, keyed by the network's own graph version (bumped by
+triggers on any change to its pipes, nodes or customers; other networks' edits leave it alone).
 
 Pure: the service (layers/pipeline/service.py) reads the rows through the repository and passes them
 in; this module builds the arrays, checks the topology and plans the topology build.
@@ -48,6 +60,25 @@ VALVE = KIND_CODE["isolation_valve"]
 OPEN, CLOSED, INOPERABLE = (STATE_CODE[s] for s in ("open", "closed", "inoperable"))
 FEEDER_KINDS = np.array([KIND_CODE["source"], KIND_CODE["tank"]])
 CATEGORY_CODE = {c: i for i, c in enumerate(CUSTOMER_CATEGORIES)}
+# how a pipe passes supply: both ways, not at all (closed), or from from_node to to_node only (INP CV)
+PIPE_OPEN, PIPE_CLOSED, PIPE_CHECK = 0, 1, 2
+PIPE_MODE = {"open": PIPE_OPEN, "closed": PIPE_CLOSED, "check": PIPE_CHECK}
+# how a node passes supply: as a junction, from its inlet pipe only, or not at all
+NODE_PASS, NODE_ONE_WAY, NODE_CLOSED = 0, 1, 2
+ONE_WAY_CONTROLS = ("PRV", "PSV", "check")  # control valves that pass flow one way while controlling
+
+
+def node_mode(kind: str, control_type: str | None, link_state: str | None, inlet: int | None) -> int:
+    """How a node passes supply (see the module docstring): pumps always forward only; PRV, PSV and
+    check valves forward only unless fixed open; any pump or control valve closed passes nothing.
+    Without a known inlet pipe the direction cannot be known and the node passes both ways (the
+    topology check reports it)."""
+    if kind not in ("pump", "control_valve"):
+        return NODE_PASS
+    if link_state == "closed":
+        return NODE_CLOSED
+    one_way = kind == "pump" or (control_type in ONE_WAY_CONTROLS and link_state != "open")
+    return NODE_ONE_WAY if one_way and inlet is not None and inlet >= 0 else NODE_PASS
 
 
 def _csr_groups(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +116,13 @@ class NetworkGraph:
     node_info: list[dict[str, Any]] = field(default_factory=list)  # attributes shown to crews
     pipe_geom: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # shapely lines
     version_key: tuple[int, ...] = ()
+    pipe_mode: np.ndarray | None = None  # PIPE_OPEN / PIPE_CLOSED / PIPE_CHECK (default: all open)
+    node_mode: np.ndarray | None = None  # NODE_PASS / NODE_ONE_WAY / NODE_CLOSED (default: all pass)
+    node_inlet: np.ndarray | None = None  # pipe index a one-way node takes supply from, -1 otherwise
+    pipe_stub: np.ndarray | None = None  # the short pieces between a node and an inserted valve
+    pipe_link: list[str | None] | None = None  # the INP link a piece was cut from
+    length_source: str = "drawn"  # which lengths pipe_length holds: drawn or recorded (INP)
+    one_way: bool = True  # one-way supply through pumps and check valves; False: two-way (WNTR's)
 
     def __post_init__(self) -> None:
         self.pipe_index = {int(v): i for i, v in enumerate(self.pipe_ids)}
@@ -98,7 +136,23 @@ class NetworkGraph:
         self.node_pipes = owners[keep][order]
         self.is_valve = self.node_kind == VALVE
         self.is_feeder = np.isin(self.node_kind, FEEDER_KINDS)
+        if self.pipe_mode is None:
+            self.pipe_mode = np.zeros(n_pipes, dtype=np.int8)
+        if self.node_mode is None:
+            self.node_mode = np.zeros(n_nodes, dtype=np.int8)
+        if self.node_inlet is None:
+            self.node_inlet = np.full(n_nodes, -1, dtype=np.int64)
+        if self.pipe_stub is None:
+            self.pipe_stub = np.zeros(n_pipes, dtype=bool)
+        if self.pipe_link is None:
+            self.pipe_link = [None] * n_pipes
         self.segment()
+        # directed supply only where it changes anything: a network without one-way or closed
+        # elements keeps the segment-level search (one cell per segment)
+        self.directed = bool(self.one_way and ((self.pipe_mode != PIPE_OPEN).any() or
+                                               (self.node_mode != NODE_PASS).any()))
+        if self.directed:
+            self._build_cells()
 
     # --- segmentation -------------------------------------------------------------------------
     def segment(self) -> None:
@@ -299,6 +353,154 @@ class NetworkGraph:
         fed_labels[labels[feeding]] = True
         return fed_labels[labels] & ~gone
 
+
+    # --- directed supply cells ------------------------------------------------------------------
+    def _build_cells(self) -> None:
+        """Supply cells and their directed edges (module docstring), the baseline fed cells, the
+        directed supply tree, and the customers by cell."""
+        n_pipes, n_nodes = len(self.pipe_ids), len(self.node_ids)
+        pipe_mode, mode, inlet = self.pipe_mode, self.node_mode, self.node_inlet
+        attach_r, attach_c, flow_a, flow_b = [], [], [], []
+        for side, end in ((0, self.pipe_from), (1, self.pipe_to)):
+            idx = np.flatnonzero(end >= 0)
+            node = end[idx]
+            usable = ~self.barrier[node] & (pipe_mode[idx] != PIPE_CLOSED) & (mode[node] != NODE_CLOSED)
+            into_only = ((pipe_mode[idx] == PIPE_CHECK) & (side == 1)) | \
+                        ((mode[node] == NODE_ONE_WAY) & (inlet[node] == idx))
+            # a check pipe leaving a one-way node (other than through its inlet) attaches normally
+            attach = usable & ~into_only
+            attach_r.append(idx[attach])
+            attach_c.append(n_pipes + node[attach])
+            flow_a.append(idx[usable & into_only])
+            flow_b.append(n_pipes + node[usable & into_only])
+        size = n_pipes + n_nodes
+        r, c = np.concatenate(attach_r), np.concatenate(attach_c)
+        matrix = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(size, size)).tocsr()
+        self.n_cells, self.vertex_cell = connected_components(matrix, directed=False)
+        # open barrier valves join the cells of their pipes, each way a pipe end allows
+        src, dst, via = [np.concatenate(flow_a)], [np.concatenate(flow_b)], [np.full(sum(map(len, flow_a)), -1)]
+        for v in self.valve_nodes.tolist():
+            if self.node_state[v] != OPEN:
+                continue
+            pipes = self.pipes_of(v)
+            delivers_in = [q for q in pipes if pipe_mode[q] != PIPE_CLOSED and
+                           not (pipe_mode[q] == PIPE_CHECK and self.pipe_from[q] == v)]
+            takes_out = [q for q in pipes if pipe_mode[q] != PIPE_CLOSED and
+                         not (pipe_mode[q] == PIPE_CHECK and self.pipe_to[q] == v)]
+            pairs = [(a, b) for a in delivers_in for b in takes_out if a != b]
+            if pairs:
+                src.append(np.array([a for a, _ in pairs]))
+                dst.append(np.array([b for _, b in pairs]))
+                via.append(np.full(len(pairs), v))
+        a = self.vertex_cell[np.concatenate(src).astype(np.int64)]
+        b = self.vertex_cell[np.concatenate(dst).astype(np.int64)]
+        valve = np.concatenate(via).astype(np.int64)
+        keep = a != b
+        self.cell_src, self.cell_dst, self.cell_valve = a[keep], b[keep], valve[keep]
+        self.pipe_cell = self.vertex_cell[:n_pipes]
+        self.node_cell = self.vertex_cell[n_pipes:].copy()
+        # a customer on a barrier valve node (a cell of its own) takes the cell of the valve's first pipe
+        cust_cell = self.node_cell[self.customer_node] if len(self.customer_node) else np.zeros(0, np.int64)
+        for i, node in enumerate(self.customer_node.tolist()):
+            if self.barrier[node]:
+                pipes = self.pipes_of(node)
+                cust_cell[i] = self.pipe_cell[pipes[0]] if len(pipes) else cust_cell[i]
+        self.customer_cell = cust_cell
+        # each cell lies in one segment (cells only cut segments further)
+        self.cell_seg = np.full(self.n_cells, -1, dtype=np.int64)
+        self.cell_seg[self.pipe_cell] = self.pipe_seg
+        member = self.node_seg >= 0
+        self.cell_seg[self.node_cell[member]] = self.node_seg[member]
+        self.cell_feeder = np.zeros(self.n_cells, dtype=bool)
+        self.cell_feeder[self.node_cell[self.is_feeder]] = True
+        out_edges: list[list[int]] = [[] for _ in range(self.n_cells)]
+        in_edges: list[list[int]] = [[] for _ in range(self.n_cells)]
+        for x, y in zip(self.cell_src.tolist(), self.cell_dst.tolist(), strict=True):
+            out_edges[x].append(y)
+            in_edges[y].append(x)
+        self.cell_out, self.cell_in = out_edges, in_edges
+        ptr, order = _csr_groups(np.where(self.pipe_cell >= 0, self.pipe_cell, self.n_cells), self.n_cells + 1)
+        self.cell_pipe_ptr, self.cell_pipes = ptr[: self.n_cells + 1], order
+        ptr, order = _csr_groups(np.where(self.cell_seg >= 0, self.cell_seg, self.n_segments), self.n_segments + 1)
+        self.seg_cell_ptr, self.seg_cells = ptr[: self.n_segments + 1], order
+        cc = np.where(self.customer_cell >= 0, self.customer_cell, self.n_cells)
+        ptr, order = _csr_groups(cc, self.n_cells + 1)
+        self.cell_customer_ptr, self.cell_customers = ptr[: self.n_cells + 1], order
+        self.cell_baseline_fed = self.fed_cells(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.unfed_customers = np.flatnonzero(~self.cell_baseline_fed[self.customer_cell]) \
+            if len(self.customer_cell) else np.zeros(0, np.int64)
+        # the directed supply tree: a breadth-first arborescence from every feeder cell
+        n = self.n_cells
+        feeders = np.flatnonzero(self.cell_feeder)
+        rows = np.concatenate([self.cell_src, np.full(len(feeders), n)])
+        cols = np.concatenate([self.cell_dst, feeders])
+        tree = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        _, pred = breadth_first_order(tree, n, directed=True, return_predecessors=True)
+        parents = np.where(pred[:n] >= 0, pred[:n], n + 1)
+        ptr, order = _csr_groups(parents, n + 2)
+        self.cell_children = [order[ptr[u]:ptr[u + 1]].tolist() for u in range(n)]
+
+    def cells_of(self, segs: np.ndarray | list[int]) -> np.ndarray:
+        """The supply cells of some segments."""
+        parts = [self.seg_cells[self.seg_cell_ptr[s]:self.seg_cell_ptr[s + 1]] for s in segs]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def customers_in_cells(self, cells: np.ndarray | list[int]) -> np.ndarray:
+        parts = [self.cell_customers[self.cell_customer_ptr[c]:self.cell_customer_ptr[c + 1]] for c in cells]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def fed_cells(self, removed_cells: np.ndarray, closed_valves: np.ndarray) -> np.ndarray:
+        """Boolean per cell: a directed path from a feeder reaches it with ``removed_cells`` gone and
+        ``closed_valves`` (node indices) shut."""
+        n = self.n_cells
+        gone = np.zeros(n, dtype=bool)
+        gone[removed_cells] = True
+        keep = ~(gone[self.cell_src] | gone[self.cell_dst])
+        if len(closed_valves):
+            keep &= ~np.isin(self.cell_valve, closed_valves)
+        feeders = np.flatnonzero(self.cell_feeder & ~gone)
+        rows = np.concatenate([self.cell_src[keep], np.full(len(feeders), n)])
+        cols = np.concatenate([self.cell_dst[keep], feeders])
+        matrix = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        reached = breadth_first_order(matrix, n, directed=True, return_predecessors=False)
+        fed = np.zeros(n + 1, dtype=bool)
+        fed[reached] = True
+        return fed[:n] & ~gone
+
+    def cells_cut_off(self, removed_cells: set[int], closed_valves: np.ndarray, limit: int = 3000) -> list[int]:
+        """Cells that had supply and lose it when ``removed_cells`` are isolated (``closed_valves`` shut):
+        only tree descendants of the removed cells can lose it, and of them those no directed path
+        reaches from a fed cell outside — the directed twin of ``cut_off``, with the same fallback to a
+        whole-network search for a big subtree or a closed valve joining two outside cells."""
+        gone = removed_cells
+        multi = any(len({int(self.pipe_cell[q]) for q in self.pipes_of(v)} - gone) > 1
+                    for v in np.asarray(closed_valves).tolist())
+        members: set[int] = set()
+        if not multi:
+            stack = [c for c in gone if self.cell_baseline_fed[c]]
+            while stack and len(members) <= limit:
+                u = stack.pop()
+                for child in self.cell_children[u]:
+                    if child not in gone and child not in members:
+                        members.add(child)
+                        stack.append(child)
+        if multi or len(members) > limit:
+            fed = self.fed_cells(np.array(sorted(gone), dtype=np.int64), np.asarray(closed_valves, dtype=np.int64))
+            removed = np.zeros(self.n_cells, dtype=bool)
+            removed[list(gone)] = True
+            return np.flatnonzero(self.cell_baseline_fed & ~fed & ~removed).tolist()
+        baseline = self.cell_baseline_fed
+        reached = {u for u in members
+                   if any(w not in members and w not in gone and baseline[w] for w in self.cell_in[u])}
+        stack = list(reached)
+        while stack:
+            u = stack.pop()
+            for w in self.cell_out[u]:
+                if w in members and w not in reached:
+                    reached.add(w)
+                    stack.append(w)
+        return sorted(u for u in members if u not in reached)
+
     # --- connectivity queries -----------------------------------------------------------------
     def connected(self, a: int, b: int) -> bool:
         """Are nodes a and b (indices) connected under the current valve states?"""
@@ -306,7 +508,25 @@ class NetworkGraph:
         return bool(fed_a[self._seg_of_node(b)])
 
     def feeders_of(self, node: int) -> list[int]:
-        """Indices of the sources/tanks whose water can reach ``node`` under current valve states."""
+        """Indices of the sources/tanks whose water can reach ``node`` under current valve states (along
+        the direction of pumps and check valves when the graph is one-way)."""
+        if self.directed:
+            target = int(self.node_cell[node])
+            if self.barrier[node] and len(self.pipes_of(node)):
+                target = int(self.pipe_cell[self.pipes_of(node)[0]])
+            out = []
+            for f in np.flatnonzero(self.is_feeder).tolist():
+                start = int(self.node_cell[f])
+                seen, stack = {start}, [start]
+                while stack:
+                    u = stack.pop()
+                    for w in self.cell_out[u]:
+                        if w not in seen:
+                            seen.add(w)
+                            stack.append(w)
+                if target in seen:
+                    out.append(int(f))
+            return out
         reach = self._reach_from(node)
         feeders = np.flatnonzero(self.is_feeder & (self.node_seg >= 0))
         return [int(f) for f in feeders if reach[self.node_seg[f]]]
@@ -331,23 +551,25 @@ class NetworkGraph:
 
 # --- building and caching graphs -------------------------------------------------------------
 class GraphCache:
-    """Graphs by network id, each kept while the pipeline tables' layer versions stay what they were
-    when it was built (an edit anywhere bumps them, so the next query rebuilds)."""
+    """Graphs by network id (and supply mode), each kept while its network's graph version stays what it
+    was when the graph was built (an edit of that network bumps it, so the next query rebuilds)."""
 
     def __init__(self) -> None:
-        self._graphs: dict[int, NetworkGraph] = {}
+        self._graphs: dict[tuple[int, bool], NetworkGraph] = {}
         self._lock = threading.Lock()
 
-    def get(self, network_id: int, key: tuple[int, ...], build: Callable[[], NetworkGraph]) -> NetworkGraph:
+    def get(self, network_id: int, key: tuple[int, ...], build: Callable[[], NetworkGraph],
+            one_way: bool = True) -> NetworkGraph:
         """The cached graph when its version key is ``key``, else ``build()`` (once, under a lock)."""
-        graph = self._graphs.get(network_id)
+        slot = (network_id, one_way)
+        graph = self._graphs.get(slot)
         if graph is not None and graph.version_key == key:
             return graph
         with self._lock:
-            graph = self._graphs.get(network_id)
+            graph = self._graphs.get(slot)
             if graph is None or graph.version_key != key:
                 graph = build()
-                self._graphs[network_id] = graph
+                self._graphs[slot] = graph
         return graph
 
     def clear(self) -> None:
@@ -356,15 +578,20 @@ class GraphCache:
 
 
 def graph_from_rows(net: dict[str, Any], node_rows: list[tuple], pipe_rows: list[tuple], cust_rows: list[tuple],
-                    key: tuple[int, ...] = ()) -> NetworkGraph:
+                    key: tuple[int, ...] = (), *, one_way: bool = True) -> NetworkGraph:
     """A NetworkGraph from a network's row and the rows the repository reads for it
-    (``graph_nodes``, ``graph_pipes``, ``graph_customers``)."""
+    (``graph_nodes``, ``graph_pipes``, ``graph_customers``). Pipe lengths are the recorded ones when
+    the network's ``length_source`` says so (a schematic drawing), the drawn ones otherwise."""
     node_ids = np.array([r[0] for r in node_rows], dtype=np.int64)
     index = {int(v): i for i, v in enumerate(node_ids)}
+    pipe_index = {int(r[0]): i for i, r in enumerate(pipe_rows)}
 
     def idx(value: Any) -> int:
         return index.get(int(value), -1) if value is not None else -1
 
+    recorded = net.get("length_source") == "recorded"
+    lengths = [(r[10] if recorded and r[10] else r[4]) or 0.0 for r in pipe_rows]
+    inlets = [pipe_index.get(int(r[13]), -1) if r[13] is not None else -1 for r in node_rows]
     cust_rows = [r for r in cust_rows if r[1] is not None and int(r[1]) in index]
     return NetworkGraph(
         network_id=int(net["id"]),
@@ -374,7 +601,7 @@ def graph_from_rows(net: dict[str, Any], node_rows: list[tuple], pipe_rows: list
         pipe_codes=[r[1] for r in pipe_rows],
         pipe_from=np.array([idx(r[2]) for r in pipe_rows], dtype=np.int64),
         pipe_to=np.array([idx(r[3]) for r in pipe_rows], dtype=np.int64),
-        pipe_length=np.array([r[4] or 0.0 for r in pipe_rows], dtype=float),
+        pipe_length=np.array(lengths, dtype=float),
         pipe_diameter=np.array([r[5] or 0 for r in pipe_rows], dtype=float),
         pipe_mid=np.array([(r[6], r[7]) for r in pipe_rows], dtype=float).reshape(-1, 2),
         node_ids=node_ids,
@@ -383,13 +610,22 @@ def graph_from_rows(net: dict[str, Any], node_rows: list[tuple], pipe_rows: list
         node_state=np.array([STATE_CODE.get(r[3], -1) if r[3] else -1 for r in node_rows], dtype=np.int8),
         node_xy=np.array([(r[4], r[5]) for r in node_rows], dtype=float).reshape(-1, 2),
         node_info=[{"code": r[1], "kind": r[2], "valve_state": r[3], "diameter_mm": r[6],
-                    "last_exercised": r[7], "access_note": r[8], "lon": r[9], "lat": r[10]} for r in node_rows],
+                    "last_exercised": r[7], "access_note": r[8], "lon": r[9], "lat": r[10],
+                    "control_type": r[11], "link_state": r[12]} for r in node_rows],
         pipe_geom=shapely.from_wkb(np.array([bytes(r[8]) for r in pipe_rows], dtype=object)),
         customer_ids=np.array([r[0] for r in cust_rows], dtype=np.int64),
         customer_node=np.array([index[int(r[1])] for r in cust_rows], dtype=np.int64),
         customer_category=np.array([CATEGORY_CODE[r[2]] for r in cust_rows], dtype=np.int8),
         customer_households=np.array([r[3] for r in cust_rows], dtype=np.int64),
         version_key=key,
+        pipe_mode=np.array([PIPE_MODE[r[9] or "open"] for r in pipe_rows], dtype=np.int8),
+        node_mode=np.array([node_mode(r[2], r[11], r[12], inlet) for r, inlet in zip(node_rows, inlets, strict=True)],
+                           dtype=np.int8),
+        node_inlet=np.array(inlets, dtype=np.int64),
+        pipe_stub=np.array([bool(r[11]) for r in pipe_rows], dtype=bool),
+        pipe_link=[r[12] for r in pipe_rows],
+        length_source="recorded" if recorded else "drawn",
+        one_way=one_way,
     )
 
 
@@ -420,7 +656,8 @@ def topology_report(net: dict[str, Any], rows: dict[str, list[tuple]], storage_c
     geoms = shapely.from_wkb(np.array([bytes(r[5]) for r in pipe_rows], dtype=object))
     problems: dict[str, list[dict[str, Any]]] = {k: [] for k in (
         "missing_node", "unsnapped_endpoint", "dangling_end", "zero_length", "self_loop", "duplicate_pipe",
-        "valve_not_on_pipe", "customer_not_linked", "component_without_feeder")}
+        "valve_not_on_pipe", "customer_not_linked", "component_without_feeder", "no_isolation_valves",
+        "direction_unknown")}
     features: list[dict[str, Any]] = []
     to_lonlat = transformer(storage_crs, "EPSG:4326")
 
@@ -462,10 +699,16 @@ def topology_report(net: dict[str, Any], rows: dict[str, list[tuple]], storage_c
         for end in (p[2], p[3]):
             if end is not None:
                 pipes_at.setdefault(end, set()).add(k)
+    ends_of = {r[0]: (r[2], r[3]) for r in pipe_rows}
     for i, r in enumerate(node_rows):
         kind = r[2]
         if kind == "isolation_valve" and degree[i] == 0:
             flag("valve_not_on_pipe", r[3], r[4], node_id=r[0], node=r[1])
+        one_way = kind == "pump" or (kind == "control_valve" and r[8] in ONE_WAY_CONTROLS)
+        if one_way and r[9] != "closed" and r[0] not in ends_of.get(r[10], ()):
+            # supply direction unknown: the element is taken as two-way, which may count customers as fed
+            flag("direction_unknown", r[3], r[4], node_id=r[0], node=r[1], element=kind, control_type=r[8],
+                 reason="no inlet pipe recorded (pipeline_nodes.inlet_pipe): set the pipe supply enters from")
         if degree[i] == 1 and kind not in ENDPOINT_KINDS and tree is not None:
             point = shapely.points(xy[i])
             near = tree.query(point, predicate="dwithin", distance=10 * tol)
@@ -505,6 +748,13 @@ def topology_report(net: dict[str, Any], rows: dict[str, list[tuple]], storage_c
                  sample_node=node_rows[members[0]][1])
     else:
         count = 0
+    if pipe_rows and not any(r[2] == "isolation_valve" for r in node_rows):
+        # every burst would isolate its whole connected network: say so instead of "ok"
+        first = node_rows[0] if node_rows else None
+        problems["no_isolation_valves"].append({
+            "reason": "the network has no isolation valves: a burst isolates its whole connected network; import "
+                      "the valve layer (POST /pipeline/networks/import-inp with valves) or add the valves",
+            "lon": first[5] if first else None, "lat": first[6] if first else None})
     return {
         "network_id": network_id, "network": net["name"], "snap_tolerance_m": tol,
         "nodes": n, "pipes": len(pipe_rows), "components": int(count),

@@ -6,13 +6,13 @@ and adds the comments. (Found by the migration-drift test, tests/test_foundation
 Frozen: explicit operations, no model imported.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009 (the domain rules; was 0008 on main: re-pointed when merging the domain branch, one head)
 """
 
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
