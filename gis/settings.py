@@ -163,7 +163,8 @@ class ServiceSettings(BaseSettings):
         default=6000, ge=1, description="Map requests (tiles, basemap tiles, map assets) per key or per "
         "anonymous client address per minute, per API process.")
     anonymous_rate_limit_per_minute: int = Field(
-        default=300, ge=1, description="Data requests per anonymous client address per minute, per process.")
+        default=1000, ge=1, description="Data requests per anonymous client address per minute, per process "
+        "(an OGC conformance run such as ogctests Features Core makes about 520).")
     failed_key_limit_per_minute: int = Field(
         default=30, ge=1, description="Refused (unknown/revoked) keys per client address per minute.")
     trusted_proxies: tuple[str, ...] = Field(

@@ -235,7 +235,27 @@ def tile_query(layers: tuple[Layer, ...], z: int, x: int, y: int, storage_srid: 
     return tile_statement(tuple(la.id for la in layers), storage_srid, affine), params
 
 
-VERSIONS_SQL = sa.text("SELECT table_name, version FROM layer_versions")
+def _versions_sql() -> sa.TextClause:
+    """Layer versions, and for each history layer the last legal boundary (a version coming into force
+    or ending) that has passed: a scheduled registration changes what the layer shows when its time
+    comes, with no write to bump the layer's version, so the tile cache keys on that moment too.
+    Both are backward scans of the valid-time indexes (ix_<table>_valid_from / _valid_to)."""
+    parts = ["SELECT table_name, version FROM layer_versions"]
+    for layer in REGISTRY:
+        if layer.valid_time:
+            start, end = layer.valid_time
+            table = layer.table.name
+            parts.append(
+                f"SELECT '{table}#passed', COALESCE(CAST(extract(epoch FROM greatest("
+                f"(SELECT max({start}) FROM {table} WHERE {start} <= now()), "
+                f"(SELECT max({end}) FROM {table} WHERE {end} <= now()))) * 1000 AS bigint), 0)")
+    return sa.text(" UNION ALL ".join(parts))
+
+
+@lru_cache(maxsize=1)
+def versions_statement() -> sa.TextClause:
+    """The versions query, built on first use (when every family has declared its layers)."""
+    return _versions_sql()
 
 
 TILE_ENTRY_OVERHEAD = 400  # bytes a cached tile costs beyond its data: key tuple, dict slot, bytes header
@@ -261,7 +281,7 @@ class TileCache:
         return self._versions
 
     def set_versions(self, rows: list[tuple[str, int]]) -> dict[str, int]:
-        """Keep the layer versions just read (rows of VERSIONS_SQL) for the next ``versions_ttl`` s."""
+        """Keep the layer versions just read (rows of versions_statement()) for the next ``versions_ttl`` s."""
         self._versions = {name: int(version) for name, version in rows}
         self._versions_at = time.monotonic()
         return self._versions
@@ -274,8 +294,9 @@ class TileCache:
     def key(layers: tuple[Layer, ...], versions: dict[str, int], z: int, x: int, y: int,
             scope: tuple = ()) -> tuple:
         """The cache key of a tile: layers, their versions, address, and the row scope of owned layers."""
-        return (tuple(layer.id for layer in layers), tuple(versions.get(layer.table.name, 0) for layer in layers),
-                z, x, y, scope)
+        return (tuple(layer.id for layer in layers),
+                tuple((versions.get(layer.table.name, 0), versions.get(f"{layer.table.name}#passed") or 0)
+                      for layer in layers), z, x, y, scope)
 
     @staticmethod
     def etag(key: tuple) -> str:

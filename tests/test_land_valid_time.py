@@ -154,10 +154,25 @@ def test_a_scheduled_version_comes_into_force_with_nothing_run(demo_city, client
         soon = conn.execute(sa.text("SELECT now() + interval '3 seconds'")).scalar_one()
     run(demo_city, reg.register_change, parcel_code=code, changes={"landuse_code": "0601"}, effective_at=soon)
     bbox = lonlat_bbox(x + 195, y - 5, x + 305, y + 85)
+    lon, lat = TO_LONLAT.transform(x + 250, y + 40)
+    tx, ty = tile_of(lon, lat, 17)
+    tile_url = f"/collections/cadastre_parcels/tiles/WebMercatorQuad/17/{ty}/{tx}"
+
+    def tile_use() -> tuple[list[str], str]:
+        r = client.get(tile_url)
+        features = mapbox_vector_tile.decode(r.content)["cadastre_parcels"]["features"]
+        return [f["properties"]["landuse_code"] for f in features if f["properties"]["parcel_code"] == code], \
+            r.headers["etag"]
+
     assert ogc_codes(client, bbox)[code]["landuse_code"] == "0701"
+    before, etag_before = tile_use()
+    assert before == ["0701"]
     while dt.datetime.now(dt.UTC) <= soon + dt.timedelta(milliseconds=200):
         time.sleep(0.2)
     assert ogc_codes(client, bbox)[code]["landuse_code"] == "0601"  # no write, no job in between
+    time.sleep(0.6)  # the tile cache re-reads versions (and passed boundaries) every 0.5 s
+    after, etag_after = tile_use()
+    assert after == ["0601"] and etag_after != etag_before  # the cached tile did not outlive its day
     register = client.get("/land/register", params={"valid_at": dt.datetime.now(dt.UTC).isoformat(),
                                                     "bbox": bbox}).json()
     assert [p["landuse_code"] for p in register["parcels"]] == ["0601"]

@@ -106,7 +106,7 @@ async def serve_tile(request: Request, layers: tuple[Layer, ...], z: int, x: int
     reader = request.app.state.tile_reader
     versions = cache.fresh_versions()
     if versions is None:
-        versions = cache.set_versions(await reader.rows(tiles.VERSIONS_SQL))
+        versions = cache.set_versions(await reader.rows(tiles.versions_statement()))
     caller = _caller(request)
     key = cache.key(layers, versions, z, x, y, tiles.row_scope(layers, caller)[1])
     etag = cache.etag(key)

@@ -253,6 +253,10 @@ def check_rows(layer: Layer, data: pd.DataFrame, source_crs: str, *, settings: S
         empty = out[name].isna().to_numpy() & ~unconvertible.get(name, np.zeros(count, dtype=bool))
         for i in np.flatnonzero(empty):
             errors.append((int(i) + first_row, f"required field {name} is empty"))
+    if layer.validators:
+        # the layer's own value rules (code lists such as pipe materials), the same the write path applies
+        rows = out.astype(object).where(out.notna(), None).to_dict("records")
+        errors.extend((i + first_row, reason) for i, reason in layer.value_problems(rows))
     if errors:
         return out, ignored, errors
     stored = promote_parts(stored, expected)

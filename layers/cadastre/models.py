@@ -66,6 +66,9 @@ parcels = sa.Table(
     valid_geometry_check("cadastre_parcels"),
 )
 sa.Index("ix_cadastre_parcels_code", parcels.c.parcel_code)
+# the last legal boundary that has passed, asked by the tile cache twice a second (gis.tiles)
+sa.Index("ix_cadastre_parcels_valid_from", parcels.c.valid_from)
+sa.Index("ix_cadastre_parcels_valid_to", parcels.c.valid_to)
 sa.Index("ix_cadastre_parcels_holder", parcels.c.right_holder)
 # the live register: at most one current version per parcel code
 sa.Index("uq_cadastre_parcels_current", parcels.c.parcel_code, unique=True,

@@ -216,6 +216,8 @@ incident_areas = sa.Table(
     sa.CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_period"),
     valid_geometry_check("emergency_incident_areas"),
 )
+sa.Index("ix_emergency_incident_areas_valid_from", incident_areas.c.valid_from)
+sa.Index("ix_emergency_incident_areas_valid_to", incident_areas.c.valid_to)
 sa.Index("uq_emergency_incident_areas_current", incident_areas.c.incident_id, incident_areas.c.kind,
          unique=True, postgresql_where=sa.text("valid_to IS NULL"))
 
