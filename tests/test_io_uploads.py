@@ -299,3 +299,29 @@ def planning_headers(demo_city) -> dict[str, str]:
     with demo_city.begin() as conn:
         secret = create_key(conn, department="自然资源和规划局", read=["*"], write=["landuse"]).secret
     return {"X-API-Key": secret}
+
+
+def test_a_red_line_file_over_the_upload_limit_over_http_is_413(client, planning_headers) -> None:
+    """The multipart file is spooled in blocks and refused at the limit, with the setting named."""
+    body = b"{" + b" " * SERVICE.max_bytes + b"}"
+    r = client.post("/planning/prereview", headers=planning_headers, data={"project_name": "big"},
+                    files={"file": ("big.geojson", body, "application/geo+json")})
+    assert r.status_code == 413, r.text
+    assert "GOVGIS_MAX_UPLOAD_BYTES" in r.json()["detail"]
+
+
+def test_an_inp_body_over_the_upload_limit_is_413_and_writes_nothing(client, demo_city) -> None:
+    from sqlalchemy import text
+
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        secret = create_key(conn, department="自来水公司", read=["pipeline"], write=["pipeline"]).secret
+        before = conn.execute(text("SELECT count(*) FROM pipeline_networks")).scalar_one()
+    body = b"[JUNCTIONS]\n" + b" " * SERVICE.max_bytes
+    r = client.post("/pipeline/networks/import-inp", params={"name": "too-big", "crs": "EPSG:4548"},
+                    content=body, headers={"X-API-Key": secret, "Content-Type": "text/plain"})
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    with demo_city.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pipeline_networks")).scalar_one() == before

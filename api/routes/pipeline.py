@@ -19,6 +19,7 @@ from api.common import check_params, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.intake import client_crs
+from gis.io.uploads import UploadLimits, spool_file, spool_stream
 from gis.settings import Settings
 from layers.pipeline import service
 from layers.pipeline.schemas import (
@@ -245,12 +246,13 @@ async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, set
     if not name:
         raise InvalidParameter("name the new network (name=…)")
     valves: list[tuple[str, str]] = _valve_param(qp["valves"]) if qp.get("valves") else []
+    limits = UploadLimits.for_service(settings)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("inp")
         if upload is None or isinstance(upload, str):
             raise InvalidParameter("a multipart import needs the INP file as the part 'inp'")
-        body = await upload.read(settings.service.max_request_bytes + 1)
+        spooled = await run_in_threadpool(spool_file, upload.file, limits, filename=upload.filename)
         valve_part = form.get("valves")
         if valve_part is not None:
             if qp.get("valves"):
@@ -258,10 +260,11 @@ async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, set
             raw = await valve_part.read() if not isinstance(valve_part, str) else valve_part.encode()
             valves = _valve_csv(_text(raw, "valve layer"))
     else:
-        body = await request.body()
-    if len(body) > settings.service.max_request_bytes:
-        raise InvalidParameter("the INP file is larger than the request limit")
-    text = _text(body, "INP file")
+        # the body goes to a temporary file as it arrives, refused (413) at the upload limit before
+        # it is all held in memory
+        spooled = await spool_stream(request.stream(), limits)
+    with spooled:
+        text = await run_in_threadpool(spooled.text, "INP file")
     try:
         tolerance = float(qp.get("length_tolerance", service.inp.LENGTH_TOLERANCE))
     except ValueError:

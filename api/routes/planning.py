@@ -11,12 +11,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.common import AREA_MAX_VERTICES, bbox_area, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
-from gis.errors import InvalidParameter, PayloadTooLarge
+from gis.errors import InvalidParameter
+from gis.io.uploads import UploadLimits, spool_bytes, spool_file
 from layers.landuse import schemas as ls
 from layers.landuse import service as land
 
 router = APIRouter(prefix="/planning", tags=["planning 规划"])
-MAX_REDLINE_BYTES = 20 * 1024 * 1024
 
 
 # a plain def: reading the upload, parsing the red line and the pre-review are blocking work, which
@@ -35,14 +35,16 @@ def prereview(conn: DbWrite, caller: CurrentCaller, settings: AppSettings,
               price_class: Annotated[str | None, Form()] = None) -> dict[str, Any]:
     if (file is None) == (redline is None):
         raise InvalidParameter("send the red line either as a file upload (file) or as text (redline), not both")
+    limits = UploadLimits.for_service(settings)
+    # the upload goes to a temporary file in blocks, refused (413) past the size limit before it is
+    # all read; a text red line is held to the same limits
     if file is not None:
-        content = file.file.read(MAX_REDLINE_BYTES + 1)
-        filename = file.filename
+        upload = spool_file(file.file, limits, filename=file.filename)
     else:
-        content, filename = (redline or "").encode("utf-8"), None
-    if len(content) > MAX_REDLINE_BYTES:
-        raise PayloadTooLarge(f"the red line file is larger than {MAX_REDLINE_BYTES // 2**20} MB")
-    red = land.read_red_line(content, filename=filename, declared_format=red_format, declared_crs=crs)
+        upload = spool_bytes((redline or "").encode("utf-8"), limits)
+    with upload:
+        red = land.read_red_line(upload, settings=settings, filename=upload.filename, declared_format=red_format,
+                                 declared_crs=crs)
     return land.site_prereview(conn, caller, red, project_name=project_name, intended_use=intended_use,
                                survey_year=survey_year, plan_name=plan_name, price_class=price_class,
                                rules_dir=settings.paths.rules_dir)

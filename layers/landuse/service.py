@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from gis.access import SYSTEM, Caller, require_read, require_row, require_write
 from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
+from gis.io.uploads import SpooledUpload, UploadLimits
 from gis.settings import Settings
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
@@ -57,11 +58,13 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 # --- site pre-review -------------------------------------------------------------------------------
 
-def read_red_line(content: bytes | str, *, filename: str | None = None, declared_format: str | None = None,
-                  declared_crs: str | None = None) -> RedLine:
+def read_red_line(content: bytes | str | SpooledUpload, *, settings: Settings, filename: str | None = None,
+                  declared_format: str | None = None, declared_crs: str | None = None) -> RedLine:
     """A red line in any accepted format (GeoJSON, zipped Shapefile, DXF, coordinate TXT) as one
-    validated polygon in the storage CRS; a GisError (→ 400) says what to fix."""
-    return parse_redline(content, filename=filename, declared_format=declared_format, declared_crs=declared_crs)
+    validated polygon in the storage CRS, within the service's upload limits (size, zip members and
+    ratio, vertices); a GisError (→ 400, 413 past a limit) says what to fix."""
+    return parse_redline(content, filename=filename, declared_format=declared_format, declared_crs=declared_crs,
+                         settings=settings, limits=UploadLimits.for_service(settings))
 
 
 def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, project_name: str,
