@@ -75,11 +75,10 @@ def bbox_area(bbox: str | None, settings: Settings) -> BaseGeometry | None:
     return box(*t.transform_bounds(x0, y0, x1, y1, densify_pts=21))
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A time without zone is read as UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
+def aware(value: dt.datetime | None, settings: Settings) -> dt.datetime | None:
+    """A time from a module route's form or query: without an offset it is the city's local time
+    (gis.intake.city_time, the one rule for every module route)."""
+    return intake.city_time(value, settings.service.time_zone)
 
 
 def check_params(request: Request, allowed: frozenset[str], extra: frozenset[str] = frozenset()) -> None:

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyproj
@@ -235,6 +236,17 @@ def parse_bbox(value: str, *, geographic: bool = True) -> tuple[float, float, fl
             "bbox is outside the range of its CRS: degrees are within ±180 (±90 for latitude)" if geographic
             else f"bbox numbers beyond ±{MAX_ABS_COORDINATE:g} are not coordinates of a projected CRS")
     return x0, y0, x1, y1
+
+
+def city_time(value: dt.datetime | None, zone: str) -> dt.datetime | None:
+    """A time a person enters in a module form: one without an offset is read in the city's time zone.
+
+    (Not for OGC ``datetime`` parameters: RFC 3339 requires the offset there, and ``parse_instant``
+    keeps the standard's reading.) Clients should send offsets; a clerk who types 2024-03-01 00:00 in
+    Xiamen means Beijing time, not eight hours later."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=ZoneInfo(zone))
 
 
 def parse_instant(text: str, what: str = "datetime") -> dt.datetime | None:

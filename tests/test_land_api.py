@@ -4,6 +4,7 @@ problem+json."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -306,3 +307,30 @@ def test_new_tables_are_ogc_collections(client, keys):
         assert r.json()["type"] == "FeatureCollection"
         assert client.get(f"/collections/{collection}/items", params={"limit": 5}).status_code in (
             200 if collection == "landuse_change_patches" else 401,)
+
+
+def test_a_time_without_offset_is_city_local_time_on_every_land_route(client, keys, spot):
+    """A clerk in Xiamen who types 2023-03-01 00:00 means Beijing time (UTC+8), not UTC: the
+    registration takes effect at 2023-02-28 16:00 UTC, and the register read with a naive time agrees."""
+    x, y, prefix = spot
+    x += 400
+    attrs = {"right_holder": "厦门市土地开发总公司", "holder_kind": "organisation", "right_type": "国有建设用地使用权",
+             "landuse_code": "0701", "district": "350206"}
+    r = client.post("/land/registrations/initial", headers=keys["clerk"], json={
+        "sub_district": prefix, "ownership": "G", "parcel_type": "B", "attributes": attrs,
+        "geometry": north_first(box(x, y, x + 50, y + 50)), "crs": "EPSG:4548",
+        "effective_at": "2023-03-01T00:00:00"})
+    assert r.status_code == 201, r.text
+    code = r.json()["created"][0]
+    timeline = client.get(f"/land/parcels/{code}/timeline", headers=keys["viewer"]).json()
+    effective = dt.datetime.fromisoformat(timeline["registrations"][0]["effective_at"])
+    assert effective == dt.datetime(2023, 2, 28, 16, 0, tzinfo=dt.UTC)
+    bbox = ",".join(str(v) for v in TO_LONLAT.transform_bounds(x - 5, y - 5, x + 55, y + 55))
+
+    def registered(valid_at: str) -> list[str]:
+        body = client.get("/land/register", params={"valid_at": valid_at, "bbox": bbox}).json()
+        return [p["parcel_code"] for p in body["parcels"]]
+
+    assert registered("2023-02-28T23:59:00") == []  # 15:59 UTC: not yet in force
+    assert registered("2023-03-01T00:00:00") == [code]
+    assert registered("2023-02-28T23:59:00Z") == [code]  # an explicit offset is kept

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Query
@@ -20,6 +19,7 @@ from fastapi.responses import Response
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from api.common import aware
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter
 from gis.geometry import parse_geojson, to_storage
@@ -67,10 +67,8 @@ def _area(settings: Settings, geometry: dict[str, Any], crs: str = "OGC:CRS84") 
 
 
 def _local(settings: Settings, value: dt.datetime | None) -> dt.datetime | None:
-    """A time without an offset is read in the city's time zone."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=ZoneInfo(settings.service.time_zone))
+    """A time without an offset is read in the city's time zone (the rule of every module route)."""
+    return aware(value, settings)
 
 
 def _intake_point(settings: Settings, body: IncidentIntake) -> Point:

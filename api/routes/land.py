@@ -31,8 +31,8 @@ def _point(geojson: dict[str, Any] | None, crs: str, settings: Settings) -> Base
     return None if geojson is None else storage_geometry(geojson, crs, settings, "Point")
 
 
-def _common(body: s._Body) -> dict[str, Any]:
-    return {"effective_at": aware(body.effective_at), "certificate_no": body.certificate_no, "note": body.note}
+def _common(body: s._Body, settings: Settings) -> dict[str, Any]:
+    return {"effective_at": aware(body.effective_at, settings), "certificate_no": body.certificate_no, "note": body.note}
 
 
 @router.post("/registrations/initial", status_code=201, summary="首次登记 initial registration")
@@ -42,20 +42,20 @@ def initial(body: s.InitialRegistration, conn: DbWrite, caller: CurrentCaller,
                                      parcel_type=body.parcel_type, attributes=body.attributes.given(),
                                      geometry=_area(body.geometry, body.crs, settings),
                                      attachment_point=_point(body.attachment_point, body.crs, settings),
-                                     **_common(body))
+                                     **_common(body, settings))
 
 
 @router.post("/registrations/change", status_code=201, summary="变更登记 change of attributes")
 def change(body: s.ChangeRegistration, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
     return registry.register_change(conn, caller, parcel_code=body.parcel_code, changes=body.changes.given(),
                                     attachment_point=_point(body.attachment_point, body.crs, settings),
-                                    **_common(body))
+                                    **_common(body, settings))
 
 
 @router.post("/registrations/transfer", status_code=201, summary="转移登记 transfer of right holder")
-def transfer(body: s.TransferRegistration, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def transfer(body: s.TransferRegistration, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
     return registry.register_transfer(conn, caller, parcel_code=body.parcel_code, holder=body.holder.given(),
-                                      **_common(body))
+                                      **_common(body, settings))
 
 
 @router.post("/registrations/split", status_code=201, summary="分割登记 split")
@@ -64,13 +64,13 @@ def split(body: s.SplitRegistration, conn: DbWrite, caller: CurrentCaller, setti
                  "attributes": c.attributes.given() if c.attributes else {}} for c in body.children]
     extra = {"tolerance_m2": body.tolerance_m2} if body.tolerance_m2 else {}
     return registry.register_split(conn, caller, parcel_code=body.parcel_code, children=children,
-                                   **_common(body), **extra)
+                                   **_common(body, settings), **extra)
 
 
 @router.post("/registrations/merge", status_code=201, summary="合并登记 merge")
-def merge(body: s.MergeRegistration, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
+def merge(body: s.MergeRegistration, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
     return registry.register_merge(conn, caller, parcel_codes=body.parcel_codes,
-                                   attributes=body.attributes.given() if body.attributes else None, **_common(body))
+                                   attributes=body.attributes.given() if body.attributes else None, **_common(body, settings))
 
 
 @router.post("/registrations/boundary-adjustment", status_code=201, summary="界址调整 boundary adjustment")
@@ -78,12 +78,12 @@ def boundary(body: s.BoundaryAdjustment, conn: DbWrite, caller: CurrentCaller,
              settings: AppSettings) -> dict[str, Any]:
     return registry.register_boundary_adjustment(
         conn, caller, boundaries={code: _area(g, body.crs, settings) for code, g in body.boundaries.items()},
-        correction=body.correction, reason=body.reason, **_common(body))
+        correction=body.correction, reason=body.reason, **_common(body, settings))
 
 
 @router.post("/registrations/cancellation", status_code=201, summary="注销登记 cancellation")
-def cancellation(body: s.Cancellation, conn: DbWrite, caller: CurrentCaller) -> dict[str, Any]:
-    return registry.register_cancellation(conn, caller, parcel_code=body.parcel_code, **_common(body))
+def cancellation(body: s.Cancellation, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return registry.register_cancellation(conn, caller, parcel_code=body.parcel_code, **_common(body, settings))
 
 
 @router.get("/codes/{code}", summary="Validate a GB/T 37346 parcel (19) or unit (28) code")
@@ -106,7 +106,7 @@ def lineage(parcel_code: str, conn: DbRead, caller: CurrentCaller,
 def register_as_of(conn: DbRead, caller: CurrentCaller, settings: AppSettings, valid_at: dt.datetime,
                    recorded_at: dt.datetime | None = None, district: str | None = None, bbox: str | None = None,
                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
-    return registry.register_as_of(conn, caller, aware(valid_at), aware(recorded_at),
+    return registry.register_as_of(conn, caller, aware(valid_at, settings), aware(recorded_at, settings),
                                    geometry=bbox_area(bbox, settings),
                                    district=district, limit=limit)
 
@@ -114,7 +114,7 @@ def register_as_of(conn: DbRead, caller: CurrentCaller, settings: AppSettings, v
 @router.get("/register/diff", summary="Parcels created, changed and retired between two dates")
 def register_diff(conn: DbRead, caller: CurrentCaller, settings: AppSettings, since: dt.datetime,
                   until: dt.datetime, district: str | None = None, bbox: str | None = None) -> dict[str, Any]:
-    return registry.register_diff(conn, caller, aware(since), aware(until),
+    return registry.register_diff(conn, caller, aware(since, settings), aware(until, settings),
                                   geometry=bbox_area(bbox, settings),
                                   district=district)
 
@@ -128,15 +128,16 @@ def supervision_case(body: ls.SupervisionCase, conn: DbWrite, caller: CurrentCal
 
 @router.get("/supervision/cases/{case_id}/compare", summary="A case's patch against cadastre and land use at two dates")
 def supervision_case_compare(case_id: int, first: dt.datetime, second: dt.datetime, conn: DbRead,
-                             caller: CurrentCaller) -> dict[str, Any]:
-    return land.supervision_comparison(conn, caller, case_id=case_id, first=aware(first), second=aware(second))
+                             caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.supervision_comparison(conn, caller, case_id=case_id, first=aware(first, settings),
+                                       second=aware(second, settings))
 
 
 @router.post("/supervision/compare", summary="A patch against cadastre and land use at two dates")
 def supervision_compare(body: ls.SupervisionCompare, conn: DbRead, caller: CurrentCaller,
                         settings: AppSettings) -> dict[str, Any]:
     return land.supervision_comparison(conn, caller, geometry=_area(body.geometry, body.crs, settings),
-                                       first=aware(body.first), second=aware(body.second))
+                                       first=aware(body.first, settings), second=aware(body.second, settings))
 
 
 @router.post("/approvals", status_code=201, summary="Record a construction-land approval 建设用地审批")

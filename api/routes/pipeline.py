@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from shapely.geometry import Point
 from starlette.concurrency import run_in_threadpool
 
-from api.common import check_params, storage_geometry
+from api.common import aware, check_params, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.intake import client_crs
@@ -81,9 +81,11 @@ def failed_valves(isolation_id: int, body: FailedValves, conn: DbWrite, caller: 
 
 
 @router.post("/repair-orders", summary="Create a repair order (抢修单) from a stored isolation")
-def create_repair_order(body: RepairOrderRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
-    return _json(service.create_repair_order(conn, body.isolation_id, caller=caller, incident_at=body.incident_at,
-                                             place=body.place, planned_restore_at=body.planned_restore_at,
+def create_repair_order(body: RepairOrderRequest, conn: DbWrite, caller: CurrentCaller,
+                        settings: AppSettings) -> Response:
+    return _json(service.create_repair_order(conn, body.isolation_id, caller=caller,
+                                             incident_at=aware(body.incident_at, settings), place=body.place,
+                                             planned_restore_at=aware(body.planned_restore_at, settings),
                                              language=body.language))
 
 
