@@ -25,6 +25,8 @@ from layers.pipeline.schemas import (
     AreaRequest,
     BurstRequest,
     ClearanceRequest,
+    CrossSectionRequest,
+    CrossSectionResult,
     FailedValves,
     RepairOrderRequest,
     RepairRecord,
@@ -130,6 +132,17 @@ def clearance_check(body: ClearanceRequest, conn: DbRead, caller: CurrentCaller,
         area = storage_geometry(body.geometry, body.crs, settings, "Geometry")
         return _json(service.area_clearance(conn, area, caller=caller, settings=settings))
     raise InvalidGeometry("clearance takes a LineString (proposed pipe) or a Polygon (area)")
+
+
+@router.post("/cross-section", response_model=CrossSectionResult,
+             responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+             summary="Cross-section (横断面) under a cut line: pipes crossed, depths, spacing, GB 50289 clearances")
+def cross_section(body: CrossSectionRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    line = storage_geometry(body.geometry, body.crs, settings, "LineString")
+    result = service.cross_section(conn, line, caller=caller, settings=settings)
+    if body.f == "svg":
+        return Response(service.cross_section_svg(result), media_type="image/svg+xml")
+    return _json(result)
 
 
 @router.post("/pipes-in-area", summary="Pipes crossing an area with the length inside (for pre-review)")

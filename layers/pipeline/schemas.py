@@ -69,3 +69,48 @@ class RepairRecord(_Request):
     description: str | None = None
     crew: str | None = None
     cost_yuan: float | None = Field(default=None, ge=0)
+
+
+class CrossSectionRequest(_Request):
+    """A cut line across the street (GeoJSON LineString in ``crs``); ``f=svg`` for the drawing."""
+
+    geometry: dict[str, Any] = Field(description="GeoJSON LineString: the cut line (剖切线)")
+    crs: str = "OGC:CRS84"
+    f: str = Field(default="json", pattern="^(json|svg)$", description="json, or svg for the drawing")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Crossing(_Response):
+    pipe_id: int
+    code: str
+    utility: str
+    utility_zh: str
+    network_id: int
+    diameter_mm: int | None
+    burial_depth_m: float | None
+    position_m: float = Field(description="distance along the cut line (m)")
+    ground_m: float | None = Field(description="DEM ground level at the crossing (m)")
+    top_m: float | None = Field(description="pipe top = ground − burial depth (m)")
+    invert_m: float | None = Field(description="pipe bottom = top − diameter (m)")
+    violation: bool
+
+
+class Neighbours(_Response):
+    from_pipe_id: int
+    to_pipe_id: int
+    spacing_m: float = Field(description="axis to axis along the cut line")
+    clear_m: float = Field(description="spacing minus the two radii")
+    required_m: float | None = Field(description="GB 50289 horizontal clearance for the pair (none: no rule)")
+    violation: bool
+
+
+class CrossSectionResult(_Response):
+    length_m: float
+    count: int
+    violations: int
+    crossings: list[Crossing]
+    neighbours: list[Neighbours]
+    ground: list[dict[str, float | None]]

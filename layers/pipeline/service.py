@@ -31,10 +31,10 @@ from gis.errors import ImportRejected, InvalidParameter, NotFound
 from gis.geometry import to_storage
 from gis.settings import Settings
 from gis.writes import audit
-from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, topology
+from layers.pipeline import clearance, crosssection, inp, maintenance, orders, profile, repository, topology
 from layers.pipeline.inp import Placement  # noqa: F401  (re-exported: the INP placement the routes build)
 from layers.pipeline.isolation import drained_pipes, isolate, network_distances, second_ring
-from layers.pipeline.layers import CUSTOMERS, ISOLATIONS, NODES, PIPES, REPAIR_ORDERS, REPAIRS
+from layers.pipeline.layers import CUSTOMERS, ISOLATIONS, NODES, PIPES, REPAIR_ORDERS, REPAIRS, UTILITY_COLORS
 from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
 from layers.pipeline.profile import profile_png  # noqa: F401  (re-exported: the chart the routes send)
 from layers.pipeline.topology import GraphCache, NetworkGraph
@@ -646,6 +646,21 @@ def pipe_profile(conn: Connection, pipe_ids: list[int], *, caller: Caller, setti
     rows = repository.pipes_with_geometry(conn, pipe_ids)
     return profile.pipe_profile(pipe_ids, rows, settings.paths.dem_path, storage_crs=settings.spatial.storage_crs,
                                 min_cover=profile.min_cover_rules(settings.paths.rules_dir), step_m=step_m)
+
+
+def cross_section(conn: Connection, line: BaseGeometry, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """The cross-section (横断面) under a cut line (storage CRS): every in-service pipe it crosses with
+    its depth from the DEM, the spacing between neighbours and the GB 50289 horizontal clearances."""
+    require_read(caller, PIPES)
+    crosssection.check_cut(line)  # before reading: a district-long line is refused without a query
+    nearby = repository.pipes_near(conn, line, 0.0)
+    return crosssection.cross_section(line, nearby, settings.paths.dem_path, storage_crs=settings.spatial.storage_crs,
+                                      rules=clearance.load_rules(settings.paths.rules_dir))
+
+
+def cross_section_svg(section: dict[str, Any]) -> str:
+    """The drawing of a cross-section (ground, pipes in their CJJ 61 colours, dimensions, Chinese labels)."""
+    return crosssection.cross_section_svg(section, UTILITY_COLORS)
 
 
 # --- EPANET INP import ---------------------------------------------------------------------------
