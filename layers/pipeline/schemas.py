@@ -114,3 +114,82 @@ class CrossSectionResult(_Response):
     crossings: list[Crossing]
     neighbours: list[Neighbours]
     ground: list[dict[str, float | None]]
+
+
+class CheckoutRequest(_Request):
+    """An area (GeoJSON Polygon in ``crs``) of a network to check out for a design."""
+
+    network_id: int
+    name: str = Field(min_length=1, max_length=200, description="设计名称")
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon: the design area (设计范围)")
+    crs: str = "OGC:CRS84"
+    margin_m: float = Field(default=0.0, ge=0, le=500, description="grow the area by this many metres")
+
+
+class DesignFeatureRequest(_Request):
+    """A design pipe (LineString) or node (Point) with its attributes; geometry in ``crs``."""
+
+    kind: str = Field(pattern="^(pipe|node)$")
+    properties: dict[str, Any] = Field(default_factory=dict)
+    geometry: dict[str, Any]
+    crs: str = "OGC:CRS84"
+
+
+class DesignFeatureEdit(_Request):
+    """Attributes to change (merged) and/or a new geometry in ``crs``; ``version`` for the optimistic check."""
+
+    properties: dict[str, Any] | None = None
+    geometry: dict[str, Any] | None = None
+    crs: str = "OGC:CRS84"
+    version: int | None = Field(default=None, description="the design feature's version you saw")
+
+
+class ResolveRequest(_Request):
+    """Per design feature id: mine (the design wins) or theirs (the network's current version stays)."""
+
+    resolutions: dict[int, str] = Field(min_length=1)
+
+
+class Workspace(_Response):
+    id: int
+    network_id: int
+    name: str
+    status: str
+    margin_m: float
+
+
+class WorkspaceCheckout(Workspace):
+    pipes: int
+    nodes: int
+    boundary_nodes: int
+
+
+class WorkspaceDetail(Workspace):
+    counts: dict[str, int]
+    features: dict[str, Any] = Field(description="GeoJSON FeatureCollection (lon/lat) of the design's features")
+
+
+class DesignFeatureResult(_Response):
+    id: int
+    kind: str
+    action: str
+
+
+class PasteBackResult(_Response):
+    id: int
+    status: str
+    inserted: int
+    updated: int
+    deleted: int
+    unchanged: int
+    reconnected: list[dict[str, Any]]
+
+
+class ResolveResult(_Response):
+    id: int
+    resolved: int
+
+
+class AbandonResult(_Response):
+    id: int
+    status: str
