@@ -138,7 +138,7 @@ def cross_section(line: LineString, nearby: list[dict[str, Any]], dem: Path | st
 def cross_section_svg(section: dict[str, Any], colors: dict[str, str]) -> str:
     """The section as a self-contained SVG: ground line, pipes as circles in their CJJ 61 colours at their
     depth, spacing dimensions between neighbours (red where a clearance is broken), labels in Chinese."""
-    width, height, left, right, top, bottom = 960, 420, 60, 20, 50, 90
+    width, height, left, right, top, bottom = 960, 440, 60, 20, 40, 90
     length = max(section["length_m"], 1e-6)
     levels = [g["ground_m"] for g in section["ground"] if g["ground_m"] is not None]
     levels += [c[k] for c in section["crossings"] for k in ("top_m", "invert_m") if c[k] is not None]
@@ -168,35 +168,43 @@ def cross_section_svg(section: dict[str, Any], colors: dict[str, str]) -> str:
     for level in np.linspace(low, high, 5):
         out.append(f'<text x="{left - 6}" y="{sy(level) + 4:.1f}" text-anchor="end" fill="#666">{level:.1f}</text>')
     out.append(f'<text x="8" y="{top - 10}" fill="#666">高程 m</text>')
-    for c in section["crossings"]:
+    # labels in staggered rows above the section, each tied to its pipe by a leader line: pipes a few
+    # decimetres apart in a street would print over each other otherwise
+    rows = 4
+    for k, c in enumerate(section["crossings"]):
         x = sx(c["position_m"])
         colour = colors.get(c["utility"], "#555")
         label = f'{c["utility_zh"]} {escape(c["code"])}' + (f' DN{c["diameter_mm"]}' if c["diameter_mm"] else "")
+        label_y = top + 4 + 13 * (k % rows)
+        label_x = min(max(x, left + 4), width - right - 4)
         if c["top_m"] is None:
-            out.append(f'<g class="pipe unknown-depth" data-pipe="{c["pipe_id"]}"><line x1="{x:.1f}" y1="{top}" '
+            out.append(f'<g class="pipe unknown-depth" data-pipe="{c["pipe_id"]}"><line x1="{x:.1f}" y1="{label_y + 3}" '
                        f'x2="{x:.1f}" y2="{height - bottom}" stroke="{colour}" stroke-dasharray="4 3"/>'
-                       f'<text x="{x + 4:.1f}" y="{top + 12}" fill="{colour}">{label}（埋深不详）</text></g>')
+                       f'<text x="{label_x:.1f}" y="{label_y}" text-anchor="middle" font-size="10" fill="{colour}">'
+                       f'{label} 埋深不详</text></g>')
             continue
-        r = max(4.0, (c["diameter_mm"] or 0) / 2000 * scale)
+        r = max(3.0, (c["diameter_mm"] or 0) / 2000 * scale)
         cy = sy(c["top_m"] - (c["diameter_mm"] or 0) / 2000)
         stroke = "#d7191c" if c["violation"] else "#333"
-        out.append(f'<g class="pipe" data-pipe="{c["pipe_id"]}"><circle cx="{x:.1f}" cy="{cy:.1f}" r="{r:.1f}" '
-                   f'fill="{colour}" stroke="{stroke}" stroke-width="{2 if c["violation"] else 1}"/>'
-                   f'<text x="{x:.1f}" y="{cy - r - 4:.1f}" text-anchor="middle">{label}</text>'
-                   f'<text x="{x:.1f}" y="{cy + r + 14:.1f}" text-anchor="middle" fill="#444">'
-                   f'埋深 {c["burial_depth_m"]:.2f} m 管顶 {c["top_m"]:.2f}</text></g>')
+        out.append(f'<g class="pipe" data-pipe="{c["pipe_id"]}">'
+                   f'<line x1="{x:.1f}" y1="{label_y + 3}" x2="{x:.1f}" y2="{cy - r:.1f}" stroke="#bbb" stroke-width="0.7"/>'
+                   f'<circle cx="{x:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{colour}" stroke="{stroke}" '
+                   f'stroke-width="{2 if c["violation"] else 1}"/>'
+                   f'<text x="{label_x:.1f}" y="{label_y}" text-anchor="middle" font-size="10">{label} '
+                   f'埋深{c["burial_depth_m"]:.2f} 管顶{c["top_m"]:.2f}</text></g>')
     base = height - bottom + 30
-    for n in section["neighbours"]:
+    for k, n in enumerate(section["neighbours"]):
         a = next(c for c in section["crossings"] if c["pipe_id"] == n["from_pipe_id"])
         b = next(c for c in section["crossings"] if c["pipe_id"] == n["to_pipe_id"] and c is not a)
         xa, xb = sx(a["position_m"]), sx(b["position_m"])
         colour = "#d7191c" if n["violation"] else "#333"
         need = f' &lt; {n["required_m"]:.1f}' if n["violation"] else ""
+        y = base + 16 * (k % 2)
         out.append(f'<g class="dimension{" violation" if n["violation"] else ""}">'
-                   f'<line x1="{xa:.1f}" y1="{base}" x2="{xb:.1f}" y2="{base}" stroke="{colour}"/>'
-                   f'<line x1="{xa:.1f}" y1="{base - 5}" x2="{xa:.1f}" y2="{base + 5}" stroke="{colour}"/>'
-                   f'<line x1="{xb:.1f}" y1="{base - 5}" x2="{xb:.1f}" y2="{base + 5}" stroke="{colour}"/>'
-                   f'<text x="{(xa + xb) / 2:.1f}" y="{base - 6}" text-anchor="middle" fill="{colour}">'
+                   f'<line x1="{xa:.1f}" y1="{y}" x2="{xb:.1f}" y2="{y}" stroke="{colour}"/>'
+                   f'<line x1="{xa:.1f}" y1="{y - 4}" x2="{xa:.1f}" y2="{y + 4}" stroke="{colour}"/>'
+                   f'<line x1="{xb:.1f}" y1="{y - 4}" x2="{xb:.1f}" y2="{y + 4}" stroke="{colour}"/>'
+                   f'<text x="{(xa + xb) / 2:.1f}" y="{y - 3}" text-anchor="middle" font-size="10" fill="{colour}">'
                    f'{n["spacing_m"]:.2f} m（净距 {n["clear_m"]:.2f}{need}）</text></g>')
     out.append(f'<text x="{left}" y="{height - 12}" fill="#666">水平位置为沿剖切线距离；深度=地面高程−埋深；'
                f'红色：GB 50289 水平净距不足</text>')
