@@ -781,7 +781,7 @@ def checkout_design(conn: Connection, network_id: int, area: BaseGeometry, *, ca
 def _feature_json(f: dict[str, Any], to_lonlat: Any) -> dict[str, Any]:
     geom = shapely.transform(f["geom"], lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
     return {"type": "Feature", "id": int(f["id"]), "geometry": shapely.geometry.mapping(geom),
-            "properties": {**f["properties"], "kind": f["kind"], "source_id": f["source_id"],
+            "properties": {**f["properties"], "design_kind": f["kind"], "source_id": f["source_id"],
                            "base_version": f["base_version"], "action": f["action"], "resolution": f["resolution"],
                            "version": int(f["version"])}}
 
