@@ -252,3 +252,23 @@ def test_abandon_leaves_the_network_untouched(engine, api):
     assert network_state(engine, net["network"]) == before
     assert client.post(f"{base}/paste-back", headers=designer).status_code == 409
     assert client.get("/pipeline/design/workspaces/999999999", headers=designer).status_code == 404
+
+
+def test_a_design_that_unsnaps_pipes_is_refused_by_the_topology_check(engine, api):
+    client, designer, _ = api
+    net = build(engine, "design-unsnap")
+    ws = checkout(client, designer, net["network"], "设计移点")
+    feats = features_by_code(client, designer, ws["id"])
+    base = f"/pipeline/design/workspaces/{ws['id']}"
+    # node B moved 5 m north while AB and BC (left as they were) still end where B was
+    r = client.patch(f"{base}/features/{feats['B']['id']}", json={"geometry": lonlat(Point(X0 + 100, Y0 + 5))},
+                     headers=designer)
+    assert r.status_code == 200, r.text
+    before = network_state(engine, net["network"])
+    mark = last_audit(engine)
+    r = client.post(f"{base}/paste-back", headers=designer)
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert "topology problems" in body["detail"] and len(body["topology"]["unsnapped_endpoint"]) == 2
+    # the node's update was written and then rolled back with the refusal: the network is as it was
+    assert network_state(engine, net["network"]) == before and audit_rows(engine, mark) == []
