@@ -184,6 +184,10 @@ def walk(demo_city, empty_square_km) -> Walk:
     w = Walk(client, keys, (x, y), "350296" + f"{uuid.uuid4().int % 10**6:06d}")
     everything = keys["all"]
     w.ids.update(person=person, pipe=pipe.id, network=pipe.network_id, node_a=nodes[0], node_b=nodes[1])
+    with demo_city.connect() as conn:  # a design area: a few metres around the middle of that pipe
+        mid = conn.execute(sa.text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_LineInterpolatePoint(geom, 0.5) AS p "
+                                   "FROM pipeline_pipes WHERE id = :i) q"), {"i": pipe.id}).one()
+    w.ids["design_area"] = lonlat(box(mid[0] - 3, mid[1] - 3, mid[0] + 3, mid[1] + 3))
     # parcels of our own for the registrations, in the empty square (organisations: public names)
     attrs = {"right_holder": "厦门遍历测试有限公司", "holder_kind": "organisation", "right_type": "国有建设用地使用权",
              "landuse_code": "0601", "district": "350206"}
@@ -260,6 +264,8 @@ class Example:
 def _get(params: dict[str, Any] | Callable[[Walk], dict[str, Any]] | None = None) -> Callable[[Walk], dict[str, Any]]:
     return lambda w: {"params": params(w) if callable(params) else (params or {})}
 
+
+DESIGN_WRITES = ("pipeline_pipes", "pipeline_nodes")  # a design workspace writes the network at paste back
 
 EXAMPLES: dict[tuple[str, str], Example] = {
     # OGC API, tiles, queries
@@ -396,6 +402,26 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         "content": _inp(w.square[0] + 400, w.square[1] + 800).encode()}, ("pipeline_pipes", "pipeline_nodes")),
     ("POST", "/pipeline/networks/{network_id}/build-topology"): Example(lambda w: {
         "path": {"network_id": w.ids["inp_network"]}}, ("pipeline_pipes", "pipeline_nodes")),
+    ("POST", "/pipeline/cross-section"): Example(lambda w: {"json": {"geometry": _design_cut(w)}}),
+    ("POST", "/pipeline/design/workspaces"): Example(lambda w: {"json": _checkout_body(w)}, DESIGN_WRITES),
+    ("GET", "/pipeline/design/workspaces/{workspace_id}"): Example(lambda w: {"path": {"workspace_id": _design(w)[0]}}),
+    ("GET", "/pipeline/design/workspaces/{workspace_id}/download.gpkg"): Example(lambda w: {
+        "path": {"workspace_id": _design(w)[0]}}),
+    ("POST", "/pipeline/design/workspaces/{workspace_id}/features"): Example(lambda w: {
+        "path": {"workspace_id": _design(w)[0]}, "json": {"kind": "node", "properties": {"code": "W-N", "kind": "end"},
+                                                          "geometry": _design_point(w)}}, DESIGN_WRITES),
+    ("PATCH", "/pipeline/design/workspaces/{workspace_id}/features/{feature_id}"): Example(lambda w: {
+        "path": dict(zip(("workspace_id", "feature_id"), _design(w), strict=True)),
+        "json": {"properties": {"diameter_mm": 250}}}, DESIGN_WRITES),
+    ("DELETE", "/pipeline/design/workspaces/{workspace_id}/features/{feature_id}"): Example(lambda w: {
+        "path": dict(zip(("workspace_id", "feature_id"), _design(w), strict=True))}, DESIGN_WRITES),
+    ("POST", "/pipeline/design/workspaces/{workspace_id}/resolve"): Example(lambda w: {
+        "path": {"workspace_id": (d := _design(w, edit=True))[0]}, "json": {"resolutions": {str(d[1]): "mine"}}},
+        DESIGN_WRITES),
+    ("POST", "/pipeline/design/workspaces/{workspace_id}/paste-back"): Example(lambda w: {
+        "path": {"workspace_id": _design(w)[0]}}, DESIGN_WRITES),
+    ("POST", "/pipeline/design/workspaces/{workspace_id}/abandon"): Example(lambda w: {
+        "path": {"workspace_id": _design(w)[0]}}, DESIGN_WRITES),
     # emergency
     ("POST", "/emergency/incidents"): Example(lambda w: {"json": {
         "source_line": "119", "type_code": "GA01", "level": 3, "point": _person_point(w),
@@ -468,6 +494,33 @@ EXAMPLES: dict[tuple[str, str], Example] = {
 def _etag(w: Walk, name: str) -> str:
     r = w.client.get(f"/collections/landuse_control_lines/items/{w.ids[name]}", headers=w.keys["all"])
     return r.headers.get("etag", '"0"')
+
+
+def _checkout_body(w: Walk) -> dict:
+    return {"network_id": w.ids["network"], "name": f"walk-{uuid.uuid4().hex[:6]}", "geometry": w.ids["design_area"]}
+
+
+def _design(w: Walk, *, edit: bool = False) -> tuple[int, int]:
+    """A fresh design workspace of the all-scope key over the walk's pipe (each call its own, since a
+    paste back or abandon closes one) and the id of its first pipe copy (edited when ``edit``)."""
+    everything = w.keys["all"]
+    ws = _ok(w.client.post("/pipeline/design/workspaces", json=_checkout_body(w), headers=everything))["id"]
+    feats = _ok(w.client.get(f"/pipeline/design/workspaces/{ws}", headers=everything))["features"]["features"]
+    pipe = next(f["id"] for f in feats if f["properties"]["design_kind"] == "pipe")
+    if edit:
+        _ok(w.client.patch(f"/pipeline/design/workspaces/{ws}/features/{pipe}", json={"properties": {"diameter_mm": 250}},
+                           headers=everything))
+    return ws, pipe
+
+
+def _design_point(w: Walk) -> dict:
+    ring = w.ids["design_area"]["coordinates"][0]
+    return {"type": "Point", "coordinates": [(ring[0][0] + ring[2][0]) / 2, (ring[0][1] + ring[2][1]) / 2]}
+
+
+def _design_cut(w: Walk) -> dict:
+    ring = w.ids["design_area"]["coordinates"][0]
+    return {"type": "LineString", "coordinates": [ring[0], ring[2]]}
 
 
 def _person_area(w: Walk) -> dict:

@@ -94,13 +94,13 @@ def test_land_use_legend_has_the_twelve_classes_and_wetland():
 def test_a_tool_whose_endpoints_are_missing_is_left_out():
     everything = ["/query/identify", "/query/within", "/collections/{collection_id}/items", "/pipeline/isolations",
                   "/pipeline/isolations/{isolation_id}/failed-valves", "/pipeline/repair-orders",
-                  "/pipeline/repair-orders/{order_id}/print", "/planning/prereview",
+                  "/pipeline/repair-orders/{order_id}/print", "/pipeline/cross-section", "/planning/prereview",
                   "/planning/prereview/{report_id}/report.html", "/planning/balance",
                   "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage"]
     assert [t.id for t in available_tools(everything)] == [t.id for t in TOOLS]
     without_pipeline = [p for p in everything if not p.startswith("/pipeline")]
     ids = [t.id for t in available_tools(without_pipeline)]
-    assert "burst" not in ids and "repair_order" not in ids and {"identify", "prereview", "timeline"} <= set(ids)
+    assert "burst" not in ids and "repair_order" not in ids and "cross_section" not in ids and {"identify", "prereview", "timeline"} <= set(ids)
     assert [t.id for t in available_tools([])] == ["measure", "print"]
 
 

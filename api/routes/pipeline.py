@@ -7,12 +7,16 @@ collections of pipes, nodes and customers come from the generic API over the reg
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from shapely.geometry import Point
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from api.common import aware, check_params, storage_geometry
@@ -23,13 +27,25 @@ from gis.io.uploads import UploadLimits, spool_file, spool_stream
 from gis.settings import Settings
 from layers.pipeline import service
 from layers.pipeline.schemas import (
+    AbandonResult,
     AreaRequest,
     BurstRequest,
+    CheckoutRequest,
     ClearanceRequest,
+    CrossSectionRequest,
+    CrossSectionResult,
+    DesignFeatureEdit,
+    DesignFeatureRequest,
+    DesignFeatureResult,
     FailedValves,
+    PasteBackResult,
     RepairOrderRequest,
     RepairRecord,
+    ResolveRequest,
+    ResolveResult,
     StatusChange,
+    WorkspaceCheckout,
+    WorkspaceDetail,
 )
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
@@ -133,6 +149,17 @@ def clearance_check(body: ClearanceRequest, conn: DbRead, caller: CurrentCaller,
         area = storage_geometry(body.geometry, body.crs, settings, "Geometry")
         return _json(service.area_clearance(conn, area, caller=caller, settings=settings))
     raise InvalidGeometry("clearance takes a LineString (proposed pipe) or a Polygon (area)")
+
+
+@router.post("/cross-section", response_model=CrossSectionResult,
+             responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+             summary="Cross-section (横断面) under a cut line: pipes crossed, depths, spacing, GB 50289 clearances")
+def cross_section(body: CrossSectionRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    line = storage_geometry(body.geometry, body.crs, settings, "LineString")
+    result = service.cross_section(conn, line, caller=caller, settings=settings)
+    if body.f == "svg":
+        return Response(service.cross_section_svg(result), media_type="image/svg+xml")
+    return _json(result)
 
 
 @router.post("/pipes-in-area", summary="Pipes crossing an area with the length inside (for pre-review)")
@@ -287,3 +314,78 @@ async def import_inp(request: Request, conn: DbWrite, caller: CurrentCaller, set
              summary="Snap pipe ends to nodes within the snap tolerance and split pipes at tees (audited)")
 def build_topology(network_id: int, conn: DbWrite, caller: CurrentCaller) -> Response:
     return _json(service.build_network_topology(conn, network_id, caller=caller))
+
+
+# --- design workspaces (管网辅助设计) -----------------------------------------------------------------
+DESIGN = "/design/workspaces"
+PROBLEMS = {409: {"description": "conflicts, or a design that does not join the network (problem+json)",
+                  "content": {"application/problem+json": {"schema": {"type": "object"}}}}}
+
+
+@router.post(DESIGN, response_model=WorkspaceCheckout, status_code=201,
+             summary="Check out an area of a network into a design workspace (管网辅助设计: 裁切)")
+def checkout_design(body: CheckoutRequest, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    area = storage_geometry(body.geometry, body.crs, settings, "Polygon")
+    result = service.checkout_design(conn, body.network_id, area, caller=caller, name=body.name, margin_m=body.margin_m)
+    return Response(orjson.dumps(result), status_code=201, media_type="application/json")
+
+
+@router.get(DESIGN + "/{workspace_id}", response_model=WorkspaceDetail,
+            summary="A design workspace and its features (GeoJSON) with what the design does to each")
+def design_workspace(workspace_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.design_workspace(conn, workspace_id, caller=caller, settings=settings))
+
+
+@router.get(DESIGN + "/{workspace_id}/download.gpkg", response_class=FileResponse,
+            responses={200: {"content": {"application/geopackage+sqlite3": {"schema": {"type": "string",
+                                                                                          "format": "binary"}}}}},
+            summary="The design workspace as a GeoPackage (design_pipes, design_nodes) for a desktop GIS")
+def design_download(workspace_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> FileResponse:
+    folder = Path(tempfile.mkdtemp(prefix="govgis-design-"))
+    path = service.design_geopackage(conn, workspace_id, folder / f"design-{workspace_id}.gpkg", caller=caller,
+                                     settings=settings)
+    return FileResponse(path, media_type="application/geopackage+sqlite3", filename=path.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+@router.post(DESIGN + "/{workspace_id}/features", response_model=DesignFeatureResult, status_code=201,
+             summary="Add a pipe or node to the design")
+def add_design_feature(workspace_id: int, body: DesignFeatureRequest, conn: DbWrite, caller: CurrentCaller,
+                       settings: AppSettings) -> Response:
+    geometry = storage_geometry(body.geometry, body.crs, settings, "LineString" if body.kind == "pipe" else "Point")
+    result = service.add_design_feature(conn, workspace_id, body.kind, body.properties, geometry, caller=caller)
+    return Response(orjson.dumps(result), status_code=201, media_type="application/json")
+
+
+@router.patch(DESIGN + "/{workspace_id}/features/{feature_id}", response_model=DesignFeatureResult,
+              summary="Edit a design feature's attributes or geometry")
+def edit_design_feature(workspace_id: int, feature_id: int, body: DesignFeatureEdit, conn: DbWrite,
+                        caller: CurrentCaller, settings: AppSettings) -> Response:
+    geometry = None if body.geometry is None else storage_geometry(body.geometry, body.crs, settings, None)
+    return _json(service.edit_design_feature(conn, workspace_id, feature_id, caller=caller,
+                                             properties=body.properties, geometry=geometry,
+                                             expected_version=body.version))
+
+
+@router.delete(DESIGN + "/{workspace_id}/features/{feature_id}", response_model=DesignFeatureResult,
+               summary="Delete a feature in the design (the network changes only at paste back)")
+def delete_design_feature(workspace_id: int, feature_id: int, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(service.delete_design_feature(conn, workspace_id, feature_id, caller=caller))
+
+
+@router.post(DESIGN + "/{workspace_id}/resolve", response_model=ResolveResult,
+             summary="Resolve conflicts per feature: mine or theirs")
+def resolve_design(workspace_id: int, body: ResolveRequest, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(service.resolve_design_conflicts(conn, workspace_id, body.resolutions, caller=caller))
+
+
+@router.post(DESIGN + "/{workspace_id}/paste-back", response_model=PasteBackResult, responses=PROBLEMS,
+             summary="Paste the design back in one transaction: conflict check, topology check, audited writes")
+def paste_back_design(workspace_id: int, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.paste_back_design(conn, workspace_id, caller=caller, settings=settings))
+
+
+@router.post(DESIGN + "/{workspace_id}/abandon", response_model=AbandonResult,
+             summary="Abandon a design workspace (the network is not touched)")
+def abandon_design(workspace_id: int, conn: DbWrite, caller: CurrentCaller) -> Response:
+    return _json(service.abandon_design(conn, workspace_id, caller=caller))

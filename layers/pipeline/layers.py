@@ -2,9 +2,18 @@
 
 import sqlalchemy as sa
 
-from gis.registry import REGISTRY, Access, Layer
+from gis.registry import REGISTRY, Access, Layer, WriteMode
 from layers.pipeline.codes import pipe_value_problems
-from layers.pipeline.models import customers, isolations, nodes, pipes, repair_orders, repairs
+from layers.pipeline.models import (
+    customers,
+    design_features,
+    design_workspaces,
+    isolations,
+    nodes,
+    pipes,
+    repair_orders,
+    repairs,
+)
 
 DEPARTMENT = "市政公用事业局"
 # CJJ 61 survey colours per utility (domain.md says verify: kept here as data the map reads)
@@ -42,13 +51,14 @@ CUSTOMERS = REGISTRY.add(Layer(
 
 
 def _store(table: sa.Table, title_zh: str, title_en: str, geometry_column: str = "geom",
-           owner_column: str | None = None) -> Layer:
+           owner_column: str | None = None, write_mode: WriteMode = WriteMode.GENERIC,
+           write_via: str = "") -> Layer:
     """A table only the pipeline module writes (no OGC collection, so not in the registry). Writing it
     needs a write scope on the family ``pipeline`` (or on the table itself): a key with write on pipes
     alone, or a read-only key, may not store isolations, repair orders or repair records."""
     return Layer(id=table.name, title_zh=title_zh, title_en=title_en, table=table, family="pipeline",
                  department=DEPARTMENT, access=Access.INTERNAL, geometry_column=geometry_column,
-                 owner_column=owner_column)
+                 owner_column=owner_column, write_mode=write_mode, write_via=write_via)
 
 
 # an isolation (and the repair orders made from it) belongs to the department that ran it
@@ -56,3 +66,10 @@ ISOLATIONS = _store(isolations, "爆管关阀方案", "Burst isolations", geomet
                     owner_column="department")
 REPAIR_ORDERS = _store(repair_orders, "抢修单", "Repair orders")
 REPAIRS = _store(repairs, "维修记录", "Repair records")
+# a design workspace belongs to the department that checked it out; its features change only through
+# the design endpoints (which keep the versions at checkout the paste back compares)
+DESIGN_VIA = "/pipeline/design/workspaces"
+DESIGN_WORKSPACES = _store(design_workspaces, "管网设计工作区", "Network design workspaces", geometry_column="area",
+                           owner_column="department", write_mode=WriteMode.MODULE, write_via=DESIGN_VIA)
+DESIGN_FEATURES = _store(design_features, "设计要素", "Design features", write_mode=WriteMode.MODULE,
+                         write_via=DESIGN_VIA + "/{id}/features")

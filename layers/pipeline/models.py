@@ -203,4 +203,54 @@ order_events = sa.Table(
 )
 sa.Index("ix_pipeline_order_events_order", order_events.c.order_id)
 
-TABLES = (networks, nodes, pipes, customers, repairs, isolations, repair_orders, order_events)
+# Design workspaces (管网辅助设计, migration 0016): an area of a network checked out for a design. Each
+# pipe and node of the area is copied into design_features with the version it had at checkout, so
+# the paste back can tell a design edit from an edit someone made to the network meanwhile.
+WORKSPACE_STATUSES = ("open", "merged", "abandoned")
+DESIGN_KINDS = ("pipe", "node")
+DESIGN_ACTIONS = ("keep", "insert", "update", "delete")
+DESIGN_RESOLUTIONS = ("mine", "theirs")
+
+design_workspaces = sa.Table(
+    "pipeline_design_workspaces",
+    METADATA,
+    *feature_columns(),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.Text, nullable=False, comment="设计名称"),
+    sa.Column("margin_m", sa.Float, nullable=False, server_default="0", comment="外扩距离 m"),
+    sa.Column("status", sa.Text, nullable=False, server_default="open", comment="open/merged/abandoned"),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("department", sa.Text, nullable=False, server_default="govgis", comment="所属部门"),
+    sa.Column("closed_at", sa.DateTime(timezone=True), comment="合并或放弃时间"),
+    sa.Column("summary", JSONB, comment="what the paste back wrote"),
+    geometry_column("Polygon", name="area", comment="设计范围"),
+    sa.CheckConstraint(one_of("status", WORKSPACE_STATUSES), name="status_known"),
+    sa.CheckConstraint("margin_m >= 0", name="margin_positive"),
+)
+sa.Index("ix_pipeline_design_workspaces_network", design_workspaces.c.network_id)
+
+design_features = sa.Table(
+    "pipeline_design_features",
+    METADATA,
+    *feature_columns(),
+    sa.Column("workspace_id", sa.BigInteger, sa.ForeignKey("pipeline_design_workspaces.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="pipe/node"),
+    sa.Column("source_id", sa.BigInteger, comment="原要素 id (新增为空)"),
+    sa.Column("base_version", sa.Integer, comment="签出时版本"),
+    sa.Column("base", JSONB, comment="签出时属性与几何"),
+    sa.Column("properties", JSONB, nullable=False, server_default="{}", comment="设计属性"),
+    sa.Column("action", sa.Text, nullable=False, server_default="keep", comment="keep/insert/update/delete"),
+    sa.Column("resolution", sa.Text, comment="冲突处理 mine/theirs"),
+    geometry_column("Geometry", comment="设计几何"),
+    sa.CheckConstraint(one_of("kind", DESIGN_KINDS), name="kind_known"),
+    sa.CheckConstraint(one_of("action", DESIGN_ACTIONS), name="action_known"),
+    sa.CheckConstraint("resolution IS NULL OR " + one_of("resolution", DESIGN_RESOLUTIONS), name="resolution_known"),
+    sa.CheckConstraint("(action = 'insert') = (source_id IS NULL)", name="insert_iff_new"),
+    sa.UniqueConstraint("workspace_id", "kind", "source_id"),
+)
+sa.Index("ix_pipeline_design_features_workspace", design_features.c.workspace_id)
+
+TABLES = (networks, nodes, pipes, customers, repairs, isolations, repair_orders, order_events, design_workspaces,
+          design_features)

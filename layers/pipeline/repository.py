@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from gis.errors import Conflict, NotFound
 from layers.pipeline.models import (
     customers,
+    design_features,
+    design_workspaces,
     isolations,
     networks,
     nodes,
@@ -431,3 +433,108 @@ def pipes_with_repair_counts(conn: Connection, network_id: int, since: dt.date,
                        recent.label("recent"), total.label("total"))
              .where(pipes.c.network_id == network_id, pipes.c.status == "in_service"))
     return [dict(r) for r in conn.execute(query).mappings().all()]
+
+
+# --- design workspaces ---------------------------------------------------------------------------
+
+def _feature_rows(conn: Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    """Rows of pipes or nodes with every column, the line or point as shapely under ``geom``."""
+    columns = [c for c in table.columns if c.name != "geom"]
+    query = sa.select(*columns, sa.func.ST_AsBinary(table.c.geom).label("wkb")).where(where).order_by(table.c.id)
+    out = []
+    for row in conn.execute(query).mappings():
+        item = dict(row)
+        item["geom"] = shapely.from_wkb(bytes(item.pop("wkb")))
+        out.append(item)
+    return out
+
+
+def checkout_rows(conn: Connection, network_id: int, area: BaseGeometry) -> dict[str, list[dict[str, Any]]]:
+    """The pipes of a network crossing ``area`` (storage CRS), and the nodes inside it or at an end of
+    one of those pipes (the ends outside are where the design joins the surrounding network)."""
+    g = _geom_param(area)
+    pipe_rows = _feature_rows(conn, pipes, sa.and_(pipes.c.network_id == network_id,
+                                                   sa.func.ST_Intersects(pipes.c.geom, g)))
+    ends = {n for p in pipe_rows for n in (p["from_node"], p["to_node"]) if n is not None}
+    node_rows = _feature_rows(conn, nodes, sa.and_(nodes.c.network_id == network_id,
+                                                   sa.or_(sa.func.ST_Intersects(nodes.c.geom, g),
+                                                          nodes.c.id.in_(sorted(ends) or [-1]))))
+    return {"pipes": pipe_rows, "nodes": node_rows}
+
+
+def current_features(conn: Connection, kind: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The pipes or nodes as they are now, by id (a deleted one is absent)."""
+    table = pipes if kind == "pipe" else nodes
+    return {int(r["id"]): r for r in _feature_rows(conn, table, table.c.id.in_(ids or [-1]))}
+
+
+def insert_workspace(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    values = {**values, "area": from_shape(values["area"], srid=SRID)}
+    return dict(conn.execute(design_workspaces.insert().values(values).returning(
+        *[c for c in design_workspaces.columns if c.name != "area"])).mappings().one())
+
+
+def insert_design_features(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert copies of pipes and nodes into a workspace (geometry as shapely under ``geom``)."""
+    params = [{**r, "geom": from_shape(r["geom"], srid=SRID)} for r in rows]
+    for chunk in _chunks(params):
+        conn.execute(design_features.insert(), chunk)
+
+
+def workspace(conn: Connection, workspace_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """A workspace with its area (shapely); NotFound when there is none."""
+    query = sa.select(*[c for c in design_workspaces.columns if c.name != "area"],
+                      sa.func.ST_AsBinary(design_workspaces.c.area).label("wkb")) \
+        .where(design_workspaces.c.id == workspace_id)
+    if lock:
+        query = query.with_for_update(of=design_workspaces)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFound(f"no design workspace {workspace_id}")
+    item = dict(row)
+    item["area"] = shapely.from_wkb(bytes(item.pop("wkb")))
+    return item
+
+
+def design_feature_rows(conn: Connection, workspace_id: int) -> list[dict[str, Any]]:
+    """Every feature of a workspace (deleted ones included: their action says so), in id order."""
+    return _feature_rows(conn, design_features, design_features.c.workspace_id == workspace_id)
+
+
+def design_feature(conn: Connection, workspace_id: int, feature_id: int) -> dict[str, Any]:
+    rows = _feature_rows(conn, design_features, sa.and_(design_features.c.workspace_id == workspace_id,
+                                                        design_features.c.id == feature_id))
+    if not rows:
+        raise NotFound(f"design workspace {workspace_id} has no feature {feature_id}")
+    return rows[0]
+
+
+def set_resolution(conn: Connection, feature_id: int, resolution: str | None) -> None:
+    conn.execute(design_features.update().where(design_features.c.id == feature_id)
+                 .values(resolution=resolution, version=design_features.c.version + 1, updated_at=sa.func.now()))
+
+
+def close_workspace(conn: Connection, workspace_id: int, status: str, summary: dict[str, Any] | None) -> None:
+    conn.execute(design_workspaces.update().where(design_workspaces.c.id == workspace_id)
+                 .values(status=status, summary=summary, closed_at=sa.func.now(),
+                         version=design_workspaces.c.version + 1, updated_at=sa.func.now()))
+
+
+def nearest_node(conn: Connection, network_id: int, x: float, y: float, tolerance: float,
+                 exclude: Iterable[int] = ()) -> int | None:
+    """The network's node nearest to (x, y) within ``tolerance`` metres, leaving out ``exclude``."""
+    point = _point_param(x, y)
+    query = (sa.select(nodes.c.id).where(nodes.c.network_id == network_id,
+                                          sa.func.ST_DWithin(nodes.c.geom, point, tolerance),
+                                          nodes.c.id.not_in(list(exclude) or [-1]))
+             .order_by(sa.func.ST_Distance(nodes.c.geom, point)).limit(1))
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def pipes_at_nodes(conn: Connection, node_ids: list[int], exclude_pipes: Iterable[int]) -> list[dict[str, Any]]:
+    """Pipes (other than ``exclude_pipes``) that start or end at one of ``node_ids``."""
+    query = sa.select(pipes.c.id, pipes.c.code, pipes.c.from_node, pipes.c.to_node).where(
+        sa.or_(pipes.c.from_node.in_(node_ids or [-1]), pipes.c.to_node.in_(node_ids or [-1])),
+        pipes.c.id.not_in(list(exclude_pipes) or [-1]))
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -69,3 +69,127 @@ class RepairRecord(_Request):
     description: str | None = None
     crew: str | None = None
     cost_yuan: float | None = Field(default=None, ge=0)
+
+
+class CrossSectionRequest(_Request):
+    """A cut line across the street (GeoJSON LineString in ``crs``); ``f=svg`` for the drawing."""
+
+    geometry: dict[str, Any] = Field(description="GeoJSON LineString: the cut line (剖切线)")
+    crs: str = "OGC:CRS84"
+    f: str = Field(default="json", pattern="^(json|svg)$", description="json, or svg for the drawing")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Crossing(_Response):
+    pipe_id: int
+    code: str
+    utility: str
+    utility_zh: str
+    network_id: int
+    diameter_mm: int | None
+    burial_depth_m: float | None
+    position_m: float = Field(description="distance along the cut line (m)")
+    ground_m: float | None = Field(description="DEM ground level at the crossing (m)")
+    top_m: float | None = Field(description="pipe top = ground − burial depth (m)")
+    invert_m: float | None = Field(description="pipe bottom = top − diameter (m)")
+    violation: bool
+
+
+class Neighbours(_Response):
+    from_pipe_id: int
+    to_pipe_id: int
+    spacing_m: float = Field(description="axis to axis along the cut line")
+    clear_m: float = Field(description="spacing minus the two radii")
+    required_m: float | None = Field(description="GB 50289 horizontal clearance for the pair (none: no rule)")
+    violation: bool
+
+
+class CrossSectionResult(_Response):
+    length_m: float
+    count: int
+    violations: int
+    crossings: list[Crossing]
+    neighbours: list[Neighbours]
+    ground: list[dict[str, float | None]]
+
+
+class CheckoutRequest(_Request):
+    """An area (GeoJSON Polygon in ``crs``) of a network to check out for a design."""
+
+    network_id: int
+    name: str = Field(min_length=1, max_length=200, description="设计名称")
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon: the design area (设计范围)")
+    crs: str = "OGC:CRS84"
+    margin_m: float = Field(default=0.0, ge=0, le=500, description="grow the area by this many metres")
+
+
+class DesignFeatureRequest(_Request):
+    """A design pipe (LineString) or node (Point) with its attributes; geometry in ``crs``."""
+
+    kind: str = Field(pattern="^(pipe|node)$")
+    properties: dict[str, Any] = Field(default_factory=dict)
+    geometry: dict[str, Any]
+    crs: str = "OGC:CRS84"
+
+
+class DesignFeatureEdit(_Request):
+    """Attributes to change (merged) and/or a new geometry in ``crs``; ``version`` for the optimistic check."""
+
+    properties: dict[str, Any] | None = None
+    geometry: dict[str, Any] | None = None
+    crs: str = "OGC:CRS84"
+    version: int | None = Field(default=None, description="the design feature's version you saw")
+
+
+class ResolveRequest(_Request):
+    """Per design feature id: mine (the design wins) or theirs (the network's current version stays)."""
+
+    resolutions: dict[int, str] = Field(min_length=1)
+
+
+class Workspace(_Response):
+    id: int
+    network_id: int
+    name: str
+    status: str
+    margin_m: float
+
+
+class WorkspaceCheckout(Workspace):
+    pipes: int
+    nodes: int
+    boundary_nodes: int
+
+
+class WorkspaceDetail(Workspace):
+    counts: dict[str, int]
+    features: dict[str, Any] = Field(description="GeoJSON FeatureCollection (lon/lat) of the design's features")
+
+
+class DesignFeatureResult(_Response):
+    id: int
+    kind: str
+    action: str
+
+
+class PasteBackResult(_Response):
+    id: int
+    status: str
+    inserted: int
+    updated: int
+    deleted: int
+    unchanged: int
+    reconnected: list[dict[str, Any]]
+
+
+class ResolveResult(_Response):
+    id: int
+    resolved: int
+
+
+class AbandonResult(_Response):
+    id: int
+    status: str

@@ -27,14 +27,37 @@ from sqlalchemy.engine import Connection
 from gis import access
 from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
-from gis.errors import ImportRejected, InvalidParameter, NotFound
+from gis.errors import Conflict, ImportRejected, InvalidParameter, NotFound
 from gis.geometry import to_storage
 from gis.settings import Settings
 from gis.writes import audit
-from layers.pipeline import clearance, inp, maintenance, orders, profile, repository, topology
+from gis.writes import delete_feature as remove_feature
+from gis.writes import insert_feature as write_feature
+from gis.writes import update_feature as change_feature
+from layers.pipeline import (
+    clearance,
+    crosssection,
+    design,
+    inp,
+    maintenance,
+    orders,
+    profile,
+    repository,
+    topology,
+)
 from layers.pipeline.inp import Placement  # noqa: F401  (re-exported: the INP placement the routes build)
 from layers.pipeline.isolation import drained_pipes, isolate, network_distances, second_ring
-from layers.pipeline.layers import CUSTOMERS, ISOLATIONS, NODES, PIPES, REPAIR_ORDERS, REPAIRS
+from layers.pipeline.layers import (
+    CUSTOMERS,
+    DESIGN_FEATURES,
+    DESIGN_WORKSPACES,
+    ISOLATIONS,
+    NODES,
+    PIPES,
+    REPAIR_ORDERS,
+    REPAIRS,
+    UTILITY_COLORS,
+)
 from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
 from layers.pipeline.profile import profile_png  # noqa: F401  (re-exported: the chart the routes send)
 from layers.pipeline.topology import GraphCache, NetworkGraph
@@ -648,6 +671,21 @@ def pipe_profile(conn: Connection, pipe_ids: list[int], *, caller: Caller, setti
                                 min_cover=profile.min_cover_rules(settings.paths.rules_dir), step_m=step_m)
 
 
+def cross_section(conn: Connection, line: BaseGeometry, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """The cross-section (横断面) under a cut line (storage CRS): every in-service pipe it crosses with
+    its depth from the DEM, the spacing between neighbours and the GB 50289 horizontal clearances."""
+    require_read(caller, PIPES)
+    crosssection.check_cut(line)  # before reading: a district-long line is refused without a query
+    nearby = repository.pipes_near(conn, line, 0.0)
+    return crosssection.cross_section(line, nearby, settings.paths.dem_path, storage_crs=settings.spatial.storage_crs,
+                                      rules=clearance.load_rules(settings.paths.rules_dir))
+
+
+def cross_section_svg(section: dict[str, Any]) -> str:
+    """The drawing of a cross-section (ground, pipes in their CJJ 61 colours, dimensions, Chinese labels)."""
+    return crosssection.cross_section_svg(section, UTILITY_COLORS)
+
+
 # --- EPANET INP import ---------------------------------------------------------------------------
 
 def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | None, caller: Caller,
@@ -685,3 +723,305 @@ def import_inp(conn: Connection, source: str | Path, *, name: str, crs: str | No
            "pipes": len(pipe_ids), "isolation_valves": len(plan.valve_codes), "customers": n_customers,
            "length_source": plan.length_source})
     return inp.import_result(plan, network_id, node_ids, pipe_ids, n_customers)
+
+
+# --- design workspaces (管网辅助设计) ----------------------------------------------------------------
+
+# the topology problems a paste back may not add to the network (components and feeders are the
+# design's business: a new branch may well be planned ahead of its source)
+PASTE_BLOCKING = ("missing_node", "unsnapped_endpoint", "dangling_end", "zero_length", "self_loop", "duplicate_pipe")
+_DESIGN_LAYERS = {"pipe": PIPES, "node": NODES}
+
+
+def _require_design(caller: Caller) -> None:
+    """A design writes the network's pipes and nodes at paste back: the same scope is needed to start one."""
+    require_write(caller, PIPES)
+    require_write(caller, NODES)
+    require_write(caller, DESIGN_WORKSPACES)
+
+
+def _open_workspace(conn: Connection, workspace_id: int, caller: Caller, *, lock: bool = False) -> dict[str, Any]:
+    row = repository.workspace(conn, workspace_id, lock=lock)
+    access.require_row(caller, DESIGN_WORKSPACES, row, f"design workspace {workspace_id}")
+    if row["status"] != "open":
+        raise Conflict(f"design workspace {workspace_id} is {row['status']}: check out the area again to design more")
+    return row
+
+
+def checkout_design(conn: Connection, network_id: int, area: BaseGeometry, *, caller: Caller, name: str,
+                    margin_m: float = 0.0) -> dict[str, Any]:
+    """Check out an area (storage-CRS polygon, grown by ``margin_m``) of a network into a new design
+    workspace: its pipes and nodes copied with the version each has now."""
+    _require_design(caller)
+    if not 0 <= margin_m <= 500:
+        raise InvalidParameter("margin_m is between 0 and 500 metres")
+    if area.geom_type != "Polygon":
+        raise InvalidParameter("the design area is one Polygon")
+    net = repository.network(conn, network_id)
+    grown = area.buffer(margin_m) if margin_m else area
+    rows = repository.checkout_rows(conn, network_id, grown)
+    if not rows["pipes"] and not rows["nodes"]:
+        raise InvalidParameter(f"network {net['name']} has no pipes or nodes in that area: draw it over the network")
+    ws = repository.insert_workspace(conn, {"network_id": network_id, "name": name, "margin_m": margin_m,
+                                            "created_by": caller.name, "department": caller.department or "govgis",
+                                            "area": grown})
+    copies = [{"workspace_id": ws["id"], "kind": kind, "source_id": r["id"], "base_version": r["version"],
+               "base": {**design.attributes(_DESIGN_LAYERS[kind], r), "from_node": r.get("from_node"),
+                        "to_node": r.get("to_node")},
+               "properties": design.attributes(_DESIGN_LAYERS[kind], r), "action": "keep", "geom": r["geom"]}
+              for kind, key in (("pipe", "pipes"), ("node", "nodes")) for r in rows[key]]
+    repository.insert_design_features(conn, copies)
+    summary = {"pipes": len(rows["pipes"]), "nodes": len(rows["nodes"]),
+               "boundary_nodes": sum(not grown.covers(r["geom"]) for r in rows["nodes"])}
+    audit(conn, caller, DESIGN_WORKSPACES.id, ws["id"], "insert", None, {**ws, **summary})
+    return {"id": int(ws["id"]), "network_id": network_id, "name": name, "status": "open", "margin_m": margin_m,
+            **summary}
+
+
+def _feature_json(f: dict[str, Any], to_lonlat: Any) -> dict[str, Any]:
+    geom = shapely.transform(f["geom"], lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
+    return {"type": "Feature", "id": int(f["id"]), "geometry": shapely.geometry.mapping(geom),
+            "properties": {**f["properties"], "design_kind": f["kind"], "source_id": f["source_id"],
+                           "base_version": f["base_version"], "action": f["action"], "resolution": f["resolution"],
+                           "version": int(f["version"])}}
+
+
+def design_workspace(conn: Connection, workspace_id: int, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """A workspace and its features (GeoJSON, lon/lat) with what the design does to each."""
+    require_read(caller, DESIGN_WORKSPACES)
+    ws = repository.workspace(conn, workspace_id)
+    access.require_row(caller, DESIGN_WORKSPACES, ws, f"design workspace {workspace_id}")
+    features = repository.design_feature_rows(conn, workspace_id)
+    to_lonlat = transformer(settings.spatial.storage_crs, "EPSG:4326")
+    counts = {a: sum(f["action"] == a for f in features) for a in ("keep", "insert", "update", "delete")}
+    return {"id": int(ws["id"]), "network_id": ws["network_id"], "name": ws["name"], "status": ws["status"],
+            "margin_m": ws["margin_m"], "created_by": ws["created_by"], "summary": ws["summary"], "counts": counts,
+            "features": {"type": "FeatureCollection", "features": [_feature_json(f, to_lonlat) for f in features]}}
+
+
+def design_geopackage(conn: Connection, workspace_id: int, path: Path, *, caller: Caller, settings: Settings) -> Path:
+    """The workspace as a GeoPackage (layers design_pipes and design_nodes, storage CRS) for a desktop GIS."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+
+    from gis.io.exports import pyogrio_remove
+
+    require_read(caller, DESIGN_WORKSPACES)
+    ws = repository.workspace(conn, workspace_id)
+    access.require_row(caller, DESIGN_WORKSPACES, ws, f"design workspace {workspace_id}")
+    features = [f for f in repository.design_feature_rows(conn, workspace_id) if f["action"] != "delete"]
+    if path.exists():
+        pyogrio_remove(path)
+    for kind in ("pipe", "node"):
+        mine = [f for f in features if f["kind"] == kind]
+        frame = pd.DataFrame([{"design_id": f["id"], "source_id": f["source_id"], "base_version": f["base_version"],
+                               "action": f["action"], **f["properties"]} for f in mine]) if mine else \
+            pd.DataFrame({"design_id": pd.Series(dtype="int64")})
+        gdf = gpd.GeoDataFrame(frame, geometry=[f["geom"] for f in mine], crs=settings.spatial.storage_crs)
+        pyogrio.write_dataframe(gdf, path, driver="GPKG", layer=f"design_{kind}s", append=path.exists())
+    return path
+
+
+def add_design_feature(conn: Connection, workspace_id: int, kind: str, properties: dict[str, Any],
+                       geometry: BaseGeometry, *, caller: Caller) -> dict[str, Any]:
+    """A new pipe or node in the design (written to the network only at paste back)."""
+    _require_design(caller)
+    _open_workspace(conn, workspace_id, caller)
+    if kind not in _DESIGN_LAYERS:
+        raise InvalidParameter("kind is pipe or node")
+    design.geometry_kind(kind, geometry)
+    properties = design.check_properties(_DESIGN_LAYERS[kind], properties)
+    row = write_feature(conn, DESIGN_FEATURES, caller, {"workspace_id": workspace_id, "kind": kind,
+                                                        "properties": properties, "action": "insert"}, geometry,
+                        through_module=True)
+    return {"id": int(row["id"]), "kind": kind, "action": "insert", "version": int(row["version"])}
+
+
+def edit_design_feature(conn: Connection, workspace_id: int, feature_id: int, *, caller: Caller,
+                        properties: dict[str, Any] | None = None, geometry: BaseGeometry | None = None,
+                        expected_version: int | None = None) -> dict[str, Any]:
+    """Change a design feature's attributes (merged into what it has) and/or its geometry."""
+    _require_design(caller)
+    _open_workspace(conn, workspace_id, caller)
+    f = repository.design_feature(conn, workspace_id, feature_id)
+    if f["action"] == "delete":
+        raise Conflict(f"design feature {feature_id} is deleted in this design")
+    layer = _DESIGN_LAYERS[f["kind"]]
+    merged = {**f["properties"], **design.check_properties(layer, properties or {})}
+    if geometry is not None:
+        design.geometry_kind(f["kind"], geometry)
+    row = change_feature(conn, DESIGN_FEATURES, caller, feature_id,
+                         {"properties": merged, "action": "insert" if f["source_id"] is None else "update"},
+                         geometry, expected_version=expected_version, through_module=True)
+    return {"id": feature_id, "kind": f["kind"], "action": row["action"], "version": int(row["version"])}
+
+
+def delete_design_feature(conn: Connection, workspace_id: int, feature_id: int, *, caller: Caller) -> dict[str, Any]:
+    """Delete a feature in the design: a copy is marked for deletion, a new feature is simply dropped."""
+    _require_design(caller)
+    _open_workspace(conn, workspace_id, caller)
+    f = repository.design_feature(conn, workspace_id, feature_id)
+    if f["source_id"] is None:
+        remove_feature(conn, DESIGN_FEATURES, caller, feature_id, expected_version=None, through_module=True)
+        return {"id": feature_id, "kind": f["kind"], "action": "dropped"}
+    change_feature(conn, DESIGN_FEATURES, caller, feature_id, {"action": "delete"}, None, expected_version=None,
+                   through_module=True)
+    return {"id": feature_id, "kind": f["kind"], "action": "delete"}
+
+
+def resolve_design_conflicts(conn: Connection, workspace_id: int, resolutions: dict[int, str], *,
+                             caller: Caller) -> dict[str, Any]:
+    """Settle conflicts per feature: ``mine`` (the design wins over the current version) or ``theirs``
+    (the network's version stays, the design's change is dropped at paste back)."""
+    _require_design(caller)
+    _open_workspace(conn, workspace_id, caller)
+    for feature_id, choice in resolutions.items():
+        if choice not in ("mine", "theirs"):
+            raise InvalidParameter(f"feature {feature_id}: resolve with mine or theirs, not {choice!r}")
+        f = repository.design_feature(conn, workspace_id, int(feature_id))
+        if not design.changed(f):
+            raise InvalidParameter(f"design feature {feature_id} changes nothing in the network: nothing to resolve")
+        repository.set_resolution(conn, int(feature_id), choice)
+        audit(conn, caller, DESIGN_FEATURES.id, feature_id, "update", {"resolution": f["resolution"]},
+              {"resolution": choice})
+    return {"id": workspace_id, "resolved": len(resolutions)}
+
+
+def abandon_design(conn: Connection, workspace_id: int, *, caller: Caller) -> dict[str, Any]:
+    """Give a design up: the workspace is closed, the network is not touched."""
+    _require_design(caller)
+    ws = _open_workspace(conn, workspace_id, caller, lock=True)
+    repository.close_workspace(conn, workspace_id, "abandoned", None)
+    audit(conn, caller, DESIGN_WORKSPACES.id, workspace_id, "update", {"status": ws["status"]},
+          {"status": "abandoned"})
+    return {"id": workspace_id, "status": "abandoned"}
+
+
+def paste_back_design(conn: Connection, workspace_id: int, *, caller: Caller, settings: Settings) -> dict[str, Any]:
+    """Write a design into its network in the caller's one transaction: conflicts first (none may be
+    unresolved), then the topology of the result joined to the surrounding network, then every change
+    through gis/writes.py (audited with before and after). Any refusal leaves the network untouched."""
+    _require_design(caller)
+    ws = _open_workspace(conn, workspace_id, caller, lock=True)
+    network_id = int(ws["network_id"])
+    net = repository.network(conn, network_id)
+    features = repository.design_feature_rows(conn, workspace_id)
+    current = {(kind, i): row for kind in ("pipe", "node")
+               for i, row in repository.current_features(
+                   conn, kind, [int(f["source_id"]) for f in features if f["kind"] == kind and f["source_id"]]).items()}
+    found = design.conflicts(features, current, _DESIGN_LAYERS)
+    if found:
+        raise Conflict(f"{len(found)} feature(s) of this design were changed in the network since checkout: "
+                       "nothing was merged; resolve each (POST …/resolve with mine or theirs) and paste back again",
+                       conflicts=found)
+    # what the design leaves in the network: copies kept or changed (a 'theirs' change is kept as it is now)
+    theirs = {int(f["id"]) for f in features if f["resolution"] == "theirs"}
+    final = [f for f in features if f["action"] != "delete" or int(f["id"]) in theirs]
+    for f in final:
+        if int(f["id"]) in theirs:
+            now = current.get((f["kind"], int(f["source_id"])))
+            if now is not None:
+                f["geom"] = now["geom"]
+    node_final = [f for f in final if f["kind"] == "node"]
+    # the pipes the design draws (new or changed) must meet nodes; a copy left as it was keeps its ends
+    drawn = [f for f in final if f["kind"] == "pipe" and f["action"] != "keep" and int(f["id"]) not in theirs]
+    tol = float(net["snap_tolerance_m"])
+    plan, left = design.join_design(drawn, node_final, tol)
+    in_workspace = {int(f["source_id"]) for f in features if f["kind"] == "node" and f["source_id"]}
+    code_of = {int(f["id"]): f["properties"].get("code") for f in features}
+    to_lonlat = transformer(settings.spatial.storage_crs, "EPSG:4326")
+    for pipe_fid, end, x, y in left:
+        node = repository.nearest_node(conn, network_id, x, y, tol, exclude=in_workspace)
+        where = {"feature_id": pipe_fid, "pipe": code_of.get(pipe_fid), "end": "start" if end == 0 else "end"}
+        lon, lat = to_lonlat.transform(x, y)
+        if node is None:
+            plan.loose.append({**where, "lon": round(lon, 7), "lat": round(lat, 7)})
+        else:
+            plan.ends[pipe_fid][end] = ("network", node)
+            plan.reconnected.append({**where, "node_id": node})
+    deleted_nodes = [int(f["source_id"]) for f in features
+                     if f["kind"] == "node" and f["action"] == "delete" and f["source_id"] and int(f["id"]) not in theirs]
+    # pipes the design redraws or deletes no longer end where they did; every other pipe still does
+    workspace_pipes = [int(f["source_id"]) for f in features if f["kind"] == "pipe" and f["source_id"]
+                       and f["action"] != "keep" and int(f["id"]) not in theirs]
+    orphaned = repository.pipes_at_nodes(conn, deleted_nodes, workspace_pipes)
+    if plan.loose or orphaned:
+        raise Conflict(
+            f"the design does not join the network: {len(plan.loose)} pipe end(s) meet no node within "
+            f"{tol} m (add a node there or end the pipe on one), {len(orphaned)} pipe(s) outside the workspace "
+            "still end at a node the design deletes (keep the node); nothing was merged",
+            loose_ends=plan.loose, orphaned_pipes=orphaned)
+    before = topology.topology_report(net, repository.topology_rows(conn, network_id), settings.spatial.storage_crs)
+    counts = _write_design(conn, caller, network_id, features, current, plan, theirs)
+    after = topology.topology_report(net, repository.topology_rows(conn, network_id), settings.spatial.storage_crs)
+    added = {k: after["counts"][k] - before["counts"][k] for k in PASTE_BLOCKING
+             if after["counts"][k] > before["counts"][k]}
+    if added:
+        # raising rolls the caller's transaction back: the writes above never reach the network
+        raise Conflict("the design would add topology problems to the network: "
+                       + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in added.items()) + "; nothing was merged",
+                       topology={k: after["problems"][k] for k in added})
+    summary = {**counts, "reconnected": plan.reconnected}
+    repository.close_workspace(conn, workspace_id, "merged", summary)
+    audit(conn, caller, DESIGN_WORKSPACES.id, workspace_id, "update", {"status": "open"},
+          {"status": "merged", **counts})
+    return {"id": workspace_id, "status": "merged", "network_id": network_id, **summary}
+
+
+def _write_design(conn: Connection, caller: Caller, network_id: int, features: list[dict[str, Any]],
+                  current: dict[tuple[str, int], dict[str, Any]], plan: design.JoinPlan,
+                  theirs: set[int]) -> dict[str, int]:
+    """Every change of a checked design through gis/writes.py: nodes first (pipes end on them), then
+    pipes, then deletions of pipes before the nodes they ended at."""
+    counts = {"inserted": 0, "updated": 0, "deleted": 0, "unchanged": 0}
+    node_id: dict[int, int] = {}  # design feature id → node id in the network
+    for f in features:
+        if f["kind"] == "node" and f["source_id"]:
+            node_id[int(f["id"])] = int(f["source_id"])
+
+    def end_id(ref: tuple[str, int] | None) -> int | None:
+        if ref is None:
+            return None
+        return node_id[ref[1]] if ref[0] == "design" else ref[1]
+
+    def write(f: dict[str, Any], values: dict[str, Any]) -> None:
+        layer = _DESIGN_LAYERS[f["kind"]]
+        fid = int(f["id"])
+        if f["action"] == "insert" or (f["action"] == "update" and (f["kind"], int(f["source_id"])) not in current):
+            row = write_feature(conn, layer, caller, {**values, "network_id": network_id}, f["geom"],
+                                through_module=True)
+            if f["kind"] == "node":
+                node_id[fid] = int(row["id"])
+            counts["inserted"] += 1
+        elif f["action"] == "update":
+            now = current[(f["kind"], int(f["source_id"]))]
+            change_feature(conn, layer, caller, int(f["source_id"]), values, f["geom"],
+                           expected_version=int(now["version"]), through_module=True)
+            counts["updated"] += 1
+
+    for f in [f for f in features if f["kind"] == "node" and f["action"] in ("insert", "update")]:
+        if int(f["id"]) in theirs:
+            counts["unchanged"] += 1
+            continue
+        write(f, design.column_values(NODES, f["properties"]))
+    for f in features:
+        if f["kind"] != "pipe" or f["action"] == "delete":
+            continue
+        if f["action"] == "keep" or int(f["id"]) in theirs:
+            counts["unchanged"] += 1
+            continue
+        ends = [end_id(ref) for ref in plan.ends[int(f["id"])]]
+        write(f, {**design.column_values(PIPES, f["properties"]), "from_node": ends[0], "to_node": ends[1]})
+    for kind in ("pipe", "node"):
+        for f in features:
+            if f["kind"] != kind or f["action"] != "delete" or int(f["id"]) in theirs:
+                continue
+            now = current.get((kind, int(f["source_id"])))
+            if now is None:
+                continue  # already gone (resolved as mine: the design wanted it gone too)
+            remove_feature(conn, _DESIGN_LAYERS[kind], caller, int(f["source_id"]), expected_version=int(now["version"]),
+                           through_module=True)
+            counts["deleted"] += 1
+    counts["unchanged"] += sum(1 for f in features if f["kind"] == "node" and f["action"] == "keep")
+    return counts
