@@ -7,9 +7,9 @@ FastAPI's generator is used as is, and the few 3.1-only constructs it emits are 
 Then every operation is told the truth about its error answers, by one rule over what the route
 declares (not by lists on each route), so routes added later are covered without touching this file:
 every operation may answer 400 (the request validation, folded from FastAPI's 422 in api/errors.py),
-401 (an unknown key), 403 (a key without the right), 429 (over budget) and 503 (database away); a
-path with ids 404; a write (POST/PUT/PATCH/DELETE) 405/409/412/428; a request body 413 (the body
-limit of api/limits.py) and, for uploads, 415; an ``f`` parameter 406. All of them are RFC 7807
+401 (an unknown key), 403 (a key without the right), 429 (over budget) and 503 (database away); an
+operation that takes any parameter or body 404 (an id, code or year that names nothing); a write (POST/PUT/PATCH/DELETE) 405/409/412/428; a request body 413 (the body
+limit of api/limits.py) and, for uploads, 415. All of them are RFC 7807
 problem+json (``#/components/schemas/Problem``). A 2xx without a described body gets one from the
 route's ``f`` formats or the path's file extension (GeoJSON, MVT, PNG, HTML, CSV, XLSX, PDF).
 """
@@ -80,7 +80,6 @@ ERROR_TEXT = {
     403: "The caller's key lacks the right for this layer or action",
     404: "No such resource (layer, feature, report, code …)",
     405: "This layer is not written through this path (or not by clients)",
-    406: "The requested output format is not offered here",
     409: "The write conflicts with the data (duplicate, rule broken, state does not allow it)",
     412: "If-Match names an old version: reload and retry",
     413: "The request body is larger than GOVGIS_MAX_REQUEST_BYTES",
@@ -99,19 +98,17 @@ MEDIA_TYPES = {
     "dxf": "image/vnd.dxf", "inp": "text/plain",
 }
 BINARY = {"type": "string", "format": "binary"}
+JSON_VALUE = {"anyOf": [{"type": "object"}, {"type": "array"}]}
 
 
 def error_statuses(method: str, operation: dict[str, Any]) -> list[int]:
     """The error statuses an operation can answer, from what it declares (see the module docstring)."""
     statuses = {400, 401, 403, 429, 503}
-    params = operation.get("parameters", [])
-    if any(p.get("in") == "path" for p in params):
-        statuses.add(404)
-    if any(p.get("in") == "query" and p.get("name") == "f" for p in params):
-        statuses.add(406)
+    body = operation.get("requestBody")
+    if operation.get("parameters") or body is not None:
+        statuses.add(404)  # an id, code or year in the path, the query or the body that names nothing
     if method in WRITES:
         statuses |= {404, 405, 409, 412, 428}
-    body = operation.get("requestBody")
     if body is not None or method in WRITES:
         statuses.add(413)
     if body is not None and any(ct.startswith("multipart/") for ct in body.get("content", {})):
@@ -164,8 +161,8 @@ def document_answers(schema: dict[str, Any]) -> dict[str, Any]:
                     if "schema" not in described and not media.endswith("json"):
                         described["schema"] = {"type": "string"} if media.startswith("text/") else BINARY
                 if "application/json" in content and content["application/json"].get("schema") in ({}, None):
-                    # a route that returns a dict: an object, whatever its fields
-                    content["application/json"]["schema"] = {"type": "object"}
+                    # a route that builds its own JSON response: an object or a list, whatever its fields
+                    content["application/json"]["schema"] = JSON_VALUE
                     for f, media in MEDIA_TYPES.items():
                         if f != "json" and f in _formats(operation):
                             content[media] = _success_content(f"x.{f}", {})[media]
