@@ -23,17 +23,24 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from fastapi import FastAPI, File, UploadFile
 from hypothesis import HealthCheck, Phase, settings
+from pydantic import BaseModel
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from spatial_api_fixtures import SpatialData, _free_port
 from sqlalchemy.engine import Engine
 
 from gis.settings import get_settings
-from spatial_api_fixtures import SpatialData, _free_port
 
 EXAMPLES = int(os.environ.get("GOVGIS_API_EXAMPLES", "1"))
 EXCLUDED: dict[str, str] = {}  # "METHOD /path" → why it is not run (none today)
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+class Position(BaseModel):  # a body for the made-up route of test_a_route_added_later_...
+    x: float
+    y: float
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +125,49 @@ def test_queryables_as_html_for_every_layer(contract_server: str, every_scope_ke
         assert answer.status_code == 200, (layer_id, answer.text[:300])
         assert answer.headers["content-type"].startswith("text/html")
         assert "properties" in answer.text or layer_id in answer.text
+
+
+def test_a_route_added_later_is_documented_by_the_same_rule() -> None:
+    """The statuses come from what a route declares, so a new router needs no edit in api/openapi.py."""
+    from api import errors, openapi
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/things")
+    def things() -> list[dict]:
+        return []
+
+    @app.post("/things/{thing_id}/positions")
+    def add_position(thing_id: int, body: Position) -> dict:
+        return {}
+
+    @app.post("/things/upload")
+    def upload(file: UploadFile = File(...)) -> dict:
+        return {}
+
+    openapi.install(app)
+    paths = app.openapi()["paths"]
+    listed = paths["/things"]["get"]["responses"]
+    assert set(listed) == {"200", "400", "401", "403", "429", "503"}
+    written = paths["/things/{thing_id}/positions"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "405", "409", "412", "413", "428", "429", "503"} <= set(written)
+    assert "422" not in written and "415" not in written
+    assert written["412"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert "415" in paths["/things/upload"]["post"]["responses"]
+
+
+def test_no_operation_documents_422_and_every_2xx_has_a_schema() -> None:
+    operations = 0
+    for path, item in CONTRACT.raw_schema["paths"].items():
+        for method, operation in item.items():
+            operations += 1
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            assert "400" in responses and "503" in responses, (method, path)
+            for status, answer in responses.items():
+                if status.startswith("2") and status != "204":
+                    assert answer.get("content"), (method, path, status)
+                    for media, described in answer["content"].items():
+                        assert described.get("schema") not in (None, {}), (method, path, status, media)
+    assert operations >= 100
