@@ -16,10 +16,12 @@ database or the server would be listed here with its reason.)
 from __future__ import annotations
 
 import copy
+import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -34,6 +36,7 @@ from sqlalchemy.engine import Engine
 from gis.settings import get_settings
 
 EXAMPLES = int(os.environ.get("GOVGIS_API_EXAMPLES", "1"))
+CASES: dict[str, int] = {}  # "METHOD /path" → requests sent, written to tests/artifacts/api-contract.json
 EXCLUDED: dict[str, str] = {}  # "METHOD /path" → why it is not run (none today)
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
@@ -68,6 +71,12 @@ def contract_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[st
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
+    artifacts = Path(__file__).resolve().parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    summary = {"examples_per_operation": EXAMPLES, "operations": len(CASES), "cases": sum(CASES.values()),
+               "excluded": EXCLUDED, "per_operation": CASES}
+    (artifacts / "api-contract.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+    print(f"\nschemathesis: {summary['operations']} operations, {summary['cases']} cases")
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -108,6 +117,8 @@ def test_the_served_definition_is_the_one_tested(contract_server: str) -> None:
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_as_documented(case, contract_server, every_scope_key) -> None:  # noqa: ANN001
+    label = case.operation.label
+    CASES[label] = CASES.get(label, 0) + 1
     case.call_and_validate(base_url=contract_server, headers={"X-API-Key": every_scope_key}, checks=CHECKS,
                            timeout=60)
 
