@@ -13,12 +13,13 @@ SERVER_PKGS := postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting
 TEST_PKGS := gdal-bin chromium fonts-noto-cjk poppler-utils
 STAMP := .venv/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help run test stop deps test-deps node db assets lint
+.PHONY: help run test stop deps test-deps node db assets lint check-api
 
 help:
 	@echo "make run    — set up everything and serve http://127.0.0.1:8000 (map at /map)"
 	@echo "make test   — set up everything and run the test suite"
 	@echo "make stop   — stop the embedded PostgreSQL cluster"
+	@echo "make check-api — schemathesis over every operation of /api, more examples than the suite"
 
 # --- installation (each step skips itself when already done) ---------------------------------
 deps: $(STAMP)
@@ -72,6 +73,12 @@ run: deps db assets
 test: test-deps db assets
 	@echo "[govgis] running the test suite (throw-away database on the same server)"
 	@.venv/bin/pytest -q $(PYTEST_ARGS)
+
+# the API definition against the running code: schemathesis over every operation with more examples
+# per operation than the suite's run (GOVGIS_API_EXAMPLES, default 25 here)
+check-api: deps db
+	@echo "[govgis] schemathesis over every operation of /api ($${GOVGIS_API_EXAMPLES:-25} examples each)"
+	@GOVGIS_API_EXAMPLES=$${GOVGIS_API_EXAMPLES:-25} .venv/bin/pytest -q tests/test_api_contract.py $(PYTEST_ARGS)
 
 lint: deps
 	@.venv/bin/ruff check gis layers api webmap data tests bench

@@ -70,7 +70,8 @@ def _tile_address(request: Request) -> tuple[int, int, int]:
 
 
 @serving.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A vector tile (OGC order)",
-            response_class=Response, openapi_extra={"parameters": [
+            response_class=Response, responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}},
+            openapi_extra={"parameters": [
                 _path_parameter("collection_id", "layer id"), _path_parameter("tms_id", "tile matrix set: WebMercatorQuad"),
                 *_ZXY]})
 async def collection_tile(request: Request) -> Response:
