@@ -78,7 +78,7 @@ test: test-deps db assets
 # per operation than the suite's run (GOVGIS_API_EXAMPLES, default 25 here)
 check-api: deps db
 	@echo "[govgis] schemathesis over every operation of /api ($${GOVGIS_API_EXAMPLES:-25} examples each)"
-	@GOVGIS_API_EXAMPLES=$${GOVGIS_API_EXAMPLES:-25} .venv/bin/pytest -q tests/test_api_contract.py $(PYTEST_ARGS)
+	@GOVGIS_API_EXAMPLES=$${GOVGIS_API_EXAMPLES:-25} GOVGIS_TEST_CONTRACT_SESSION=1 .venv/bin/pytest -q tests/contract $(PYTEST_ARGS)
 
 lint: deps
 	@.venv/bin/ruff check gis layers api webmap data tests bench

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,6 +38,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # the same server and roles as configured, a database of the session's own
     settings = use_database(name)
     config._govgis_test_url = admin_url(settings)  # type: ignore[attr-defined]
+
+
+CONTRACT_DIR = Path(__file__).resolve().parent / "contract"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/contract/ writes through every route with an every-scope key: it runs only in a session of
+    its own (GOVGIS_TEST_CONTRACT_SESSION=1, started by tests/test_api_contract_run.py or make check-api),
+    on a database of its own, so the demo city the other tests read stays as loaded."""
+    if collection_path == CONTRACT_DIR and not os.environ.get("GOVGIS_TEST_CONTRACT_SESSION"):
+        return True
+    return None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

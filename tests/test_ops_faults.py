@@ -214,6 +214,16 @@ def _sample_routes(scratch: Scratch) -> list[tuple[str, str, dict[str, str]]]:
     ]
 
 
+def _not_yet_cached(route: tuple[str, str, dict[str, str]]) -> tuple[str, str, dict[str, str]]:
+    """The tile route's neighbour tile. A tile already served may come from the tile cache for up to
+    versions_ttl (0.5 s) after the database stops, by design; a tile not asked before must read it."""
+    method, path, headers = route
+    if not path.startswith("/tiles/"):
+        return route
+    z, x, y = path.removeprefix("/tiles/").removesuffix(".mvt").split("/")
+    return method, f"/tiles/{z}/{int(x) + 1}/{y}.mvt", headers
+
+
 def test_a_stopped_database_answers_503_and_the_service_recovers_by_itself(scratch: Scratch, live_server: str
                                                                            ) -> None:
     routes = _sample_routes(scratch)
@@ -231,7 +241,8 @@ def test_a_stopped_database_answers_503_and_the_service_recovers_by_itself(scrat
         first = local_port(client.get("/api"))
         scratch.cluster.stop("fast")
         try:
-            for route in [*routes, ("PATCH", f"/collections/{LAYER}/items/{fid}", scratch.writer)]:
+            for route in [*map(_not_yet_cached, routes), ("PATCH", f"/collections/{LAYER}/items/{fid}",
+                                                          scratch.writer)]:
                 if route[0] == "PATCH":
                     response = _patch(client, fid, etag, scratch.writer, 7)
                 else:

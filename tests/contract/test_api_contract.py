@@ -9,8 +9,12 @@ and personal data. For each operation schemathesis generates a bounded number of
 - every status is one the definition documents for that operation (status_code_conformance),
 - every body matches the documented schema of its status and media type (response_schema_conformance).
 
-Excluded operations: none. (Writes run on the throw-away database; a route that would kill the
+Excluded operations: none. (Writes run on a throw-away database; a route that would kill the
 database or the server would be listed here with its reason.)
+
+This module runs in a pytest session of its own (tests/test_api_contract_run.py starts it; tests/conftest.py
+leaves tests/contract/ out of every other session): its every-scope key registers parcels, edits and
+imports, which would change the demo city the other modules read, so it gets a database of its own.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def contract_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[st
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
-    artifacts = Path(__file__).resolve().parent / "artifacts"
+    artifacts = Path(__file__).resolve().parents[1] / "artifacts"
     artifacts.mkdir(exist_ok=True)
     summary = {"examples_per_operation": EXAMPLES, "operations": len(CASES), "cases": sum(CASES.values()),
                "excluded": EXCLUDED, "per_operation": CASES}
