@@ -846,10 +846,12 @@ def impact_report(conn: Connection, incident_id: int, *, caller: Caller, setting
     population, hospitals and schools, pipes by utility (pipeline), shelters. Sections the caller's
     key may not read say so instead of failing the report."""
     from gis.access import can_read
+    from gis.registry import REGISTRY
     from layers.cadastre import service as cadastre
-    from layers.cadastre.layers import PARCELS
     from layers.pipeline import service as pipeline
-    from layers.pipeline.layers import PIPES
+
+    # other families are reached through their services; their layers by id in the registry
+    PARCELS, PIPES = REGISTRY.get("cadastre_parcels"), REGISTRY.get("pipeline_pipes")  # noqa: N806
 
     require_read(caller, INCIDENTS)
     incident = repo.incident(conn, incident_id)
