@@ -490,12 +490,13 @@ def test_reading_csv_upload_with_chinese_headers_and_a_bad_header(client, demo_c
     stamps = [f"2025-07-14 {h:02d}:00" for h in range(1, 24)] + ["2025-07-15 00:00"]
     text = "用户编号,抄表时间,用量,表底数,读数类型\n" + "".join(
         f"{account},{stamp},{0.5 + h / 10:.3f},,智能表\n" for h, stamp in enumerate(stamps, start=1)) + \
-        f"{account},2025-07-15 01:00,-1,,智能表\n"
+        f"{account},2025-07-15 01:00,-1,,智能表\n" + f"{account},2025-07-15 02:00,1,5,智能表,extra\n"
     files = {"file": ("readings.csv", text.encode("gbk"), "text/csv")}
     r = client.post("/pipeline/billing/readings/upload", files=files, data={"network_id": str(water)},
                     headers=keys["billing"])
     assert r.status_code == 200, r.text
-    assert r.json()["inserted"] == 24 and [e["row"] for e in r.json()["refused"]] == [25]
+    assert r.json()["inserted"] == 24 and [e["row"] for e in r.json()["refused"]] == [25, 26]
+    assert "negative" in r.json()["refused"][0]["reason"] and "header names 5" in r.json()["refused"][1]["reason"]
     r = client.post("/pipeline/billing/readings/upload", files=files, headers=keys["billing"])
     assert (r.json()["inserted"], r.json()["unchanged"]) == (0, 24), r.text
     with demo_city.connect() as conn:

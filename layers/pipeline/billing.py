@@ -69,14 +69,20 @@ def read_csv(text: str, columns: Sequence[str], required: Sequence[str]) -> list
         for values in reader:
             if not any(v.strip() for v in values):
                 continue
+            row = {n: v for n, v in zip(names, values, strict=False)}
             if len(values) > len(names):
-                values = values[:len(names)] + [",".join(values[len(names):])]
-            rows.append({n: v for n, v in zip(names, values, strict=False)})
+                # refused as a row (check_accounts / check_readings), not silently cut
+                row[_ROW_PROBLEM] = (f"the row has {len(values)} values but the header names {len(names)} columns: "
+                                     "quote values that contain the separator")
+            rows.append(row)
             if len(rows) > MAX_ROWS:
                 raise InvalidParameter(f"more than {MAX_ROWS} rows: split the file; nothing was imported")
     except csv.Error as exc:
         raise InvalidParameter(f"the CSV file cannot be read after row {len(rows)}: {exc}") from None
     return rows
+
+
+_ROW_PROBLEM = "__problem__"
 
 
 def _blank(value: Any) -> bool:
@@ -159,6 +165,8 @@ def check_accounts(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, An
         try:
             if not isinstance(record, Mapping):
                 raise ValueError("a row is an object with account_no, name, …")
+            if _ROW_PROBLEM in record:
+                raise ValueError(record[_ROW_PROBLEM])
             unknown = [k for k in record if k not in ACCOUNT_COLUMNS]
             if unknown:
                 raise ValueError(f"unknown field(s) {', '.join(map(str, unknown[:5]))}: the fields are "
@@ -213,6 +221,8 @@ def check_readings(rows: Iterable[Mapping[str, Any]], *, zone: str, now: dt.date
         try:
             if not isinstance(record, Mapping):
                 raise ValueError("a row is an object with account_no, read_at, consumption")
+            if _ROW_PROBLEM in record:
+                raise ValueError(record[_ROW_PROBLEM])
             unknown = [k for k in record if k not in READING_COLUMNS]
             if unknown:
                 raise ValueError(f"unknown field(s) {', '.join(map(str, unknown[:5]))}: the fields are "
