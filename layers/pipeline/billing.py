@@ -140,6 +140,10 @@ def reading_time(value: Any, zone: str) -> dt.datetime:
             raise ValueError(f"read_at {text[:40]!r} is not a time: write e.g. 2026-03-31T09:30:00+08:00") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(zone))
+    try:
+        when.astimezone(dt.UTC)  # an offset that pushes it off the calendar (year 0) is no time
+    except OverflowError:
+        raise ValueError(f"read_at {str(value)[:40]!r} is outside the calendar") from None
     return when
 
 
