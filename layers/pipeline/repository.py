@@ -1,6 +1,7 @@
 """All SQL of the pipeline family: reads for the network graph and the topology check, the area
 query, networks, nodes, pipes and customers written by imports and the topology build, isolation
-runs, repair orders and their events, clearance, profiles and maintenance. The service calls these;
+runs, repair orders and their events, clearance, profiles and maintenance, design workspaces, billing
+imports, meter readings and the consumption sums. The service calls these;
 nothing here commits.
 """
 

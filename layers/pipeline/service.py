@@ -1,11 +1,12 @@
 """Every use case of the pipeline family, each checking the caller's rights first: burst isolation
 and its stored versions, criticality, connectivity, the topology check and build, repair orders,
-clearance checks, profiles, maintenance, EPANET INP import, pipes in an area.
+clearance checks, profiles, maintenance, EPANET INP import, pipes in an area, design workspaces, and
+customer management (billing-system imports, consumption, usage analysis, outage notices).
 
 The only module the /pipeline routes and other families (land pre-review, emergency) call. Reads and
 writes go through layers/pipeline/repository.py in the caller's transaction (never committed here);
 the analyses are the pure modules (isolation.py, topology.py, inp.py, orders.py, clearance.py,
-maintenance.py, profile.py). Writes are audited here.
+maintenance.py, profile.py, design.py, crosssection.py, billing.py, usage.py). Writes are audited here.
 """
 
 from __future__ import annotations
