@@ -95,6 +95,13 @@ def test_demo_city_has_a_year_of_monthly_reads_for_every_customer_and_hourly_rea
     sampled = frame[frame["hourly"] > 0]
     assert 5 <= len(sampled) < len(frame) / 10
     assert (sampled["hourly"] == 4 * 7 * 24).all()  # four sample weeks of hourly reads
+    # sized for a year of every customer's reads: ~150 bytes a row with its key, the time index a few pages
+    with demo_city.connect() as conn:
+        rows, total, heap, brin = conn.execute(sa.text(
+            "SELECT count(*), pg_total_relation_size('pipeline_meter_readings'), "
+            "pg_relation_size('pipeline_meter_readings'), pg_relation_size('ix_pipeline_meter_readings_read_at') "
+            "FROM pipeline_meter_readings")).one()
+    assert total / rows < 200 and brin < heap / 100
 
 
 # --- consumption per customer and period -----------------------------------------------------------
