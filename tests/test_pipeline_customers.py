@@ -104,6 +104,19 @@ def test_demo_city_has_a_year_of_monthly_reads_for_every_customer_and_hourly_rea
     assert total / rows < 200 and brin < heap / 100
 
 
+def test_demo_readings_are_deterministic_for_a_seed():
+    from data import democity
+
+    def readings(seed: int) -> pd.DataFrame:
+        return democity.generate(0.1, seed, only=("pipeline_meter_readings",))["pipeline_meter_readings"]
+
+    first, again, other = readings(7), readings(7), readings(8)
+    pd.testing.assert_frame_equal(first, again)
+    # another seed is another city (other parcels, so other customers) and other volumes
+    assert not first[["account_no", "consumption"]].equals(other[["account_no", "consumption"]])
+    assert set(first["kind"]) == {"billing", "interval"}
+
+
 # --- consumption per customer and period -----------------------------------------------------------
 
 def test_customer_consumption_per_month_and_day_matches_pandas(client, demo_city, keys, water):
