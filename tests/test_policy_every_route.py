@@ -205,6 +205,14 @@ def walk(demo_city, empty_square_km) -> Walk:
     w.ids["isolation"] = iso["id"]
     w.ids["order"] = _ok(client.post("/pipeline/repair-orders", json={
         "isolation_id": iso["id"], "planned_restore_at": "2030-01-01T18:00:00+08:00"}, headers=keys["write_pipeline"]))["id"]
+    # customer management: an account of the walk's own (its readings leave the demo customers as loaded)
+    w.ids["account"] = f"WALK-{uuid.uuid4().hex[:8]}"
+    w.ids["billing_import"] = _ok(client.post("/pipeline/billing/accounts", headers=everything, json={
+        "network_id": pipe.network_id, "accounts": [_walk_account(w, w.ids["account"])]}))["import_id"]
+    with demo_city.connect() as conn:
+        w.ids["customer"] = conn.execute(sa.text("SELECT id FROM pipeline_customers WHERE network_id = :n AND "
+                                                 "category = 'residential' ORDER BY id LIMIT 1"),
+                                         {"n": pipe.network_id}).scalar_one()
     case = _ok(client.post("/land/supervision/cases", headers=everything, json={
         "case_no": f"WALK-{uuid.uuid4().hex[:6]}", "found_on": "2024-05-01", "party": "李遍历",
         "geometry": w.at(0, 500, 50, 50)}))
@@ -266,6 +274,7 @@ def _get(params: dict[str, Any] | Callable[[Walk], dict[str, Any]] | None = None
 
 
 DESIGN_WRITES = ("pipeline_pipes", "pipeline_nodes")  # a design workspace writes the network at paste back
+BILLING_WRITES = ("pipeline_customers", "pipeline_billing_imports")  # the billing interface's imports
 
 EXAMPLES: dict[tuple[str, str], Example] = {
     # OGC API, tiles, queries
@@ -402,6 +411,24 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         "content": _inp(w.square[0] + 400, w.square[1] + 800).encode()}, ("pipeline_pipes", "pipeline_nodes")),
     ("POST", "/pipeline/networks/{network_id}/build-topology"): Example(lambda w: {
         "path": {"network_id": w.ids["inp_network"]}}, ("pipeline_pipes", "pipeline_nodes")),
+    ("POST", "/pipeline/billing/accounts"): Example(lambda w: {"json": {
+        "network_id": w.ids["network"], "accounts": [_walk_account(w, f"WALK-{uuid.uuid4().hex[:8]}")]}},
+        BILLING_WRITES),
+    ("POST", "/pipeline/billing/accounts/upload"): Example(lambda w: {
+        "data": {"network_id": str(w.ids["network"])}, "files": {"file": ("accounts.csv", _accounts_csv(w), "text/csv")}},
+        BILLING_WRITES),
+    ("POST", "/pipeline/billing/readings"): Example(lambda w: {"json": {
+        "network_id": w.ids["network"], "readings": [_walk_reading(w)]}}, BILLING_WRITES + ("pipeline_meter_readings",)),
+    ("POST", "/pipeline/billing/readings/upload"): Example(lambda w: {
+        "files": {"file": ("readings.csv", f"account_no,read_at,consumption\n{w.ids['account']},2025-06-30 10:00,2.5\n"
+                                            .encode(), "text/csv")}}, BILLING_WRITES + ("pipeline_meter_readings",)),
+    ("GET", "/pipeline/billing/imports/{import_id}"): Example(lambda w: {"path": {"import_id": w.ids["billing_import"]}}),
+    ("GET", "/pipeline/customers/{customer_id}/consumption"): Example(lambda w: {
+        "path": {"customer_id": w.ids["customer"]}, "params": {"from": "2025-01-01T00:00:00+08:00"}}),
+    ("POST", "/pipeline/usage"): Example(lambda w: {"json": {"network_id": w.ids["network"],
+                                                             "geometry": _person_area(w)}}),
+    ("GET", "/pipeline/repair-orders/{order_id}/notices"): Example(lambda w: {
+        "path": {"order_id": w.ids["order"]}, "params": {"f": "csv"}}),
     ("POST", "/pipeline/cross-section"): Example(lambda w: {"json": {"geometry": _design_cut(w)}}),
     ("POST", "/pipeline/design/workspaces"): Example(lambda w: {"json": _checkout_body(w)}, DESIGN_WRITES),
     ("GET", "/pipeline/design/workspaces/{workspace_id}"): Example(lambda w: {"path": {"workspace_id": _design(w)[0]}}),
@@ -511,6 +538,22 @@ def _design(w: Walk, *, edit: bool = False) -> tuple[int, int]:
         _ok(w.client.patch(f"/pipeline/design/workspaces/{ws}/features/{pipe}", json={"properties": {"diameter_mm": 250}},
                            headers=everything))
     return ws, pipe
+
+
+def _walk_account(w: Walk, account: str) -> dict:
+    lon, lat = w.point(800, 800)["coordinates"]
+    return {"account_no": account, "name": "遍历测试商铺", "category": "commercial", "lon": lon, "lat": lat,
+            "contact_name": "赵遍历", "contact_phone": "13900003333"}
+
+
+def _accounts_csv(w: Walk) -> bytes:
+    row = _walk_account(w, f"WALK-{uuid.uuid4().hex[:8]}")
+    return ("account_no,name,category,lon,lat\n"
+            f"{row['account_no']},{row['name']},{row['category']},{row['lon']},{row['lat']}\n").encode()
+
+
+def _walk_reading(w: Walk) -> dict:
+    return {"account_no": w.ids["account"], "read_at": "2025-05-31T10:00:00+08:00", "consumption": 3.5}
 
 
 def _design_point(w: Walk) -> dict:

@@ -94,7 +94,7 @@ def test_land_use_legend_has_the_twelve_classes_and_wetland():
 def test_a_tool_whose_endpoints_are_missing_is_left_out():
     everything = ["/query/identify", "/query/within", "/collections/{collection_id}/items", "/pipeline/isolations",
                   "/pipeline/isolations/{isolation_id}/failed-valves", "/pipeline/repair-orders",
-                  "/pipeline/repair-orders/{order_id}/print", "/pipeline/cross-section", "/planning/prereview",
+                  "/pipeline/repair-orders/{order_id}/print", "/pipeline/cross-section", "/pipeline/usage", "/planning/prereview",
                   "/planning/prereview/{report_id}/report.html", "/planning/balance",
                   "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage"]
     assert [t.id for t in available_tools(everything)] == [t.id for t in TOOLS]

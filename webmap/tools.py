@@ -41,6 +41,8 @@ TOOLS: list[MapTool] = [
             ("/pipeline/repair-orders", "/pipeline/repair-orders/{id}/print", "/pipeline/isolations"),
             reads=("pipeline_pipes",), writes=("pipeline_repair_orders",)),
     MapTool("cross_section", "crosssection.js", "pipeline", ("/pipeline/cross-section",), reads=("pipeline_pipes",)),
+    # figures only (no customer named): the family's read scope, as for the pipes
+    MapTool("usage", "usage.js", "pipeline", ("/pipeline/usage",), reads=("pipeline_pipes",)),
     MapTool("prereview", "planning.js", "planning",
             ("/planning/prereview", "/planning/prereview/{id}/report.html", "/planning/balance"),
             reads=("landuse_control_lines",), writes=("landuse_prereview_reports",)),

@@ -7,13 +7,14 @@ collections of pipes, nodes and customers come from the generic API over the reg
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from shapely.geometry import Point
 from starlette.background import BackgroundTask
@@ -28,22 +29,29 @@ from gis.settings import Settings
 from layers.pipeline import service
 from layers.pipeline.schemas import (
     AbandonResult,
+    AccountBatch,
     AreaRequest,
+    BillingImportResult,
     BurstRequest,
     CheckoutRequest,
     ClearanceRequest,
+    ConsumptionResult,
     CrossSectionRequest,
     CrossSectionResult,
     DesignFeatureEdit,
     DesignFeatureRequest,
     DesignFeatureResult,
     FailedValves,
+    NoticeList,
     PasteBackResult,
+    ReadingBatch,
     RepairOrderRequest,
     RepairRecord,
     ResolveRequest,
     ResolveResult,
     StatusChange,
+    UsageRequest,
+    UsageResult,
     WorkspaceCheckout,
     WorkspaceDetail,
 )
@@ -389,3 +397,92 @@ def paste_back_design(workspace_id: int, conn: DbWrite, caller: CurrentCaller, s
              summary="Abandon a design workspace (the network is not touched)")
 def abandon_design(workspace_id: int, conn: DbWrite, caller: CurrentCaller) -> Response:
     return _json(service.abandon_design(conn, workspace_id, caller=caller))
+
+
+# --- customer management (用户管理): billing interface, consumption, usage, notices ------------------
+CSV_UPLOAD = {"description": "CSV with a header line (comma or tab separated; UTF-8 or GBK; English or Chinese "
+                             "column names)"}
+
+
+def _csv_rows(upload: UploadFile, settings: Settings, columns: tuple[str, ...], required: tuple[str, ...]
+              ) -> list[dict[str, str]]:
+    """The rows of an uploaded CSV file, refused at the upload limit before it is all in memory."""
+    with spool_file(upload.file, UploadLimits.for_service(settings), filename=upload.filename) as spooled:
+        text = spooled.text("CSV file")
+    return service.billing.read_csv(text, columns, required)
+
+
+@router.post("/billing/accounts", response_model=BillingImportResult,
+             summary="Import customer accounts from the billing system (JSON batch; bad rows refused with reasons)")
+def import_accounts(body: AccountBatch, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.import_accounts(conn, body.network_id, body.accounts, caller=caller, settings=settings))
+
+
+@router.post("/billing/accounts/upload", response_model=BillingImportResult,
+             summary="Import customer accounts from a CSV file of the billing system (收费系统用户导入)")
+def upload_accounts(file: Annotated[UploadFile, File(**CSV_UPLOAD)], network_id: Annotated[int, Form()],
+                    conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    service.require_billing_import(caller)  # refused before the file is read
+    rows = _csv_rows(file, settings, service.billing.ACCOUNT_COLUMNS, ("account_no",))
+    return _json(service.import_accounts(conn, network_id, rows, caller=caller, settings=settings, source="csv",
+                                         filename=file.filename))
+
+
+@router.post("/billing/readings", response_model=BillingImportResult,
+             summary="Import meter readings (JSON batch; idempotent by account and reading time)")
+def import_readings(body: ReadingBatch, conn: DbWrite, caller: CurrentCaller, settings: AppSettings) -> Response:
+    return _json(service.import_readings(conn, body.readings, caller=caller, settings=settings,
+                                         network_id=body.network_id))
+
+
+@router.post("/billing/readings/upload", response_model=BillingImportResult,
+             summary="Import meter readings from a CSV file of the billing system (抄表数据导入)")
+def upload_readings(file: Annotated[UploadFile, File(**CSV_UPLOAD)], conn: DbWrite, caller: CurrentCaller,
+                    settings: AppSettings, network_id: Annotated[int | None, Form()] = None) -> Response:
+    service.require_billing_import(caller)
+    rows = _csv_rows(file, settings, service.billing.READING_COLUMNS, ("account_no", "read_at", "consumption"))
+    return _json(service.import_readings(conn, rows, caller=caller, settings=settings, network_id=network_id,
+                                         source="csv", filename=file.filename))
+
+
+@router.get("/billing/imports/{import_id}", summary="A billing import: what it received, wrote and refused")
+def billing_import(import_id: int, conn: DbRead, caller: CurrentCaller) -> Response:
+    return _json(service.billing_import_record(conn, import_id, caller=caller))
+
+
+@router.get("/customers/{customer_id}/consumption", response_model=ConsumptionResult,
+            summary="A customer's consumption per hour, day, month or year of a period (用户用量)")
+def customer_consumption(customer_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                         start: Annotated[dt.datetime | None, Query(alias="from")] = None,
+                         end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+                         period: Annotated[str, Query(description="hour|day|month|year")] = "month",
+                         kind: Annotated[str, Query(description="billing|interval")] = "billing") -> Response:
+    return _json(service.customer_consumption(conn, customer_id, caller=caller, settings=settings,
+                                              start=aware(start, settings), end=aware(end, settings), period=period,
+                                              kind=kind))
+
+
+@router.post("/usage", response_model=UsageResult,
+             summary="Usage analysis (用量分析) by area, district or supply segment; by category, month and hour")
+def usage_analysis(body: UsageRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> Response:
+    area = None if body.geometry is None else storage_geometry(body.geometry, body.crs, settings, "Geometry")
+    if area is not None and area.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InvalidGeometry("the area of a usage analysis is a Polygon or MultiPolygon")
+    return _json(service.usage_analysis(conn, body.network_id, caller=caller, settings=settings, area=area,
+                                        district=body.district, isolation_id=body.isolation_id,
+                                        segment_pipe_id=body.segment_pipe_id, categories=body.categories,
+                                        start=aware(body.start, settings), end=aware(body.end, settings)))
+
+
+@router.get("/repair-orders/{order_id}/notices", response_model=NoticeList,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+            summary="Outage notices (停水/停气通知单) to send to the customers an order cuts off: JSON or CSV")
+def outage_notices(order_id: int, conn: DbRead, caller: CurrentCaller,
+                   f: Annotated[str, Query(description="json|csv")] = "json") -> Response:
+    if f not in ("json", "csv"):
+        raise InvalidParameter("f is json or csv")
+    notices = service.outage_notices(conn, order_id, caller=caller)
+    if f == "csv":
+        return Response(service.outage_notices_csv(notices), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="notices-{notices["code"]}.csv"'})
+    return _json(notices)

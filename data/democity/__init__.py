@@ -55,6 +55,7 @@ from data.democity.history import (  # noqa: F401  (PREVIOUS_SURVEY_YEAR: tests 
 )
 from data.democity.landuse import control_line_table, price_zone_table, survey_and_plan
 from data.democity.pipeline import pipeline_tables
+from data.democity.usage import readings_table
 from gis.settings import Settings, get_settings
 
 
@@ -131,12 +132,16 @@ def generate(size: float = 1.0, seed: int = DEFAULT_SEED, *, only: tuple[str, ..
         city.tables["landuse_price_zones"] = price_zone_table(g, srid)
     if want("emergency_roads"):
         city.tables["emergency_roads"] = road_table(g, srid)
-    if any(want(t) for t in ("pipeline_networks", "pipeline_nodes", "pipeline_pipes", "pipeline_customers")):
+    if any(want(t) for t in ("pipeline_networks", "pipeline_nodes", "pipeline_pipes", "pipeline_customers",
+                             "pipeline_meter_readings")):
         networks, nodes, pipes, customers = pipeline_tables(g, parcels, seed, srid)
         for name, frame in (("pipeline_networks", networks), ("pipeline_nodes", nodes),
                             ("pipeline_pipes", pipes), ("pipeline_customers", customers)):
             if want(name):
                 city.tables[name] = frame
+        if want("pipeline_meter_readings"):
+            # keyed by the generator's network id and the account number (customer ids come at load)
+            city.tables["pipeline_meter_readings"] = readings_table(networks, customers, seed)
     if any(want(t) for t in ("emergency_resources", "emergency_warehouses", "emergency_shelters",
                              "emergency_incidents")):
         city.tables.update({k: v for k, v in emergency_tables(g, blocks, size, seed, srid).items() if want(k)})
@@ -187,7 +192,7 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
     city = generate(size, seed, settings=settings)
     counts: dict[str, int] = {}
     history: dict[str, object] = {}
-    bar = tqdm(total=len(LOAD_ORDER) + 1, desc="demo city", unit="table", disable=not progress)
+    bar = tqdm(total=len(LOAD_ORDER) + 2, desc="demo city", unit="table", disable=not progress)
     with engine.begin() as conn:
         offsets: dict[str, int] = {}
         for table in EXPLICIT_IDS:
@@ -221,6 +226,9 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
             bar.set_postfix_str(f"{table} {counts[table]}")
             bar.update(1)
+        counts["pipeline_meter_readings"] = _load_readings(conn, city.tables["pipeline_meter_readings"],
+                                                           offsets.get("pipeline_networks", 0))
+        bar.update(1)
         for table, rows in counts.items():
             layer = REGISTRY.by_table(table)
             detail: dict[str, object] = {"source": "data.democity", "size": size, "seed": seed, "rows": rows}
@@ -235,6 +243,24 @@ def load(engine: sa.Engine, size: float = 1.0, seed: int = DEFAULT_SEED, progres
     if not dem_path(settings).exists():
         write_dem(dem_path(settings), seed, settings=settings)
     return counts
+
+
+def _load_readings(conn: sa.Connection, readings: pd.DataFrame, network_offset: int) -> int:
+    """COPY the demo readings, keyed by the loaded customers' ids, as one import batch of the billing
+    interface (source demo)."""
+    from gis.imports import copy_frame
+
+    ids = pd.DataFrame(conn.execute(sa.text(
+        "SELECT id AS customer_id, network_id, account_no FROM pipeline_customers WHERE network_id = ANY(:n)"),
+        {"n": sorted(int(n) + network_offset for n in readings["network_id"].unique())}).mappings().all())
+    frame = readings.assign(network_id=readings["network_id"] + network_offset).merge(
+        ids, on=["network_id", "account_no"], how="inner")
+    batch = conn.execute(sa.text(
+        "INSERT INTO pipeline_billing_imports (kind, source, received, inserted, created_by) "
+        "VALUES ('readings', 'demo', :n, :n, 'data.democity') RETURNING id"), {"n": len(frame)}).scalar_one()
+    frame = frame.assign(import_id=batch)[["customer_id", "kind", "read_at", "consumption", "register_value",
+                                           "import_id"]]
+    return copy_frame(conn, "pipeline_meter_readings", frame)
 
 
 def _with_attachments(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

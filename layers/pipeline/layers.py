@@ -5,10 +5,12 @@ import sqlalchemy as sa
 from gis.registry import REGISTRY, Access, Layer, WriteMode
 from layers.pipeline.codes import pipe_value_problems
 from layers.pipeline.models import (
+    billing_imports,
     customers,
     design_features,
     design_workspaces,
     isolations,
+    meter_readings,
     nodes,
     pipes,
     repair_orders,
@@ -73,3 +75,12 @@ DESIGN_WORKSPACES = _store(design_workspaces, "管网设计工作区", "Network 
                            owner_column="department", write_mode=WriteMode.MODULE, write_via=DESIGN_VIA)
 DESIGN_FEATURES = _store(design_features, "设计要素", "Design features", write_mode=WriteMode.MODULE,
                          write_via=DESIGN_VIA + "/{id}/features")
+
+# the billing-system interface (用户管理): an import batch belongs to the department that sent it; the
+# readings are written only by the import (which keeps the idempotency key and the batch), so
+# importing needs write on the restricted customers layer too (an explicit pipeline_customers grant)
+BILLING_VIA = "/pipeline/billing"
+BILLING_IMPORTS = _store(billing_imports, "收费系统导入批次", "Billing-system imports", owner_column="department",
+                         write_mode=WriteMode.MODULE, write_via=BILLING_VIA)
+METER_READINGS = _store(meter_readings, "抄表读数", "Meter readings", write_mode=WriteMode.MODULE,
+                        write_via=BILLING_VIA + "/readings")

@@ -252,5 +252,57 @@ design_features = sa.Table(
 )
 sa.Index("ix_pipeline_design_features_workspace", design_features.c.workspace_id)
 
+# The billing-system interface (用户管理, migration 0017): each import of accounts or meter readings is
+# one batch row (what was received, accepted and refused, with the reasons); readings carry the batch
+# that last wrote them. A reading is keyed by customer, kind and time, so importing the same rows
+# again changes nothing (idempotent), and a corrected value replaces the old one (audited).
+IMPORT_KINDS = ("accounts", "readings")
+IMPORT_SOURCES = ("csv", "json", "demo")
+# billing: the meter read of a billing period (抄表, monthly or bimonthly); interval: a smart meter's
+# hourly interval (智能表). The consumption of a reading is the volume since the previous read of the
+# same kind, up to ``read_at`` (interval ending), so a billing and an interval read never add up.
+READING_KINDS = ("billing", "interval")
+
+billing_imports = sa.Table(
+    "pipeline_billing_imports",
+    METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False, comment="accounts/readings"),
+    sa.Column("network_id", sa.Integer, sa.ForeignKey("pipeline_networks.id", ondelete="CASCADE"), comment="管网"),
+    sa.Column("source", sa.Text, nullable=False, comment="csv/json/demo"),
+    sa.Column("filename", sa.Text, comment="上传文件名"),
+    sa.Column("received", sa.Integer, nullable=False, comment="收到行数"),
+    sa.Column("inserted", sa.Integer, nullable=False, server_default="0", comment="新增"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0", comment="更正"),
+    sa.Column("unchanged", sa.Integer, nullable=False, server_default="0", comment="重复导入未变"),
+    sa.Column("refused", JSONB, nullable=False, server_default="[]", comment="拒收行及原因"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("department", sa.Text, nullable=False, server_default="govgis", comment="所属部门"),
+    sa.CheckConstraint(one_of("kind", IMPORT_KINDS), name="kind_known"),
+    sa.CheckConstraint(one_of("source", IMPORT_SOURCES), name="source_known"),
+)
+
+# Sized for a year of readings of every customer: no surrogate key (the primary key is the idempotency
+# key and the per-customer index), narrow columns, and a BRIN index on the time for period scans over
+# all customers (rows arrive roughly in time order, so BRIN stays a few pages where a B-tree would be
+# as big as the table).
+meter_readings = sa.Table(
+    "pipeline_meter_readings",
+    METADATA,
+    sa.Column("customer_id", sa.BigInteger, sa.ForeignKey("pipeline_customers.id", ondelete="CASCADE"),
+              primary_key=True, comment="用户"),
+    sa.Column("kind", sa.Text, primary_key=True, comment="billing 抄表 / interval 智能表时段"),
+    sa.Column("read_at", sa.DateTime(timezone=True), primary_key=True, comment="抄表时间 (时段结束)"),
+    sa.Column("consumption", sa.Numeric(14, 3), nullable=False, comment="用量 (自上次抄表)"),
+    sa.Column("register_value", sa.Numeric(14, 3), comment="表底数"),
+    sa.Column("import_id", sa.BigInteger, sa.ForeignKey("pipeline_billing_imports.id", ondelete="SET NULL"),
+              comment="导入批次"),
+    sa.CheckConstraint(one_of("kind", READING_KINDS), name="kind_known"),
+    sa.CheckConstraint("consumption >= 0", name="consumption_positive"),
+    sa.CheckConstraint("register_value IS NULL OR register_value >= 0", name="register_positive"),
+)
+sa.Index("ix_pipeline_meter_readings_read_at", meter_readings.c.read_at, postgresql_using="brin")
+
 TABLES = (networks, nodes, pipes, customers, repairs, isolations, repair_orders, order_events, design_workspaces,
-          design_features)
+          design_features, billing_imports, meter_readings)

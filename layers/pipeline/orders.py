@@ -167,6 +167,11 @@ def print_page(order: dict[str, Any], iso: dict[str, Any], network: dict[str, An
         for i, v in enumerate((valves[vid] for vid in order["valve_ids"] if vid in valves), start=1))
     steps = "".join(f"<li>☐ {e(item['task'])}</li>" for item in order["checklist"])
     summary = iso["summary"]
+    affected = order.get("affected_consumption")
+    volume_row = "" if not affected else (
+        f"<tr><th>影响用量 Volume affected</th><td colspan=\"3\">{affected['per_day']:.1f} {e(affected['unit'])}/日，"
+        f"停供 {affected['outage_hours']:.1f} 小时约 {affected['volume_during_outage']:.1f} {e(affected['unit'])} "
+        f"（{affected['customers_with_readings']} 户有抄表数据 with readings）</td></tr>")
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>抢修单 {e(order['code'])}</title>
 <style>
@@ -184,7 +189,7 @@ border: 2px solid #000; padding: 4mm; }} .map {{ max-width: 100%; height: auto; 
 <tr><th>地点 Place</th><td>{e(order['place'] or '')}</td><th>隔离段 Segment</th>
 <td>{len(summary['pipe_ids'])} 段管道, {summary['length_m']:.1f} m, 排水 {summary['volume_m3']:.1f} m³</td></tr>
 <tr><th>受影响用户 Customers</th><td colspan="3">{summary['customers_total']}
-（重点用户 critical {summary['customers_critical']}）</td></tr></table>
+（重点用户 critical {summary['customers_critical']}）</td></tr>{volume_row}</table>
 <h2>示意图 Map</h2>{map_svg}
 <h2>需关闭阀门 Valves to close</h2>
 <table><tr><th>#</th><th>编号</th><th>口径 mm</th><th>最近启闭</th><th>位置说明</th><th>经纬度</th></tr>{rows}</table>

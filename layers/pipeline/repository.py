@@ -1,6 +1,7 @@
 """All SQL of the pipeline family: reads for the network graph and the topology check, the area
 query, networks, nodes, pipes and customers written by imports and the topology build, isolation
-runs, repair orders and their events, clearance, profiles and maintenance. The service calls these;
+runs, repair orders and their events, clearance, profiles and maintenance, design workspaces, billing
+imports, meter readings and the consumption sums. The service calls these;
 nothing here commits.
 """
 
@@ -18,10 +19,12 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, NotFound
 from layers.pipeline.models import (
+    billing_imports,
     customers,
     design_features,
     design_workspaces,
     isolations,
+    meter_readings,
     networks,
     nodes,
     order_events,
@@ -538,3 +541,208 @@ def pipes_at_nodes(conn: Connection, node_ids: list[int], exclude_pipes: Iterabl
         sa.or_(pipes.c.from_node.in_(node_ids or [-1]), pipes.c.to_node.in_(node_ids or [-1])),
         pipes.c.id.not_in(list(exclude_pipes) or [-1]))
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# --- billing interface, consumption and usage ----------------------------------------------------
+
+def accounts(conn: Connection, network_id: int | None, account_nos: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Customers by account number (in one network, or in every network when ``network_id`` is None:
+    an account number may then name more than one), unmasked: the service masks."""
+    if not account_nos:
+        return {}
+    query = sa.select(*[c for c in customers.c if c.name != "geom"], sa.func.ST_X(customers.c.geom).label("x"),
+                      sa.func.ST_Y(customers.c.geom).label("y")).where(customers.c.account_no.in_(account_nos))
+    if network_id is not None:
+        query = query.where(customers.c.network_id == network_id)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(query.order_by(customers.c.id)).mappings():
+        out.setdefault(row["account_no"], []).append(dict(row))
+    return out
+
+
+def insert_billing_import(conn: Connection, values: dict[str, Any]) -> int:
+    """A new import batch; returns its id."""
+    return int(conn.execute(billing_imports.insert().values(values).returning(billing_imports.c.id)).scalar_one())
+
+
+def finish_billing_import(conn: Connection, import_id: int, counts: dict[str, Any]) -> None:
+    """What the batch wrote and refused."""
+    conn.execute(billing_imports.update().where(billing_imports.c.id == import_id).values(counts))
+
+
+def billing_import(conn: Connection, import_id: int) -> dict[str, Any]:
+    """An import batch; NotFound says where batches come from."""
+    row = conn.execute(sa.select(billing_imports).where(billing_imports.c.id == import_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no billing import {import_id}: imports are made with POST /pipeline/billing/…")
+    return dict(row)
+
+
+def stored_readings(conn: Connection, keys: list[tuple[int, str, dt.datetime]]
+                    ) -> dict[tuple[int, str, dt.datetime], tuple[Any, Any]]:
+    """The stored consumption and register value under each (customer, kind, time) key that exists."""
+    out: dict[tuple[int, str, dt.datetime], tuple[Any, Any]] = {}
+    for start in range(0, len(keys), 20_000):
+        chunk = keys[start:start + 20_000]
+        wanted = sa.select(
+            sa.func.unnest(sa.cast(sa.bindparam("c"), sa.ARRAY(sa.BigInteger))).label("c"),
+            sa.func.unnest(sa.cast(sa.bindparam("k"), sa.ARRAY(sa.Text))).label("k"),
+            sa.func.unnest(sa.cast(sa.bindparam("t"), sa.ARRAY(sa.DateTime(timezone=True)))).label("t"),
+        ).subquery()
+        query = sa.select(meter_readings.c.customer_id, meter_readings.c.kind, meter_readings.c.read_at,
+                          meter_readings.c.consumption, meter_readings.c.register_value).join(
+            wanted, sa.and_(meter_readings.c.customer_id == wanted.c.c, meter_readings.c.kind == wanted.c.k,
+                            meter_readings.c.read_at == wanted.c.t))
+        params = {"c": [k[0] for k in chunk], "k": [k[1] for k in chunk], "t": [k[2] for k in chunk]}
+        for r in conn.execute(query, params):
+            out[(int(r.customer_id), r.kind, r.read_at)] = (r.consumption, r.register_value)
+    return out
+
+
+_READING_VALUES = ("customer_id", "kind", "read_at", "consumption", "register_value", "import_id")
+
+
+def insert_readings(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Bulk insert readings (keys new to the table). Returns how many."""
+    params = [{k: r[k] for k in _READING_VALUES} for r in rows]
+    for chunk in _chunks(params):
+        conn.execute(meter_readings.insert(), chunk)
+    return len(params)
+
+
+def correct_readings(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Replace the values of stored readings (a billing system's correction). Returns how many."""
+    if not rows:
+        return 0
+    statement = (meter_readings.update()
+                 .where(meter_readings.c.customer_id == sa.bindparam("key_customer"),
+                        meter_readings.c.kind == sa.bindparam("key_kind"),
+                        meter_readings.c.read_at == sa.bindparam("key_read_at"))
+                 .values(consumption=sa.bindparam("consumption"), register_value=sa.bindparam("register_value"),
+                         import_id=sa.bindparam("import_id")))
+    params = [{"key_customer": r["customer_id"], "key_kind": r["kind"], "key_read_at": r["read_at"],
+               "consumption": r["consumption"], "register_value": r["register_value"], "import_id": r["import_id"]}
+              for r in rows]
+    for chunk in _chunks(params):
+        conn.execute(statement, chunk)
+    return len(params)
+
+
+def customer_row(conn: Connection, customer_id: int) -> dict[str, Any]:
+    """A customer (no geometry, unmasked) with its network's utility; NotFound names where to look."""
+    query = (sa.select(*[c for c in customers.c if c.name != "geom"], networks.c.utility, *_lonlat(customers.c.geom))
+             .join(networks, networks.c.id == customers.c.network_id).where(customers.c.id == customer_id))
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFound(f"no customer {customer_id}: find customers at /collections/pipeline_customers/items")
+    return dict(row)
+
+
+def _attributed_time(kind: str) -> sa.ColumnElement[Any]:
+    """The instant a reading counts at: its read time, or the start of its hour for interval reads."""
+    if kind == "interval":
+        return meter_readings.c.read_at - sa.text("interval '1 hour'")
+    return meter_readings.c.read_at
+
+
+def _local(value: sa.ColumnElement[Any], zone: str) -> sa.ColumnElement[Any]:
+    return sa.func.timezone(sa.bindparam(None, zone, type_=sa.Text), value)
+
+
+def _in_period(kind: str, start: dt.datetime | None, end: dt.datetime | None) -> list[sa.ColumnElement[bool]]:
+    when = _attributed_time(kind)
+    clauses = [meter_readings.c.kind == kind]
+    if start is not None:
+        clauses.append(when >= start)
+    if end is not None:
+        clauses.append(when < end)
+    return clauses
+
+
+def customer_series(conn: Connection, customer_id: int, *, kind: str, period: str, zone: str,
+                    start: dt.datetime | None, end: dt.datetime | None) -> list[dict[str, Any]]:
+    """A customer's consumption summed per local hour/day/month/year (``period`` from usage.PERIODS)."""
+    bucket = sa.func.date_trunc(sa.bindparam(None, period, type_=sa.Text), _local(_attributed_time(kind), zone))
+    query = (sa.select(bucket.label("period_start"), sa.func.sum(meter_readings.c.consumption).label("consumption"),
+                       sa.func.count().label("readings"))
+             .where(meter_readings.c.customer_id == customer_id, *_in_period(kind, start, end))
+             .group_by(bucket).order_by(bucket))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def customer_clauses(*, network_id: int, area: BaseGeometry | None = None, district: str | None = None,
+                     customer_ids: list[int] | None = None, categories: list[str] | None = None
+                     ) -> list[sa.ColumnElement[bool]]:
+    """The WHERE of a selection of customers: a network, and optionally an area (storage CRS), a
+    district (the county code leading the parcel code), a list of ids, categories."""
+    clauses: list[sa.ColumnElement[bool]] = [customers.c.network_id == network_id]
+    if area is not None:
+        clauses.append(sa.func.ST_Intersects(customers.c.geom, _geom_param(area)))
+    if district is not None:
+        clauses.append(sa.func.left(customers.c.parcel_code, 6) == district)
+    if customer_ids is not None:
+        clauses.append(customers.c.id.in_(customer_ids or [-1]))
+    if categories:
+        clauses.append(customers.c.category.in_(categories))
+    return clauses
+
+
+def usage_by_category(conn: Connection, where: list[sa.ColumnElement[bool]], *, start: dt.datetime | None,
+                      end: dt.datetime | None) -> list[dict[str, Any]]:
+    """Per category of the selected customers: how many, how many have billing reads in the period,
+    and their billing consumption in it."""
+    joined = customers.outerjoin(meter_readings, sa.and_(meter_readings.c.customer_id == customers.c.id,
+                                                         *_in_period("billing", start, end)))
+    query = (sa.select(customers.c.category, sa.func.count(sa.distinct(customers.c.id)).label("customers"),
+                       sa.func.count(sa.distinct(meter_readings.c.customer_id)).label("with_readings"),
+                       sa.func.coalesce(sa.func.sum(meter_readings.c.consumption), 0).label("consumption"))
+             .select_from(joined).where(*where).group_by(customers.c.category))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def usage_by_month(conn: Connection, where: list[sa.ColumnElement[bool]], *, zone: str, start: dt.datetime | None,
+                   end: dt.datetime | None) -> list[dict[str, Any]]:
+    """Billing consumption of the selected customers per category and local month (year, month)."""
+    local = _local(meter_readings.c.read_at, zone)
+    month = sa.func.date_trunc("month", local)
+    query = (sa.select(customers.c.category, month.label("period_start"),
+                       sa.func.sum(meter_readings.c.consumption).label("consumption"),
+                       sa.func.count().label("readings"))
+             .select_from(meter_readings.join(customers, customers.c.id == meter_readings.c.customer_id))
+             .where(*where, *_in_period("billing", start, end)).group_by(customers.c.category, month))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def usage_by_hour(conn: Connection, where: list[sa.ColumnElement[bool]], *, zone: str, start: dt.datetime | None,
+                  end: dt.datetime | None) -> tuple[list[dict[str, Any]], int, int]:
+    """Interval consumption of the selected customers per category and local hour of the day, with the
+    number of local days and of customers the interval reads cover."""
+    local = _local(_attributed_time("interval"), zone)
+    hour = sa.cast(sa.extract("hour", local), sa.Integer)
+    base = (meter_readings.join(customers, customers.c.id == meter_readings.c.customer_id))
+    clauses = [*where, *_in_period("interval", start, end)]
+    query = (sa.select(customers.c.category, hour.label("hour"),
+                       sa.func.sum(meter_readings.c.consumption).label("consumption"))
+             .select_from(base).where(*clauses).group_by(customers.c.category, hour))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    cover = conn.execute(sa.select(sa.func.count(sa.distinct(sa.cast(local, sa.Date))),
+                                   sa.func.count(sa.distinct(meter_readings.c.customer_id)))
+                         .select_from(base).where(*clauses)).one()
+    return rows, int(cover[0]), int(cover[1])
+
+
+def yearly_consumption(conn: Connection, customer_ids: list[int]) -> dict[str, Any]:
+    """Billing consumption of some customers over the year up to their latest billing read: the window
+    (``start`` exclusive, ``end`` inclusive), the sum and how many customers have reads in it."""
+    ids = sa.bindparam("ids", customer_ids or [-1], type_=sa.ARRAY(sa.BigInteger))
+    latest = conn.execute(sa.select(sa.func.max(meter_readings.c.read_at)).where(
+        meter_readings.c.customer_id == sa.func.any(ids), meter_readings.c.kind == "billing")).scalar()
+    if latest is None:
+        return {"start": None, "end": None, "consumption": 0, "with_readings": 0}
+    start = conn.execute(sa.select(sa.literal(latest, sa.DateTime(timezone=True)) - sa.text("interval '1 year'"))
+                         ).scalar_one()
+    row = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(meter_readings.c.consumption), 0).label("consumption"),
+                                 sa.func.count(sa.distinct(meter_readings.c.customer_id)).label("with_readings"))
+                       .where(meter_readings.c.customer_id == sa.func.any(ids), meter_readings.c.kind == "billing",
+                              meter_readings.c.read_at > start, meter_readings.c.read_at <= latest)).mappings().one()
+    return {"start": start, "end": latest, **dict(row)}

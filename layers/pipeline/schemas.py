@@ -193,3 +193,80 @@ class ResolveResult(_Response):
 class AbandonResult(_Response):
     id: int
     status: str
+
+
+# --- customer management (用户管理) -----------------------------------------------------------------
+
+class AccountBatch(_Request):
+    """Customer accounts from the billing system: account_no, name, category, address, contact_name,
+    contact_phone, households, lon, lat (a new account needs name, lon and lat)."""
+
+    network_id: int = Field(description="the network the accounts are customers of")
+    accounts: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+class ReadingBatch(_Request):
+    """Meter readings: account_no, read_at (ISO 8601; without offset: local time), consumption (the
+    volume since the previous read, up to read_at), register_value (表底数, optional), kind (billing or
+    interval: an hourly smart-meter interval ending at read_at)."""
+
+    network_id: int | None = Field(default=None, description="the network of the accounts (needed when an account "
+                                                             "number exists in more than one)")
+    readings: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+class UsageRequest(_Request):
+    """Which customers of a network (one of geometry, district, isolation_id, segment_pipe_id; none:
+    all), of which categories, over which period."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    network_id: int
+    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon: a drawn area")
+    crs: str = "OGC:CRS84"
+    district: str | None = Field(default=None, description="county code, e.g. 350203 (思明区)")
+    isolation_id: int | None = Field(default=None, description="the customers a stored isolation cuts off")
+    segment_pipe_id: int | None = Field(default=None, description="the valve segment (供水分段) around this pipe")
+    categories: list[str] | None = None
+    start: dt.datetime | None = Field(default=None, alias="from", description="period start (local time without offset)")
+    end: dt.datetime | None = Field(default=None, alias="to", description="period end, exclusive")
+
+
+class BillingImportResult(_Response):
+    import_id: int
+    kind: str
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+    accepted: int
+    refused: list[dict[str, Any]] = Field(description="row (1 = first data row), account_no, reason")
+
+
+class ConsumptionResult(_Response):
+    customer: dict[str, Any]
+    unit: str
+    kind: str
+    period: str
+    total: float
+    readings: int
+    series: list[dict[str, Any]]
+
+
+class UsageResult(_Response):
+    network_id: int
+    unit: str
+    customers: int
+    total: float
+    by_category: list[dict[str, Any]]
+    monthly: list[dict[str, Any]]
+    seasonal_profile: dict[str, Any]
+    daily_profile: dict[str, Any]
+
+
+class NoticeList(_Response):
+    order_id: int
+    code: str
+    count: int
+    notice_text: str
+    notices: list[dict[str, Any]]

@@ -1,11 +1,12 @@
 """Every use case of the pipeline family, each checking the caller's rights first: burst isolation
 and its stored versions, criticality, connectivity, the topology check and build, repair orders,
-clearance checks, profiles, maintenance, EPANET INP import, pipes in an area.
+clearance checks, profiles, maintenance, EPANET INP import, pipes in an area, design workspaces, and
+customer management (billing-system imports, consumption, usage analysis, outage notices).
 
 The only module the /pipeline routes and other families (land pre-review, emergency) call. Reads and
 writes go through layers/pipeline/repository.py in the caller's transaction (never committed here);
 the analyses are the pure modules (isolation.py, topology.py, inp.py, orders.py, clearance.py,
-maintenance.py, profile.py). Writes are audited here.
+maintenance.py, profile.py, design.py, crosssection.py, billing.py, usage.py). Writes are audited here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection
 from gis import access
 from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
-from gis.errors import Conflict, ImportRejected, InvalidParameter, NotFound
+from gis.errors import Conflict, GisError, ImportRejected, InvalidParameter, NotFound
 from gis.geometry import to_storage
 from gis.settings import Settings
 from gis.writes import audit
@@ -35,6 +36,7 @@ from gis.writes import delete_feature as remove_feature
 from gis.writes import insert_feature as write_feature
 from gis.writes import update_feature as change_feature
 from layers.pipeline import (
+    billing,
     clearance,
     crosssection,
     design,
@@ -44,21 +46,24 @@ from layers.pipeline import (
     profile,
     repository,
     topology,
+    usage,
 )
 from layers.pipeline.inp import Placement  # noqa: F401  (re-exported: the INP placement the routes build)
 from layers.pipeline.isolation import drained_pipes, isolate, network_distances, second_ring
 from layers.pipeline.layers import (
+    BILLING_IMPORTS,
     CUSTOMERS,
     DESIGN_FEATURES,
     DESIGN_WORKSPACES,
     ISOLATIONS,
+    METER_READINGS,
     NODES,
     PIPES,
     REPAIR_ORDERS,
     REPAIRS,
     UTILITY_COLORS,
 )
-from layers.pipeline.models import CUSTOMER_CATEGORIES, UTILITIES
+from layers.pipeline.models import CUSTOMER_CATEGORIES, READING_KINDS, UTILITIES
 from layers.pipeline.profile import profile_png  # noqa: F401  (re-exported: the chart the routes send)
 from layers.pipeline.topology import GraphCache, NetworkGraph
 
@@ -263,6 +268,10 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
                                 customer_limit),
         "customers_already_without_supply": int(len(iso.customers_already_unfed)),
     }
+    cut_off = [int(graph.customer_ids[i]) for i in np.concatenate([iso.customers_inside, iso.customers_collateral])]
+    # the volume the cut-off customers draw (billing reads of their last year), for the repair order
+    result["customers"]["consumption"] = (affected_consumption(conn, cut_off, caller=caller, utility=graph.utility)
+                                          if can_read(caller, METER_READINGS) else None)
     result["segment"]["outline"] = segment_outline(graph, iso.pipes, 5.0, settings.spatial.storage_crs)
     if store:
         summary = {
@@ -275,6 +284,7 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
                              np.concatenate([iso.customers_inside, iso.customers_collateral])],
             "customers_total": result["customers"]["total"],
             "customers_critical": result["customers"]["critical"],
+            "consumption": result["customers"]["consumption"],
         }
         point_geom = None
         if "point" in located:
@@ -514,9 +524,13 @@ def _order(conn: Connection, order_id: int, caller: Caller) -> dict[str, Any]:
     order = repository.get_order(conn, order_id)
     if order is None:
         raise NotFound(f"no repair order {order_id}")
-    _isolation(conn, caller, order["isolation_id"])  # an order is its isolation's department's
+    iso_row = _isolation(conn, caller, order["isolation_id"])  # an order is its isolation's department's
     order["events"] = repository.order_history(conn, order_id)
     order["status_zh"] = orders.STATUS_ZH[order["status"]]
+    # the volume the cut-off customers would draw until the planned restoration (isolations stored
+    # before the billing interface have none)
+    affected = iso_row["summary"].get("consumption") if can_read(caller, METER_READINGS) else None
+    order["affected_consumption"] = usage.outage_volume(affected, order["incident_at"], order["planned_restore_at"])
     return order
 
 
@@ -1025,3 +1039,314 @@ def _write_design(conn: Connection, caller: Caller, network_id: int, features: l
             counts["deleted"] += 1
     counts["unchanged"] += sum(1 for f in features if f["kind"] == "node" and f["action"] == "keep")
     return counts
+
+
+# --- customer management (用户管理): billing interface, consumption, usage, outage notices ----------
+
+# how far a new account's service point may be from the network node it is connected to
+SERVICE_REACH_M = 200.0
+_ACCOUNT_FIELDS = ("name", "category", "address", "contact_name", "contact_phone", "households")
+
+
+def require_billing_import(caller: Caller) -> None:
+    """The scopes an import from the billing system needs (checked before an upload is read): write on
+    the restricted customers layer (an explicit pipeline_customers grant) and on the import batches."""
+    require_write(caller, CUSTOMERS)
+    require_write(caller, BILLING_IMPORTS)
+
+
+def _new_import(conn: Connection, caller: Caller, kind: str, network_id: int | None, source: str,
+                filename: str | None, received: int) -> int:
+    if source not in ("csv", "json", "demo"):
+        raise InvalidParameter("source is csv or json")
+    return repository.insert_billing_import(conn, {
+        "kind": kind, "network_id": network_id, "source": source, "filename": filename, "received": received,
+        "created_by": caller.name, "department": caller.department or "govgis"})
+
+
+def _all_refused(kind: str, refused: list[dict[str, Any]]) -> ImportRejected:
+    return ImportRejected(f"every one of the {len(refused)} {kind} row(s) was refused; nothing was imported: "
+                          "correct the rows named in errors and send them again", errors=refused[:1000])
+
+
+def import_accounts(conn: Connection, network_id: int, rows: Sequence[Any], *, caller: Caller, settings: Settings,
+                    source: str = "json", filename: str | None = None) -> dict[str, Any]:
+    """Import customer accounts from the billing system (收费系统) into a network: a new account is
+    added (it needs its name and lon/lat; it is connected to the nearest node within
+    SERVICE_REACH_M), a known one gets the fields the row gives. Each bad row is refused with its
+    reason, the others are written through gis/writes.py (audited one by one) in the caller's
+    transaction; an account already as sent is left alone, so importing a file twice changes nothing.
+    Needs write on pipeline_customers (restricted: an explicit grant)."""
+    require_write(caller, CUSTOMERS)
+    require_write(caller, BILLING_IMPORTS)
+    repository.network(conn, network_id)
+    if not rows:
+        raise InvalidParameter("the import has no account rows: send at least one")
+    if len(rows) > billing.MAX_ROWS:
+        raise InvalidParameter(f"at most {billing.MAX_ROWS} accounts per import: split the batch")
+    good, refused = billing.check_accounts(rows)
+    existing = repository.accounts(conn, network_id, [r["account_no"] for r in good])
+    import_id = _new_import(conn, caller, "accounts", network_id, source, filename, len(rows))
+    counts = {"inserted": 0, "updated": 0, "unchanged": 0}
+    for r in good:
+        number, account = r.pop("row"), r["account_no"]
+        props = {k: r[k] for k in _ACCOUNT_FIELDS if k in r}
+        current = (existing.get(account) or [None])[0]
+        try:
+            geometry = None
+            if "lon" in r:
+                geometry = to_storage(Point(r["lon"], r["lat"]), "OGC:CRS84", storage_crs=settings.spatial.storage_crs,
+                                      city_bounds=settings.spatial.city_bounds, expected="Point")
+            # a savepoint per row: a row the layer's own checks refuse leaves nothing behind
+            with conn.begin_nested():
+                if current is None:
+                    if "name" not in props or geometry is None:
+                        raise InvalidParameter(f"account {account} is new in this network: give its name and its "
+                                               "position (lon, lat)")
+                    node = repository.nearest_node(conn, network_id, geometry.x, geometry.y, SERVICE_REACH_M)
+                    write_feature(conn, CUSTOMERS, caller, {**props, "network_id": network_id, "account_no": account,
+                                                            "node_id": node}, geometry, through_module=True)
+                    counts["inserted"] += 1
+                    continue
+                changes = {k: v for k, v in props.items() if current.get(k) != v}
+                moved = geometry is not None and Point(current["x"], current["y"]).distance(geometry) > 0.01
+                if not changes and not moved:
+                    counts["unchanged"] += 1
+                    continue
+                change_feature(conn, CUSTOMERS, caller, current["id"], changes, geometry if moved else None,
+                               expected_version=None, through_module=True)
+                counts["updated"] += 1
+        except GisError as exc:  # the layer's checks, or a position outside the city
+            refused.append({"row": number, "account_no": account, "reason": exc.detail})
+    refused.sort(key=lambda item: item["row"])
+    if refused and not any(counts.values()):
+        raise _all_refused("account", refused)
+    repository.finish_billing_import(conn, import_id, {**counts, "refused": refused})
+    audit(conn, caller, BILLING_IMPORTS.id, import_id, "import", None,
+          {"kind": "accounts", "network_id": network_id, "source": source, **counts},
+          {"refused": len(refused), "filename": filename})
+    return {"import_id": import_id, "kind": "accounts", "network_id": network_id, "received": len(rows), **counts,
+            "accepted": sum(counts.values()), "refused": refused}
+
+
+def import_readings(conn: Connection, rows: Sequence[Any], *, caller: Caller, settings: Settings,
+                    network_id: int | None = None, source: str = "json", filename: str | None = None,
+                    now: dt.datetime | None = None) -> dict[str, Any]:
+    """Import meter readings from the billing system: one row per account, kind (billing read or
+    hourly interval) and reading time. A key not yet stored is added, a key stored with other values
+    is corrected (before and after in the audit record), a key stored as sent is left alone — so a
+    repeated import changes nothing. Bad rows (unknown account, bad time or number, duplicates) are
+    refused with reasons; the rest are written in the caller's one transaction. Readings are customer
+    data: importing needs write on pipeline_customers (an explicit grant) as well as on the readings."""
+    require_write(caller, CUSTOMERS)
+    require_write(caller, METER_READINGS)
+    require_write(caller, BILLING_IMPORTS)
+    if network_id is not None:
+        repository.network(conn, network_id)
+    if not rows:
+        raise InvalidParameter("the import has no reading rows: send at least one")
+    if len(rows) > billing.MAX_ROWS:
+        raise InvalidParameter(f"at most {billing.MAX_ROWS} readings per import: split the batch")
+    good, refused = billing.check_readings(rows, zone=settings.service.time_zone, now=now or dt.datetime.now(dt.UTC))
+    found = repository.accounts(conn, network_id, sorted({r["account_no"] for r in good}))
+    resolved = []
+    for r in good:
+        matches = found.get(r["account_no"], [])
+        if not matches:
+            where = f" in network {network_id}" if network_id is not None else ""
+            refused.append({"row": r["row"], "account_no": r["account_no"], "read_at": r["read_at"].isoformat(),
+                            "reason": f"no customer has account {r['account_no']}{where}: import the account first "
+                                      "(POST /pipeline/billing/accounts)"})
+        elif len(matches) > 1:
+            refused.append({"row": r["row"], "account_no": r["account_no"], "read_at": r["read_at"].isoformat(),
+                            "reason": f"account {r['account_no']} exists in networks "
+                                      f"{', '.join(str(m['network_id']) for m in matches)}: give network_id"})
+        else:
+            resolved.append({**r, "customer_id": int(matches[0]["id"])})
+    stored = repository.stored_readings(conn, [(r["customer_id"], r["kind"], r["read_at"]) for r in resolved])
+    new, corrected, unchanged = billing.classify_readings(resolved, stored)
+    refused.sort(key=lambda item: item["row"])
+    if refused and not resolved:
+        raise _all_refused("reading", refused)
+    import_id = _new_import(conn, caller, "readings", network_id, source, filename, len(rows))
+    for r in (*new, *corrected):
+        r["import_id"] = import_id
+    counts = {"inserted": repository.insert_readings(conn, new), "updated": repository.correct_readings(conn, corrected),
+              "unchanged": unchanged}
+    repository.finish_billing_import(conn, import_id, {**counts, "refused": refused})
+
+    def key(r: dict[str, Any]) -> dict[str, Any]:
+        return {"account_no": r["account_no"], "kind": r["kind"], "read_at": r["read_at"].isoformat()}
+
+    audit(conn, caller, METER_READINGS.id, None, "import",
+          {"corrected": [{**key(r), **r["before"]} for r in corrected]} if corrected else None,
+          {"import_id": import_id, **counts,
+           "corrected": [{**key(r), "consumption": r["consumption"], "register_value": r["register_value"]}
+                         for r in corrected]},
+          {"source": source, "filename": filename, "network_id": network_id, "refused": len(refused)})
+    return {"import_id": import_id, "kind": "readings", "network_id": network_id, "received": len(rows), **counts,
+            "accepted": sum(counts.values()), "refused": refused}
+
+
+def billing_import_record(conn: Connection, import_id: int, *, caller: Caller) -> dict[str, Any]:
+    """An import batch: what it received, wrote and refused (with the reasons). Its department's."""
+    require_read(caller, BILLING_IMPORTS)
+    row = repository.billing_import(conn, import_id)
+    access.require_row(caller, BILLING_IMPORTS, row, f"billing import {import_id}")
+    return row
+
+
+def affected_consumption(conn: Connection, customer_ids: Sequence[int], *, caller: Caller,
+                         utility: str) -> dict[str, Any]:
+    """What a set of customers (those an isolation cuts off) consume: their billing reads over the year
+    up to the latest one, with the mean daily and hourly rates (public: isolations and repair orders
+    carry it so the order knows the volume affected)."""
+    require_read(caller, METER_READINGS)
+    ids = [int(i) for i in customer_ids]
+    return usage.affected_summary(repository.yearly_consumption(conn, ids), len(ids), usage.unit_of(utility))
+
+
+def customer_consumption(conn: Connection, customer_id: int, *, caller: Caller, settings: Settings,
+                         start: dt.datetime | None = None, end: dt.datetime | None = None, period: str = "month",
+                         kind: str = "billing") -> dict[str, Any]:
+    """A customer's consumption per hour, day, month or year of local time over a period, from its
+    billing reads or its hourly interval reads. Needs read on pipeline_customers (an explicit grant);
+    the customer's personal fields are masked without the personal-data scope."""
+    require_read(caller, CUSTOMERS)
+    require_read(caller, METER_READINGS)
+    if kind not in READING_KINDS:
+        raise InvalidParameter(f"kind is {' or '.join(READING_KINDS)}")
+    usage.check_granularity(period, kind)
+    usage.check_period(start, end)
+    row = repository.customer_row(conn, customer_id)
+    rows = repository.customer_series(conn, customer_id, kind=kind, period=period, zone=settings.service.time_zone,
+                                      start=start, end=end)
+    points = usage.series(rows, period)
+    shown = mask_properties(caller, CUSTOMERS, {k: row[k] for k in (
+        "id", "network_id", "account_no", "name", "category", "address", "contact_name", "contact_phone",
+        "households", "lon", "lat")})
+    return {"customer": shown, "unit": usage.unit_of(row["utility"]), "kind": kind, "period": period,
+            "from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
+            "total": round(sum(float(r["consumption"]) for r in rows), 3),
+            "readings": sum(int(r["readings"]) for r in rows), "series": points}
+
+
+def _selected_customers(conn: Connection, network_id: int, caller: Caller, *, isolation_id: int | None,
+                        segment_pipe_id: int | None) -> tuple[list[int] | None, dict[str, Any]]:
+    """The customer ids of a stored isolation or of the valve segment around a pipe, and what was chosen."""
+    if isolation_id is not None:
+        iso = _isolation(conn, caller, isolation_id)
+        if iso["network_id"] != network_id:
+            raise InvalidParameter(f"isolation {isolation_id} belongs to network {iso['network_id']}, not {network_id}")
+        return [int(i) for i in iso["summary"].get("customer_ids", [])], {"isolation_id": isolation_id}
+    if segment_pipe_id is not None:
+        require_read(caller, PIPES)
+        graph = network_graph(conn, network_id)
+        if int(segment_pipe_id) not in graph.pipe_index:
+            raise NotFound(f"pipe {segment_pipe_id} is not an in-service pipe of network {network_id}")
+        iso = isolate(graph, graph.pipe_index[int(segment_pipe_id)])
+        both = np.concatenate([iso.customers_inside, iso.customers_collateral])
+        return [int(graph.customer_ids[i]) for i in both], {"segment_pipe_id": int(segment_pipe_id),
+                                                             "segment_pipes": int(len(iso.pipes))}
+    return None, {}
+
+
+def usage_analysis(conn: Connection, network_id: int, *, caller: Caller, settings: Settings,
+                   area: BaseGeometry | None = None, district: str | None = None, isolation_id: int | None = None,
+                   segment_pipe_id: int | None = None, categories: Sequence[str] | None = None,
+                   start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict[str, Any]:
+    """Usage of a network's customers (分析用水/用气特点): in a drawn area, a district, a stored isolation or
+    the valve segment of a pipe (one of them, or the whole network), optionally of some categories;
+    over a period. Totals by category; consumption per local month and the seasonal profile (billing
+    reads); the daily profile per hour and the peak hours (hourly interval reads of the metered
+    sample); each overall and per category. Figures only: no customer is named."""
+    require_read(caller, METER_READINGS)
+    chosen = [name for name, value in (("area", area), ("district", district), ("isolation_id", isolation_id),
+                                       ("segment_pipe_id", segment_pipe_id)) if value is not None]
+    if len(chosen) > 1:
+        raise InvalidParameter(f"choose the customers by one of area, district, isolation_id, segment_pipe_id, "
+                               f"not {' and '.join(chosen)}")
+    if district is not None and not (len(district) == 6 and district.isdigit()):
+        raise InvalidParameter("district is a six-digit county code (GB/T 2260), e.g. 350203")
+    unknown = [c for c in categories or () if c not in CUSTOMER_CATEGORIES]
+    if unknown:
+        raise InvalidParameter(f"unknown category {unknown[0]!r}: one of {', '.join(CUSTOMER_CATEGORIES)}")
+    usage.check_period(start, end)
+    net = repository.network(conn, network_id)
+    ids, selection = _selected_customers(conn, network_id, caller, isolation_id=isolation_id,
+                                         segment_pipe_id=segment_pipe_id)
+    if area is not None:
+        selection = {"area_m2": round(float(area.area), 1)}
+    if district is not None:
+        selection = {"district": district}
+    where = repository.customer_clauses(network_id=network_id, area=area, district=district, customer_ids=ids,
+                                        categories=list(categories) if categories else None)
+    zone = settings.service.time_zone
+    categories_rows = usage.by_category(repository.usage_by_category(conn, where, start=start, end=end))
+    month_rows = repository.usage_by_month(conn, where, zone=zone, start=start, end=end)
+    hour_rows, days, sampled = repository.usage_by_hour(conn, where, zone=zone, start=start, end=end)
+
+    def monthly(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        summed: dict[Any, dict[str, Any]] = {}
+        for r in rows:
+            item = summed.setdefault(r["period_start"], {"period_start": r["period_start"], "consumption": 0,
+                                                         "readings": 0})
+            item["consumption"] += r["consumption"]
+            item["readings"] += r["readings"]
+        return usage.series(summed.values(), "month")
+
+    def seasonal(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        return usage.seasonal_profile({"month": r["period_start"].month, "consumption": r["consumption"]} for r in rows)
+
+    present = sorted({r["category"] for r in categories_rows if r["customers"]})
+    return {
+        "network_id": network_id, "utility": net["utility"], "unit": usage.unit_of(net["utility"]),
+        "selection": {**selection, "categories": list(categories) if categories else None},
+        "from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
+        "customers": sum(r["customers"] for r in categories_rows),
+        "customers_with_readings": sum(r["with_readings"] for r in categories_rows),
+        "total": round(sum(r["consumption"] for r in categories_rows), 3),
+        "by_category": categories_rows,
+        "monthly": monthly(month_rows),
+        "seasonal_profile": seasonal(month_rows),
+        "daily_profile": {**usage.daily_profile(hour_rows, days), "customers_metered": sampled,
+                          "note": "智能表抽样用户的逐时用量 hourly interval reads of the metered sample"},
+        "by_category_profiles": [
+            {"category": c, "seasonal_profile": seasonal(r for r in month_rows if r["category"] == c),
+             "daily_profile": usage.daily_profile([r for r in hour_rows if r["category"] == c], days)}
+            for c in present],
+    }
+
+
+def outage_notices(conn: Connection, order_id: int, *, caller: Caller) -> dict[str, Any]:
+    """The stop-supply notices (停水/停气通知单) of a repair order as a list to send: every customer its
+    isolation cuts off, critical ones first, with the notice text and the channels that reach them
+    (text message, a call for critical customers, a notice posted at the address). Needs read on
+    pipeline_customers; names and phones are masked without the personal-data scope."""
+    require_read(caller, PIPES)
+    require_read(caller, CUSTOMERS)
+    order = _order(conn, order_id, caller)
+    iso = _isolation(conn, caller, order["isolation_id"])
+    rows = repository.customer_details(conn, [int(i) for i in iso["summary"].get("customer_ids", [])])
+    rows.sort(key=lambda r: (CRITICAL_ORDER.index(r["category"]) if r["category"] in CRITICAL_ORDER
+                             else len(CRITICAL_ORDER), r["account_no"]))
+    notices = []
+    for row in rows:
+        critical = row["category"] in CRITICAL
+        reach = usage.channels({**row, "critical": critical})  # from the true values: masking keeps presence
+        shown = mask_properties(caller, CUSTOMERS, row)
+        notices.append({**{k: shown.get(k) for k in ("id", "account_no", "name", "category", "address",
+                                                       "contact_name", "contact_phone", "households")},
+                        "critical": critical, "channels": reach, "notice_text": order["notice_text"]})
+    by_channel = {c: sum(c in n["channels"] for n in notices) for c in ("sms", "call", "posting")}
+    return {"order_id": order_id, "code": order["code"], "status": order["status"],
+            "incident_at": order["incident_at"].isoformat(),
+            "planned_restore_at": order["planned_restore_at"].isoformat(), "notice_text": order["notice_text"],
+            "count": len(notices), "critical": sum(n["critical"] for n in notices), "by_channel": by_channel,
+            "unreachable": sum(not n["channels"] for n in notices),
+            "affected_consumption": order["affected_consumption"], "notices": notices}
+
+
+def outage_notices_csv(notices: dict[str, Any]) -> str:
+    """The list of notices (``outage_notices``) as CSV, as masked as the list itself."""
+    return usage.notices_csv(notices["notices"])
