@@ -18,11 +18,6 @@ from shapely.geometry import Polygon
 from sqlalchemy import text
 from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port
 
-try:  # the one session browser: in test_webmap_browser until main moved it to the browser_fixtures plugin
-    from test_webmap_browser import browser  # noqa: F401
-except ImportError:  # taken by name from the plugin (conftest's pytest_plugins)
-    pass
-
 TO_PLANE = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
 
 
@@ -55,7 +50,7 @@ def usage_server(demo_city) -> Iterator[str]:
         log.close()
 
 
-def test_usage_tool_sums_the_customers_in_the_drawn_area(browser, usage_server, demo_city):  # noqa: F811
+def test_usage_tool_sums_the_customers_in_the_drawn_area(browser, usage_server, demo_city):
     from data.democity import CENTRE
     from gis.keys import create_key
 
