@@ -98,6 +98,7 @@ class Printed:
                                    text=True).stdout
         self.pages = [p for p in self.text.split("\f") if p.strip()]
         self.flat = re.sub(r"\s+", " ", self.text)
+        self.compact = re.sub(r"\s+", "", self.text)  # a table cell's words wrap onto several lines
 
     def first_page_png(self, docs_name: str) -> Path:
         out = self.pdf.with_suffix("")
@@ -269,3 +270,106 @@ def test_the_balance_table_prints_with_a_share_column(browser, docs_server, keys
     group = next(r for r in table["rows"] if r["level"] == 0)
     assert f"{group['area_0']:,.2f} {100 * group['share_0']:.2f}%" in text
     printed.first_page_png("document-balance.png")
+
+
+# --- the repair order and the stop-supply notice ---------------------------------------------------------
+
+INCIDENT, RESTORE = "2026-11-22T10:22:00+08:00", "2026-11-22T18:00:00+08:00"
+
+
+@pytest.fixture(scope="module")
+def repair_order(docs_server, keys, demo_city) -> dict:
+    """A burst on a water main that feeds a hospital or a school; the first valve to close fails on
+    site and the isolation is recomputed; the order is made from that version, with no place typed."""
+    with demo_city.connect() as conn:
+        start = conn.execute(sa.text("""
+            SELECT p.id AS pipe_id, p.network_id FROM pipeline_customers c
+              JOIN pipeline_pipes p ON c.node_id IN (p.from_node, p.to_node)
+              JOIN pipeline_networks n ON n.id = p.network_id
+             WHERE c.category IN ('hospital', 'school') AND n.utility = 'water'
+             ORDER BY c.id LIMIT 1""")).mappings().one()
+    headers = {"X-API-Key": keys["utility"]}
+    first = httpx.post(docs_server + "/pipeline/isolations", headers=headers, timeout=60,
+                       json={"network_id": start["network_id"], "pipe_id": start["pipe_id"]})
+    assert first.status_code == 200, first.text
+    failed = first.json()["valves_to_close"][0]
+    revised = httpx.post(f"{docs_server}/pipeline/isolations/{first.json()['id']}/failed-valves", headers=headers,
+                         timeout=60, json={"valves": [failed["id"]]})
+    assert revised.status_code == 200, revised.text
+    iso = revised.json()
+    order = httpx.post(docs_server + "/pipeline/repair-orders", headers=headers, timeout=60,
+                       json={"isolation_id": iso["id"], "incident_at": INCIDENT, "planned_restore_at": RESTORE})
+    assert order.status_code == 200, order.text
+    assert iso["customers"]["critical"] > 0, "the burst must cut off a critical customer"
+    return {"iso": iso, "order": order.json(), "failed": failed, "pipe_id": start["pipe_id"]}
+
+
+def _nearest_road(demo_city, pipe_id: int) -> str:
+    with demo_city.connect() as conn:
+        return conn.execute(sa.text("""
+            SELECT r.name FROM emergency_roads r, pipeline_pipes p
+             WHERE p.id = :p AND r.name IS NOT NULL
+             ORDER BY r.geom <-> ST_LineInterpolatePoint(p.geom, 0.5) LIMIT 1"""), {"p": pipe_id}).scalar_one()
+
+
+def _critical_customers(demo_city, iso: dict) -> list[dict]:
+    ids = [c["id"] for c in iso["customers"]["list"]]
+    with demo_city.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(
+            "SELECT name, address, contact_name, contact_phone FROM pipeline_customers "
+            "WHERE id = ANY(:ids) AND category IN ('hospital', 'school', 'fire')"), {"ids": ids}).mappings()]
+
+
+def test_the_repair_order_names_customers_valves_street_and_households(browser, docs_server, keys, repair_order,
+                                                                        demo_city):
+    from gis.access import mask_text
+
+    iso, order = repair_order["iso"], repair_order["order"]
+    printed, layout = print_document(browser, docs_server, f"/pipeline/repair-orders/{order['id']}/print",
+                                     keys["utility"], "repair-order")
+    text, compact = printed.flat, printed.compact
+    for heading in ("管道抢修单", "抢修示意图", "需关闭阀门", "失效阀门", "重点用户", "停供通知", "作业检查清单"):
+        assert heading in text, heading
+    assert order["code"] in text
+    # the times are the ones entered, in local time, to the minute
+    assert "2026年11月22日 10:22" in text and "2026年11月22日 18:00" in text
+    # the place is a street: the nearest named road to the burst
+    street = _nearest_road(demo_city, repair_order["pipe_id"])
+    assert order["place"] == street and f"因{street}管道突发爆管抢修" in compact
+    # accounts and the households behind them
+    customers = iso["customers"]
+    assert f"{customers['total']:,}个用户户号、共{customers['households']:,}户" in compact
+    assert customers["households"] > customers["total"] or customers["households"] == customers["total"]
+    # the failed valve by its code, on the map and in its table; every valve to close by its code
+    assert repair_order["failed"]["code"] in compact and f"失效 {repair_order['failed']['code']}" in layout["labels"]
+    for valve in iso["valves_to_close"]:
+        assert valve["code"] in compact, valve["code"]
+    assert "爆管点" in layout["labels"]
+    # critical customers by name and address; contacts masked for a key without the personal-data scope
+    critical = _critical_customers(demo_city, iso)
+    assert critical
+    for c in critical:
+        assert re.sub(r"\s+", "", c["name"]) in compact and re.sub(r"\s+", "", c["address"]) in compact
+        if c["contact_name"]:
+            assert mask_text(c["contact_name"]) in compact and c["contact_name"] not in compact
+        if c["contact_phone"]:
+            assert mask_text(c["contact_phone"]) in compact and c["contact_phone"] not in compact
+    printed.first_page_png("document-repair-order.png")
+
+    # with the personal-data scope the same order shows the contacts in full
+    full, _ = print_document(browser, docs_server, f"/pipeline/repair-orders/{order['id']}/print",
+                             keys["utility_personal"], "repair-order-personal")
+    for c in critical:
+        if c["contact_phone"]:
+            assert c["contact_phone"] in full.compact
+
+
+def test_the_stop_supply_notice_prints_local_times_and_households(browser, docs_server, keys, repair_order):
+    order, customers = repair_order["order"], repair_order["iso"]["customers"]
+    printed, _ = print_document(browser, docs_server, f"/pipeline/repair-orders/{order['id']}/notice",
+                                keys["utility"], "notice")
+    assert "停水通知" in printed.flat and order["code"] in printed.flat
+    assert "2026年11月22日10:22" in printed.compact and "2026年11月22日18:00" in printed.compact
+    assert f"{customers['total']:,}个用户户号、共{customers['households']:,}户" in printed.compact
+    assert order["place"] in printed.compact
+    printed.first_page_png("document-notice.png")

@@ -538,3 +538,27 @@ def pipes_at_nodes(conn: Connection, node_ids: list[int], exclude_pipes: Iterabl
         sa.or_(pipes.c.from_node.in_(node_ids or [-1]), pipes.c.to_node.in_(node_ids or [-1])),
         pipes.c.id.not_in(list(exclude_pipes) or [-1]))
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def burst_point(conn: Connection, isolation_id: int) -> tuple[float, float] | None:
+    """Where a stored isolation's burst is (storage CRS): the clicked point, else the middle of the
+    burst pipe."""
+    row = conn.execute(sa.select(
+        sa.func.ST_X(sa.func.coalesce(isolations.c.burst_geom, sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5))),
+        sa.func.ST_Y(sa.func.coalesce(isolations.c.burst_geom, sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5))))
+        .select_from(isolations.join(pipes, pipes.c.id == isolations.c.pipe_id))
+        .where(isolations.c.id == isolation_id)).first()
+    return (float(row[0]), float(row[1])) if row is not None and row[0] is not None else None
+
+
+def pipe_code(conn: Connection, pipe_id: int) -> str | None:
+    """A pipe's code."""
+    return conn.execute(sa.select(pipes.c.code).where(pipes.c.id == pipe_id)).scalar()
+
+
+def customer_households(conn: Connection, ids: list[int]) -> int:
+    """How many households some customer accounts serve."""
+    if not ids:
+        return 0
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(customers.c.households), 0))
+                            .where(customers.c.id.in_(ids))).scalar())
