@@ -94,12 +94,12 @@ def order_map(sheet: OrderSheet) -> str:
     placed = []
     for number, v in enumerate(sheet.valves, start=1):
         placed.append((m.marker(v["x"], v["y"], size=6.5, css="valve"), str(number), "#000"))
-    for v in sheet.failed:
-        placed.append((m.marker(v["x"], v["y"], shape="square", size=5.5, fill="#d00000", stroke="#600",
-                                css="failed-valve"), f"失效 {v['code']}", "#a00000"))
     if sheet.burst_xy is not None:
         placed.append((m.marker(*sheet.burst_xy, shape="burst", size=11, fill="#ff2a00", stroke="#600",
                                 css="burst"), "爆管点", "#a00000"))
+    for v in sheet.failed:  # drawn over the burst star when the failed valve is next to the burst
+        placed.append((m.marker(v["x"], v["y"], shape="square", size=5.5, fill="#d00000", stroke="#600",
+                                css="failed-valve"), f"失效 {v['code']}", "#a00000"))
     for (px, py), text, colour in placed:
         m.label(px, py, text, size=12, colour=colour, pixel=True)
     named = set()
