@@ -219,7 +219,9 @@ class Document:
 
 def _css_string(text: str) -> str:
     """Text as a CSS string literal (for the page header's margin boxes)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    # < and > as CSS escapes: a name must not close the <style> element it sits in
+    return '"' + (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+                  .replace("<", "\\3c ").replace(">", "\\3e ")) + '"'
 
 
 def _stylesheet(bureau: str, title: str, page_words: str) -> str:

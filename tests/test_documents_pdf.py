@@ -10,6 +10,7 @@ for the README).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -373,3 +374,36 @@ def test_the_stop_supply_notice_prints_local_times_and_households(browser, docs_
     assert f"{customers['total']:,}个用户户号、共{customers['households']:,}户" in printed.compact
     assert order["place"] in printed.compact
     printed.first_page_png("document-notice.png")
+
+
+# --- the mechanism itself (no database, no browser) ----------------------------------------------------
+
+def test_values_are_shown_as_people_read_them_and_text_is_escaped():
+    from gis.documents import Column, Document
+
+    doc = Document(title_zh="测试", title_en="Test", bureau='局 "A" <b>', zone=ZONE)
+    assert doc.text(True) == "是" and doc.text(False) == "否" and doc.text(None) == "—"
+    assert doc.text(1234567.891, "area") == "1,234,567.89" and doc.text(0.1234, "percent") == "12.34%"
+    assert doc.text(dt.datetime(2024, 2, 29, 16, 30, 59, 123, tzinfo=dt.UTC), "datetime") == "2024年3月1日 00:30"
+    assert doc.text(dt.date(2024, 3, 1), "date") == "2024年3月1日"
+    with pytest.raises(ValueError, match="no UTC offset"):
+        doc.text(dt.datetime(2024, 3, 1, 10, 0), "datetime")  # a naive time is refused, never guessed
+    assert doc.word({"pass": ("通过", "Pass")}, "pass") == "通过" and doc.word({}, "x9") == "x9"
+    page = doc.table([Column("名称", "Name")], [["<script>"]]).html()
+    assert "<script>" not in page and "&lt;script&gt;" in page and '"局 \\"A\\" \\3c b\\3e "' in page and "<b>" not in page
+    with pytest.raises(Exception, match="lang is zh"):
+        Document(title_zh="t", title_en="t", bureau="b", zone=ZONE, lang="fr")
+
+
+def test_map_labels_never_overlap_and_are_left_out_when_no_place_is_free():
+    from gis.svgmap import SvgMap
+
+    m = SvgMap((0, 0, 100, 100), width=300, height=300)
+    m.marker(50, 50)
+    placed = [m.label(50, 50, f"阀门 {i}") for i in range(40)]
+    assert placed[0] and not all(placed)  # forty labels on one point cannot all fit near it
+    rects = m._taken
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    assert m.svg().count("<text") == sum(placed) + 2  # the labels, the scale bar and the north arrow

@@ -2,11 +2,10 @@
 
 Workflow: planned → valves_closed → repaired → restored, or cancelled from any open state. Every
 change is a row in pipeline_order_events and an audit record, in the caller's transaction. The
-printable page draws the segment as inline SVG (no map tiles, no scripts, nothing from a CDN), so it
-prints the same on an isolated intranet.
+printed order and notice are layers/pipeline/documents.py's (the one document mechanism).
 
-Pure: the workflow rules, the notice and checklist texts and the printed page. The service
-(layers/pipeline/service.py) reads and writes orders through the repository.
+Pure: the workflow rules, the notice and checklist texts. The service (layers/pipeline/service.py)
+reads and writes orders through the repository.
 """
 
 from __future__ import annotations
