@@ -357,6 +357,11 @@ def test_the_repair_order_names_customers_valves_street_and_households(browser, 
             assert mask_text(c["contact_phone"]) in compact and c["contact_phone"] not in compact
     printed.first_page_png("document-repair-order.png")
 
+    # in English the Chinese labels stay and the English follows; still no keys
+    english, _ = print_document(browser, docs_server, f"/pipeline/repair-orders/{order['id']}/print?lang=en",
+                                keys["utility"], "repair-order-en", english=True)
+    assert "管道抢修单 Repair order" in english.flat and "失效阀门 Failed valves" in english.flat
+
     # with the personal-data scope the same order shows the contacts in full
     full, _ = print_document(browser, docs_server, f"/pipeline/repair-orders/{order['id']}/print",
                              keys["utility_personal"], "repair-order-personal")

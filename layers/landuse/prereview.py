@@ -228,9 +228,9 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
         bad = sum(z["area"] for z in zones if not z["conforms"])
         unplanned = max(total - planned, 0.0)
         items.append(_item("planning", "conditional" if bad + unplanned > OVERLAP_TOLERANCE_M2 else "pass",
-                           (f"与规划用途不符 {bad:.2f} m² 需调整规划 does not conform: plan change needed"
+                           (f"与规划用途不符 {bad:,.2f} m² 需调整规划 does not conform: plan change needed"
                             if bad > OVERLAP_TOLERANCE_M2 else "符合规划用途 conforms to the plan")
-                           + (f"; {unplanned:.2f} m² 无规划分区 not covered by the plan" if unplanned > OVERLAP_TOLERANCE_M2
+                           + (f"; {unplanned:,.2f} m² 无规划分区 not covered by the plan" if unplanned > OVERLAP_TOLERANCE_M2
                               else ""), RULES["planning"], conforming_area=planned - bad, nonconforming_area=bad,
                            unplanned_area=unplanned))
 
