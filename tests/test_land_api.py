@@ -225,7 +225,7 @@ def test_balance_and_statistics_over_http(client, keys, demo_city):
     assert csv_.status_code == 200 and "合计" in csv_.content.decode("utf-8-sig")
     xlsx = client.get("/planning/balance", params={"base_year": year, "target_plan": plan, "f": "xlsx"})
     assert openpyxl.load_workbook(io.BytesIO(xlsx.content)).active["A1"].value.startswith("土地利用面积平衡表")
-    assert "<table>" in client.get("/planning/balance", params={"base_year": year, "target_plan": plan,
+    assert "<table class=\"data balance\">" in client.get("/planning/balance", params={"base_year": year, "target_plan": plan,
                                                                  "f": "html"}).text
     stats = client.get("/planning/statistics", params={"year": year, "district": district}).json()
     assert stats["area_basis"] == "ellipsoidal" and stats["total"] == pytest.approx(expected, rel=1e-9)

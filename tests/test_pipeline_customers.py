@@ -282,7 +282,7 @@ def test_isolation_and_repair_order_carry_the_affected_volume_equal_to_a_direct_
     again = client.get(f"/pipeline/repair-orders/{r.json()['id']}", headers=keys["billing"]).json()
     assert again["affected_consumption"] == affected
     page = client.get(f"/pipeline/repair-orders/{r.json()['id']}/print", headers=keys["billing"]).text
-    assert "影响用量" in page and f"约 {affected['volume_during_outage']:.1f} m³" in page
+    assert "影响用量" in page and f"约 {affected['volume_during_outage']:,.1f} m³" in page
     # the segment's usage analysis selects the same customers as the isolation
     r = client.post("/pipeline/usage", json={"network_id": water, "segment_pipe_id": isolation["pipe"]},
                     headers=keys["reader"])

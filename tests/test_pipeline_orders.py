@@ -34,7 +34,7 @@ def test_workflow_audit_conflicts_and_notice(engine, net):
     assert order["code"] == f"QX20261122-{order['id']:05d}" and order["status"] == "planned"
     assert order["valve_ids"] == [net["V1"]] and order["conflicts"] == []
     assert order["notice_text"].startswith("停水通知") and "2026年11月22日 18:00" in order["notice_text"]
-    assert "湖滨南路" in order["notice_text"] and "约3户" in order["notice_text"]
+    assert "湖滨南路" in order["notice_text"] and "3 个用户户号、共 3 户" in order["notice_text"]
     assert any("V1" in step["task"] for step in order["checklist"])
     with engine.begin() as conn:  # a second burst on the same ring: the shared valve is reported
         again = service.isolate_burst(conn, net["network"], caller=SYSTEM, settings=get_settings(), pipe_id=net["p4"])

@@ -26,8 +26,7 @@ from gis.errors import GisError, InvalidParameter, UnknownCRS
 from gis.settings import get_settings
 from layers.cadastre import service as registry
 from layers.landuse import balance as bal
-from layers.landuse import prereview as pre
-from layers.landuse import redline, survey
+from layers.landuse import documents, redline, survey
 from layers.landuse import service as land
 
 OFFICER = Caller(name="planner", department="自然资源和规划局", read=frozenset({"*"}), write=frozenset({"*"}),
@@ -233,8 +232,8 @@ def test_balance_survey_against_plan_and_exports(demo_city, site):
     ws = wb.active
     totals = [row for row in ws.iter_rows(values_only=True) if row and row[1] == "合计"]
     assert totals and totals[0][2] == pytest.approx(table["rows"][-1]["area_0"], abs=0.01)
-    page = bal.balance_html(table)
-    assert "<table>" in page and "总面积不变" in page
+    page = documents.balance_document(table, bureau="厦门市自然资源和规划局", zone="Asia/Shanghai")
+    assert "<table" in page and "总面积不变" in page and "占比" in page
     with demo_city.connect() as conn, pytest.raises(InvalidParameter):
         land.balance_table(conn, OFFICER, base_year=Y0, district=DISTRICT)
 
@@ -399,7 +398,9 @@ def test_prereview_areas_match_shapely(demo_city, site):
     with demo_city.connect() as conn:
         again, geom = land.open_report(conn, OFFICER, report["id"])
         masked, _ = land.open_report(conn, VIEWER, report["id"])
-        page = pre.report_html(masked, geom, [])
+        page = documents.prereview_document(masked, geom, controls=[], parcels_around=[], roads=[], box=geom.bounds,
+                                            bureau="厦门市自然资源和规划局", zone="Asia/Shanghai",
+                                            storage_crs="EPSG:4548")
     assert again["total_area"] == pytest.approx(report["total_area"])
     holders = {p["right_holder"] for p in again["parcels"]}
     assert "李小龙" in holders and "李**" in {p["right_holder"] for p in masked["parcels"]}

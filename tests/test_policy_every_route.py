@@ -394,6 +394,7 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/pipeline/repair-orders/{order_id}/status"): Example(lambda w: {
         "path": {"order_id": w.ids["order"]}, "json": {"status": "cancelled"}}, ("pipeline_repair_orders",)),
     ("GET", "/pipeline/repair-orders/{order_id}/print"): Example(lambda w: {"path": {"order_id": w.ids["order"]}}),
+    ("GET", "/pipeline/repair-orders/{order_id}/notice"): Example(lambda w: {"path": {"order_id": w.ids["order"]}}),
     ("GET", "/pipeline/networks/{network_id}/topology"): Example(lambda w: {"path": {"network_id": w.ids["inp_network"]}}),
     ("GET", "/pipeline/networks/{network_id}/connectivity"): Example(lambda w: {
         "path": {"network_id": w.ids["network"]}, "params": {"a": w.ids["node_a"], "b": w.ids["node_b"]}}),

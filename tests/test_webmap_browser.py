@@ -789,7 +789,13 @@ def test_burst_isolation_draws_valves_segment_customers_and_recomputes_a_failed_
     assert m.page.locator(f"[data-order-code='{stored['code']}']").count() == 1
     printed = m.page.frame_locator("#gg-order-frame").locator("body").inner_text()
     assert stored["code"] in printed
+    # the place offered is the street of the burst (the nearest named road), not a network and a pipe code
+    assert stored["place"] == second["burst"]["street"] and stored["place"] in printed
     m.shot("repair-order")
+    m.page.click("#gg-print-notice")
+    m.page.wait_for_selector("#gg-notice-frame")
+    notice = m.page.frame_locator("#gg-notice-frame").locator("body").inner_text()
+    assert stored["code"] in notice and format_datetime(stored["planned_restore_at"], ZONE) in notice
 
 
 def test_valves_near_here_lists_the_nearest_valves_by_distance(open_map, server, demo_city, view, utility_key):
@@ -1064,6 +1070,11 @@ def test_balance_table_for_a_drawn_area_equals_the_api(open_map, server, view, p
     assert shown == [[r["code"], pytest.approx(r["change"])] for r in api["rows"]]
     assert m.page.locator("[data-total-constant]").get_attribute("data-total-constant") == str(api["total_constant"]).lower()
     m.shot("balance")
+    # the printable table of the same request, with each side's share
+    m.page.click("#gg-print-balance")
+    m.page.wait_for_selector("#gg-balance-frame")
+    printed = m.page.frame_locator("#gg-balance-frame").locator("body").inner_text()
+    assert "占比" in printed and f"{api['rows'][-1]['area_0']:,.2f}" in printed
 
 
 def test_prereview_from_an_uploaded_red_line_file(open_map, server, view, planning_key, tmp_path):

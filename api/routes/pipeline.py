@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import aware, check_params, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
+from gis.documents import check_lang
 from gis.errors import InvalidGeometry, InvalidParameter
 from gis.intake import client_crs
 from gis.io.uploads import UploadLimits, spool_file, spool_stream
@@ -110,7 +111,7 @@ def create_repair_order(body: RepairOrderRequest, conn: DbWrite, caller: Current
     return _json(service.create_repair_order(conn, body.isolation_id, caller=caller,
                                              incident_at=aware(body.incident_at, settings), place=body.place,
                                              planned_restore_at=aware(body.planned_restore_at, settings),
-                                             language=body.language))
+                                             language=body.language, time_zone=settings.service.time_zone))
 
 
 @router.get("/repair-orders/{order_id}", summary="A repair order with its status history")
@@ -125,10 +126,23 @@ def repair_order_status(order_id: int, body: StatusChange, conn: DbWrite, caller
                                              expected_version=body.version))
 
 
+DocumentLang = Annotated[str, Query(description="zh: Chinese labels; en: Chinese labels with English after them")]
+
+
 @router.get("/repair-orders/{order_id}/print", response_class=HTMLResponse,
-            summary="Print-ready HTML of a repair order with an inline SVG map (no external assets)")
-def repair_order_print(order_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
-    return HTMLResponse(service.repair_order_page(conn, order_id, caller=caller))
+            summary="The printable repair order (A4, inline SVG schematic, no external assets)")
+def repair_order_print(order_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                       lang: DocumentLang = "zh") -> HTMLResponse:
+    check_lang(lang)
+    return HTMLResponse(service.repair_order_page(conn, order_id, caller=caller, settings=settings, lang=lang))
+
+
+@router.get("/repair-orders/{order_id}/notice", response_class=HTMLResponse,
+            summary="The printable stop-supply notice (停水/停气通知) of a repair order, a page to post")
+def repair_order_notice(order_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                        lang: DocumentLang = "zh") -> HTMLResponse:
+    check_lang(lang)
+    return HTMLResponse(service.repair_order_notice(conn, order_id, caller=caller, settings=settings, lang=lang))
 
 
 @router.get("/networks/{network_id}/topology",

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.common import AREA_MAX_VERTICES, bbox_area, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
+from gis.documents import check_lang
 from gis.errors import InvalidParameter
 from gis.io.uploads import UploadLimits, spool_bytes, spool_file
 from layers.landuse import schemas as ls
@@ -56,13 +57,18 @@ def prereview_report(report_id: int, conn: DbRead, caller: CurrentCaller) -> dic
     return report
 
 
+DocumentLang = Annotated[str, Query(description="zh: Chinese labels; en: Chinese labels with English after them")]
+
+
 @router.get("/prereview/{report_id}/report.html", response_class=HTMLResponse,
-            summary="The printable pre-review report (map as inline SVG, no web assets)")
-def prereview_html(report_id: int, conn: DbRead, caller: CurrentCaller) -> HTMLResponse:
-    return HTMLResponse(land.report_page(conn, caller, report_id))
+            summary="The printable pre-review report (A4, map as inline SVG, no web assets)")
+def prereview_html(report_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                   lang: DocumentLang = "zh") -> HTMLResponse:
+    check_lang(lang)
+    return HTMLResponse(land.report_page(conn, caller, report_id, settings=settings, lang=lang))
 
 
-def _render(table: dict[str, Any], output: str, name: str) -> Response:
+def _render(table: dict[str, Any], output: str, name: str, settings: Any, lang: str) -> Response:
     if output == "json":
         return Response(content=json.dumps(table, ensure_ascii=False, default=str).encode("utf-8"),
                         media_type="application/json")
@@ -74,7 +80,7 @@ def _render(table: dict[str, Any], output: str, name: str) -> Response:
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     if output == "html":
-        return HTMLResponse(land.balance_html(table))
+        return HTMLResponse(land.balance_page(table, settings=settings, lang=lang))
     raise InvalidParameter("f is json, csv, xlsx or html")
 
 
@@ -82,21 +88,24 @@ def _render(table: dict[str, Any], output: str, name: str) -> Response:
 def balance(conn: DbRead, caller: CurrentCaller, settings: AppSettings, base_year: int | None = None,
             target_year: int | None = None, target_plan: str | None = None, district: str | None = None,
             bbox: str | None = None, basis: str = "ellipsoidal",
-            f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
+            f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json", lang: DocumentLang = "zh") -> Response:
+    check_lang(lang)
     table = land.balance_table(conn, caller, base_year=base_year, target_year=target_year, target_plan=target_plan,
                                geometry=bbox_area(bbox, settings), district=district, basis=basis)
-    return _render(table, f, f"balance_{table['base']['year']}_{target_year or 'plan'}")
+    return _render(table, f, f"balance_{table['base']['year']}_{target_year or 'plan'}", settings, lang)
 
 
 @router.post("/balance", summary="土地利用面积平衡表 for a drawn polygon")
 def balance_area(body: ls.BalanceRequest, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
-                 f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json") -> Response:
+                 f: Annotated[str, Query(description="json|csv|xlsx|html")] = "json",
+                 lang: DocumentLang = "zh") -> Response:
+    check_lang(lang)
     table = land.balance_table(conn, caller, base_year=body.base_year, target_year=body.target_year,
                                target_plan=body.target_plan,
                                geometry=storage_geometry(body.geometry, body.crs, settings,
                                                          max_vertices=AREA_MAX_VERTICES),
                                basis=body.basis)
-    return _render(table, f, f"balance_{table['base']['year']}")
+    return _render(table, f, f"balance_{table['base']['year']}", settings, lang)
 
 
 @router.get("/statistics", summary="Land-use statistics of a survey year by class hierarchy")

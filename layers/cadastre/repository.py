@@ -258,3 +258,11 @@ def live_parcels_in(conn: Connection, geometry: BaseGeometry, min_area_m2: float
     keys = list(result.keys())
     # plain tuples → dicts: thousands of rows for a large site, and mapping rows cost more
     return [dict(zip(keys, row, strict=True)) for row in result.all() if row[-1] > min_area_m2]
+
+
+def parcel_outlines(conn: Connection, box: tuple[float, float, float, float], limit: int) -> list[dict[str, Any]]:
+    """Codes and outlines of the live parcels in a storage-CRS box (the context of a printed map)."""
+    envelope = sa.func.ST_MakeEnvelope(*box, SRID)
+    query = (sa.select(parcels.c.parcel_code, sa.func.ST_AsBinary(parcels.c.geom).label("wkb"))
+             .where(NOW, parcels.c.geom.op("&&")(envelope)).order_by(parcels.c.parcel_code).limit(limit))
+    return [{"parcel_code": r.parcel_code, "geometry": shapely.from_wkb(bytes(r.wkb))} for r in conn.execute(query)]

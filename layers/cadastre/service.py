@@ -659,3 +659,10 @@ def parcel_geometry(conn: Connection, parcel_code: str, *, caller: Caller) -> Ba
     if parcel_code not in rows:
         raise NotFound(f"no live parcel {parcel_code}")
     return rows[parcel_code]["geometry"]
+
+
+def parcel_outlines(conn: Connection, box: tuple[float, float, float, float], *, caller: Caller,
+                    limit: int = 2000) -> list[dict[str, Any]]:
+    """Public for printed maps: live parcels' codes and outlines (storage CRS) in a box; no holders."""
+    require_read(caller, PARCELS)
+    return repo.parcel_outlines(conn, box, limit)

@@ -527,3 +527,23 @@ def road_extent(conn: Connection) -> tuple[float, float, float, float] | None:
                                  sa.func.ST_XMax(sa.func.ST_Extent(roads.c.geom)),
                                  sa.func.ST_YMax(sa.func.ST_Extent(roads.c.geom)))).one()
     return None if box[0] is None else tuple(float(v) for v in box)
+
+
+def road_lines(conn: Connection, box: tuple[float, float, float, float], limit: int) -> list[dict[str, Any]]:
+    """Names, classes and lines of the roads in a storage-CRS box, main roads first."""
+    envelope = sa.func.ST_MakeEnvelope(*box, storage_srid())
+    rank = sa.case({"arterial": 0, "secondary": 1}, value=roads.c.road_class, else_=2)
+    query = (sa.select(roads.c.name, roads.c.road_class, sa.func.ST_AsBinary(roads.c.geom).label("wkb"))
+             .where(roads.c.geom.op("&&")(envelope)).order_by(rank, roads.c.id).limit(limit))
+    return [{"name": r.name, "road_class": r.road_class, "geometry": shapely.from_wkb(bytes(r.wkb))}
+            for r in conn.execute(query)]
+
+
+def nearest_road(conn: Connection, point: BaseGeometry, within_m: float) -> dict[str, Any] | None:
+    """The named road nearest to a point (storage CRS) within ``within_m``, with its distance."""
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(point), sa.LargeBinary), storage_srid())
+    distance = sa.func.ST_Distance(roads.c.geom, g)
+    row = conn.execute(sa.select(roads.c.name, roads.c.road_class, distance.label("distance"))
+                       .where(roads.c.name.is_not(None), roads.c.name != "", sa.func.ST_DWithin(roads.c.geom, g, within_m))
+                       .order_by(roads.c.geom.op("<->")(g)).limit(1)).mappings().first()
+    return dict(row) if row is not None else None

@@ -1146,3 +1146,20 @@ def pipeline_near_incident(conn: Connection, incident_id: int, *, caller: Caller
         out["isolation"] = {"network_id": network_id, "burst": iso["burst"], "valves_to_close": iso["valves_to_close"],
                             "customers_cut_off": iso["customers"]["total"], "segment": iso["segment"].get("outline")}
     return out
+
+
+# --- roads for other families' documents -----------------------------------------------------------
+
+def road_lines(conn: Connection, box: tuple[float, float, float, float], *, caller: Caller,
+               limit: int = 500) -> list[dict[str, Any]]:
+    """Public for printed maps: road names, classes and lines (storage CRS) in a box."""
+    require_read(caller, ROADS)
+    return repo.road_lines(conn, box, limit)
+
+
+def nearest_road(conn: Connection, point: BaseGeometry, *, caller: Caller,
+                 within_m: float = 300.0) -> dict[str, Any] | None:
+    """Public: the named road nearest to a point (storage CRS), for the street address of a place —
+    ``{"name", "road_class", "distance"}``, None when no named road lies within ``within_m``."""
+    require_read(caller, ROADS)
+    return repo.nearest_road(conn, point, within_m)

@@ -12,7 +12,6 @@ Pure: the service (layers/landuse/service.py) reads the areas by class and passe
 from __future__ import annotations
 
 import csv
-import html
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,24 +199,3 @@ def balance_xlsx(table: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
-
-
-def balance_html(table: dict[str, Any]) -> str:
-    """The table as a printable HTML page."""
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in _header(table))
-    body = []
-    for row in table["rows"]:
-        cls = {0: "group", -1: "total", 1: "l1", 2: "l2"}[row["level"]]
-        cells = _cells(row)
-        tds = "".join(f"<td>{esc(str(c))}</td>" if i < 2 else f"<td class='n'>{c:,.2f}</td>"
-                      for i, c in enumerate(cells))
-        body.append(f"<tr class='{cls}'>{tds}</tr>")
-    verdict = "ok" if table["total_constant"] else "bad"
-    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(table['title'])}</title>
-<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:3px 8px}}td.n{{text-align:right}}tr.group,tr.total{{font-weight:bold;
-background:#eee}}tr.l2 td:nth-child(2){{padding-left:2em}}.ok{{color:#1a7f37}}.bad{{color:#b00}}</style></head>
-<body><h1>{esc(table['title'])}</h1><p>面积类型 area basis: {esc(table['area_basis_note'])}; 单位 unit: m²</p>
-<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
-<p class="{verdict}">{esc(table['total_note'])}</p></body></html>"""

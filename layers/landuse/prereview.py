@@ -13,12 +13,9 @@ this module applies the rules, builds the report and renders it.
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from shapely.geometry.base import BaseGeometry
 
 from data.reference import rule_table
 from gis.errors import InvalidParameter
@@ -120,6 +117,31 @@ def _urban_boundary_item(inside: float, outside: float, intended_use: str | None
                            "source": row["source"]})
 
 
+def price_class_rules(rules_dir: Path | str | None = None) -> dict[str, str]:
+    """The rule table ``price_class_by_use``: planning class prefix → base land-price use (the shipped
+    table when the rules directory has none)."""
+    try:
+        rows = rule_table("price_class_by_use", rules_dir)
+    except KeyError:
+        rows = rule_table("price_class_by_use")
+    for row in rows:
+        if row["price_class"] not in PRICE_CLASSES:
+            raise ValueError(f"price_class_by_use: {row['planning_code']} has {row['price_class']!r}; "
+                             f"use one of {', '.join(PRICE_CLASSES)}")
+    return {row["planning_code"]: row["price_class"] for row in rows}
+
+
+def price_class_for_use(intended_use: str | None, rules: dict[str, str]) -> str | None:
+    """The base land-price use an intended use is valued at (its longest listed prefix), None when the
+    use has no base land price (farmland, water …) or no use was given."""
+    if not intended_use:
+        return None
+    for length in (6, 4, 2):
+        if len(intended_use) >= length and intended_use[:length] in rules:
+            return rules[intended_use[:length]]
+    return None
+
+
 def _conforms(zone_code: str, intended: str) -> bool:
     """A zone conforms when one code is a prefix of the other (用地用海 codes nest 2/4/6 digits)."""
     return zone_code.startswith(intended) or intended.startswith(zone_code)
@@ -138,7 +160,8 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
                 control_overlaps: list[dict[str, Any]], inside_urban_boundary: float,
                 zones: list[dict[str, Any]], parcels: list[dict[str, Any]], pipelines: dict[str, Any],
                 price_rows: list[dict[str, Any]], survey_coverage: dict[str, Any] | None = None,
-                boundary_rules: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                boundary_rules: dict[str, dict[str, str]] | None = None,
+                price_rules: dict[str, str] | None = None) -> dict[str, Any]:
     """The pre-review report of a red line from what lies under it (the service reads each part).
 
     ``landuse_rows``: survey classes inside the red line (class_system, class_code, class_name,
@@ -147,7 +170,9 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
     with their area; ``parcels``: parcels taken from (unmasked: masked when shown); ``pipelines``: the
     pipeline family's answer; ``price_rows``: area per base land-price zone; ``survey_coverage``: the
     survey year used and the part of the red line it does not cover (survey.coverage_statement);
-    ``boundary_rules``: the urban_boundary_uses rule table (default: the shipped one).
+    ``boundary_rules``: the urban_boundary_uses rule table (default: the shipped one);
+    ``price_rules``: the price_class_by_use table — without ``price_class`` the site is valued at the
+    base land price of its intended use only, never at every use's price.
     """
     site = red_line.geometry
     total = site.area
@@ -203,9 +228,9 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
         bad = sum(z["area"] for z in zones if not z["conforms"])
         unplanned = max(total - planned, 0.0)
         items.append(_item("planning", "conditional" if bad + unplanned > OVERLAP_TOLERANCE_M2 else "pass",
-                           (f"与规划用途不符 {bad:.2f} m² 需调整规划 does not conform: plan change needed"
+                           (f"与规划用途不符 {bad:,.2f} m² 需调整规划 does not conform: plan change needed"
                             if bad > OVERLAP_TOLERANCE_M2 else "符合规划用途 conforms to the plan")
-                           + (f"; {unplanned:.2f} m² 无规划分区 not covered by the plan" if unplanned > OVERLAP_TOLERANCE_M2
+                           + (f"; {unplanned:,.2f} m² 无规划分区 not covered by the plan" if unplanned > OVERLAP_TOLERANCE_M2
                               else ""), RULES["planning"], conforming_area=planned - bad, nonconforming_area=bad,
                            unplanned_area=unplanned))
 
@@ -221,6 +246,11 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
         entry["value"] += row["value"]
     for entry in by_class.values():
         entry["mean_price_per_m2"] = entry["value"] / entry["area"] if entry["area"] else 0.0
+    price_basis = "given" if price_class else None
+    if price_class is None:
+        price_class = price_class_for_use(intended_use, price_rules if price_rules is not None
+                                          else price_class_rules())
+        price_basis = "intended_use" if price_class else None
 
     warnings = []
     if survey_coverage is not None and survey_coverage["uncovered_area_m2"] > OVERLAP_TOLERANCE_M2:
@@ -249,6 +279,7 @@ def assess_site(*, project_name: str, red_line: RedLine, survey_year: int, inten
         "parcels": parcels,
         "pipelines": pipelines,
         "land_price": {"zones": prices, "by_class": by_class, "price_class": price_class,
+                       "price_class_basis": price_basis,
                        "value": by_class.get(price_class, {}).get("value") if price_class else None},
         "items": items,
         "verdict": severity,
@@ -268,100 +299,3 @@ def for_caller(report: dict[str, Any], *, mask_parcel: Callable[[dict[str, Any]]
     return out
 
 
-# --- printable report ------------------------------------------------------------------------------
-
-def _svg_path(geometry: BaseGeometry, fx: Any) -> str:
-    polys = geometry.geoms if hasattr(geometry, "geoms") else [geometry]
-    parts = []
-    for poly in polys:
-        if poly.geom_type != "Polygon":
-            continue
-        for ring in (poly.exterior, *poly.interiors):
-            pts = " L ".join(f"{fx(x, y)[0]:.1f} {fx(x, y)[1]:.1f}" for x, y in ring.coords)
-            parts.append(f"M {pts} Z")
-    return " ".join(parts)
-
-
-def svg_map(site: BaseGeometry, controls: list[dict[str, Any]], width: int = 640) -> str:
-    """An inline SVG map of the red line and the control-line parts inside it (no web assets needed)."""
-    minx, miny, maxx, maxy = site.bounds
-    span = max(maxx - minx, maxy - miny) or 1.0
-    pad = span * 0.08
-    scale = width / (span + 2 * pad)
-    height = int((maxy - miny + 2 * pad) * scale)
-
-    def fx(x: float, y: float) -> tuple[float, float]:
-        return (x - minx + pad) * scale, (maxy - y + pad) * scale
-
-    colours = {"permanent_basic_farmland": "#f2c12e", "ecological_red_line": "#1a9641",
-               "urban_development_boundary": "#7b3294"}
-    layers = []
-    for c in controls:
-        colour = "#d01c8b" if c["kind"] == "ecological_red_line" and c["zone_type"] == "core" else colours[c["kind"]]
-        opacity = 0.15 if c["kind"] == "urban_development_boundary" else 0.55
-        layers.append(f'<path d="{_svg_path(c["geometry"], fx)}" fill="{colour}" fill-opacity="{opacity}" '
-                      f'stroke="{colour}" fill-rule="evenodd"/>')
-    layers.append(f'<path d="{_svg_path(site, fx)}" fill="none" stroke="#e00" stroke-width="2.5" '
-                  'fill-rule="evenodd"/>')
-    bar = 10 ** int(f"{span / 4:e}".split("e")[1])
-    bar_px = bar * scale
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
-            f'viewBox="0 0 {width} {height + 30}" role="img" aria-label="red line map">'
-            f'<rect width="100%" height="100%" fill="#fafafa"/>{"".join(layers)}'
-            f'<line x1="10" y1="{height + 18}" x2="{10 + bar_px:.1f}" y2="{height + 18}" stroke="#000" stroke-width="3"/>'
-            f'<text x="{14 + bar_px:.1f}" y="{height + 22}" font-size="12">{bar:g} m</text>'
-            f'<text x="{width - 20}" y="20" font-size="16">N↑</text></svg>')
-
-
-def report_html(report: dict[str, Any], site: BaseGeometry, controls: list[dict[str, Any]]) -> str:
-    """A printable HTML page: verdict, map (inline SVG), and the tables."""
-    esc = html.escape
-
-    def table(head: list[str], rows: list[list[Any]]) -> str:
-        th = "".join(f"<th>{esc(h)}</th>" for h in head)
-        body = "".join("<tr>" + "".join(
-            f"<td class='n'>{c:,.2f}</td>" if isinstance(c, float) else f"<td>{esc(str(c if c is not None else ''))}</td>"
-            for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-    items = table(["事项 item", "结论 verdict", "面积 m²", "依据 rule"],
-                  [[i["domain"], i["verdict"], float(i.get("overlap_area", i.get("outside_area", 0.0)) or 0.0),
-                    i["rule"]] for i in report["items"]])
-    landuse = table(["地类编码", "地类 class", "权属组 group", "平面面积 m²", "椭球面积 m²", "比例 %"],
-                    [[r["class_code"], r["class_name"], r["legal_group"], r["plane_area"], r["ellipsoidal_area"],
-                      100 * r["share"]] for r in report["landuse"]])
-    zones = table(["规划", "用地代码", "用地", "面积 m²", "符合 conforms"],
-                  [[z["plan_name"], z["class_code"], z["class_name"], z["area"], z["conforms"]]
-                   for z in report["planning"]["zones"]])
-    parcels = table(["宗地代码", "权利人 holder", "用途", "宗地面积 m²", "占用面积 m²"],
-                    [[p["parcel_code"], p["right_holder"], p["landuse_code"], float(p["plane_area"]),
-                      float(p["area_inside"])] for p in report["parcels"]])
-    pipes = report["pipelines"]
-    pipe_html = (table(["管线编码", "类型", "管径 mm", "材质", "红线内长度 m"],
-                       [[p.get("code"), p.get("utility"), p.get("diameter_mm"), p.get("material"),
-                         float(p["length_inside_m"])] for p in pipes["pipes"]])
-                 if pipes.get("available") else f"<p>{esc(pipes.get('note', ''))}</p>")
-    prices = table(["用途", "级别", "基准地价 元/m²", "面积 m²", "地价 元"],
-                   [[z["land_class"], z["grade"], z["price_per_m2"], z["area"], z["value"]]
-                    for z in report["land_price"]["zones"]])
-    inp = report["input"]
-    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>用地预审报告 {esc(report['project_name'])}</title>
-<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse;
-margin:.5em 0 1.5em}}td,th{{border:1px solid #999;padding:3px 8px;vertical-align:top}}td.n{{text-align:right}}
-.verdict{{font-size:1.3em;font-weight:bold}}.pass{{color:#1a7f37}}.conditional{{color:#b35c00}}
-.approval,.refused{{color:#b00}}@media print{{body{{margin:0}}}}</style></head><body>
-<h1>建设项目用地预审与选址报告<br><small>Site-selection pre-review — {esc(report['project_name'])}</small></h1>
-<p>报告编号 report id: {esc(str(report.get('id', '')))} · 生成 {esc(report['generated_at'])}</p>
-<p class="verdict {esc(report['verdict'])}">{esc(report['verdict_text'])}</p>
-<p>红线面积 total area: <b>{report['total_area']:,.2f} m²</b> ({report['total_area'] / 10000:,.4f} 公顷) ·
-{esc(report['area_basis'])} · 输入 input: {esc(inp['format'])}, {esc(inp['crs'])} ({esc(inp['crs_source'])})</p>
-{svg_map(site, controls)}
-<p>图例: 红线 red outline · 黄 永久基本农田 · 绿 生态保护红线一般控制区 · 紫红 核心保护区 · 淡紫 城镇开发边界</p>
-<h2>审查事项 Items</h2>{items}
-<h2>土地利用现状 Land use ({report['survey_year']})</h2><p>{esc((report.get('survey_coverage') or {}).get('note', ''))}</p>{landuse}
-<h2>规划符合性 Planning</h2>{zones}
-<h2>涉及宗地 Parcels</h2>{parcels}
-<h2>穿越管线 Pipelines</h2>{pipe_html}
-<h2>基准地价 Base land price</h2>{prices}
-</body></html>"""

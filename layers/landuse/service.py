@@ -12,6 +12,7 @@ transaction (never committed here).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,17 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Engine
 
 from gis.access import SYSTEM, Caller, require_read, require_row, require_write
-from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
+from gis.errors import Conflict, Forbidden, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
 from gis.io.uploads import SpooledUpload, UploadLimits
 from gis.settings import Settings
+from gis.svgmap import padded_box
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
-from layers.landuse import balance, classes, prereview, survey
+from layers.emergency import service as emergency_service
+from layers.landuse import balance, classes, documents, prereview, survey
 from layers.landuse import repository as repo
-from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
+from layers.landuse.balance import balance_csv, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
 from layers.landuse.layers import (
     APPROVALS,
     CHANGES,
@@ -105,7 +108,7 @@ def site_prereview(conn: Connection, caller: Caller, red_line: RedLine, *, proje
         intended_use=intended_use,
         plan_name=plan_name, price_class=price_class, landuse_rows=landuse_rows, control_overlaps=overlaps,
         inside_urban_boundary=inside, zones=zones, parcels=parcels, pipelines=pipelines, price_rows=prices,
-        boundary_rules=prereview.urban_boundary_rules(rules_dir))
+        boundary_rules=prereview.urban_boundary_rules(rules_dir), price_rules=prereview.price_class_rules(rules_dir))
     if store:
         report_id = repo.store_report(conn, project_name=project_name, actor=caller.name,
                                       department=caller.department or "govgis",
@@ -149,11 +152,32 @@ def open_report(conn: Connection, caller: Caller, report_id: int) -> tuple[dict[
     return _report_for(caller, report), stored["geometry"]
 
 
-def report_page(conn: Connection, caller: Caller, report_id: int) -> str:
-    """The printable HTML page of a stored report: verdict, a map of the control lines inside the red
-    line (inline SVG), the tables."""
+def report_page(conn: Connection, caller: Caller, report_id: int, *, settings: Settings, lang: str = "zh") -> str:
+    """The printable pre-review report of a stored report (gis.documents): a map of the site with the
+    parcels and roads around it and the control lines inside it (inline SVG), the checks, the tables,
+    the base land price of the intended use, and the opinion and signature block."""
     report, site = open_report(conn, caller, report_id)
-    return prereview.report_html(report, site, repo.control_geometries(conn, site))
+    box = padded_box(site.bounds, share=0.3)
+    parcels = _if_allowed(lambda: cadastre.parcel_outlines(conn, box, caller=caller))
+    roads = _if_allowed(lambda: emergency_service.road_lines(conn, box, caller=caller))
+    return documents.prereview_document(report, site, controls=repo.control_geometries(conn, site),
+                                        parcels_around=parcels, roads=roads, box=box,
+                                        bureau=settings.service.bureau_name, zone=settings.service.time_zone,
+                                        storage_crs=settings.spatial.storage_crs, lang=lang)
+
+
+def _if_allowed(read: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A map layer the caller may not read is left off the map, not an error for the whole report."""
+    try:
+        return read()
+    except Forbidden:
+        return []
+
+
+def balance_page(table: dict[str, Any], *, settings: Settings, lang: str = "zh") -> str:
+    """The printable balance table (gis.documents), with each side's share (占比)."""
+    return documents.balance_document(table, bureau=settings.service.bureau_name, zone=settings.service.time_zone,
+                                      lang=lang)
 
 
 # --- balance tables and statistics -----------------------------------------------------------------

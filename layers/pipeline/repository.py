@@ -746,3 +746,27 @@ def yearly_consumption(conn: Connection, customer_ids: list[int]) -> dict[str, A
                        .where(meter_readings.c.customer_id == sa.func.any(ids), meter_readings.c.kind == "billing",
                               meter_readings.c.read_at > start, meter_readings.c.read_at <= latest)).mappings().one()
     return {"start": start, "end": latest, **dict(row)}
+
+
+def burst_point(conn: Connection, isolation_id: int) -> tuple[float, float] | None:
+    """Where a stored isolation's burst is (storage CRS): the clicked point, else the middle of the
+    burst pipe."""
+    row = conn.execute(sa.select(
+        sa.func.ST_X(sa.func.coalesce(isolations.c.burst_geom, sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5))),
+        sa.func.ST_Y(sa.func.coalesce(isolations.c.burst_geom, sa.func.ST_LineInterpolatePoint(pipes.c.geom, 0.5))))
+        .select_from(isolations.join(pipes, pipes.c.id == isolations.c.pipe_id))
+        .where(isolations.c.id == isolation_id)).first()
+    return (float(row[0]), float(row[1])) if row is not None and row[0] is not None else None
+
+
+def pipe_code(conn: Connection, pipe_id: int) -> str | None:
+    """A pipe's code."""
+    return conn.execute(sa.select(pipes.c.code).where(pipes.c.id == pipe_id)).scalar()
+
+
+def customer_households(conn: Connection, ids: list[int]) -> int:
+    """How many households some customer accounts serve."""
+    if not ids:
+        return 0
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(customers.c.households), 0))
+                            .where(customers.c.id.in_(ids))).scalar())

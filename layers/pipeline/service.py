@@ -21,25 +21,28 @@ import numpy as np
 import shapely
 import shapely.geometry
 from geoalchemy2.shape import from_shape
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from gis import access
 from gis.access import Caller, can_read, mask_properties, require_read, require_write
 from gis.crs import transformer
-from gis.errors import Conflict, GisError, ImportRejected, InvalidParameter, NotFound
+from gis.errors import Conflict, Forbidden, GisError, ImportRejected, InvalidParameter, NotFound
 from gis.geometry import to_storage
+from gis.localtime import to_local
 from gis.settings import Settings
 from gis.writes import audit
 from gis.writes import delete_feature as remove_feature
 from gis.writes import insert_feature as write_feature
 from gis.writes import update_feature as change_feature
+from layers.emergency import service as emergency_service
 from layers.pipeline import (
     billing,
     clearance,
     crosssection,
     design,
+    documents,
     inp,
     maintenance,
     orders,
@@ -273,6 +276,13 @@ def isolate_burst(conn: Connection, network_id: int | None, *, caller: Caller, s
     result["customers"]["consumption"] = (affected_consumption(conn, cut_off, caller=caller, utility=graph.utility)
                                           if can_read(caller, METER_READINGS) else None)
     result["segment"]["outline"] = segment_outline(graph, iso.pipes, 5.0, settings.spatial.storage_crs)
+    burst_at = located.get("point")
+    if burst_at is None:
+        line = repository.pipe_coordinates(conn, [int(located["pipe_id"])]).get(int(located["pipe_id"]))
+        burst_at = LineString(line).interpolate(0.5, normalized=True).coords[0] if line else None
+    street = _street_at(conn, burst_at, caller)
+    result["burst"]["street"] = street["name"] if street else None
+    result["burst"]["street_distance_m"] = round(street["distance"], 1) if street else None
     if store:
         summary = {
             "valves_to_close": [v["id"] for v in result["valves_to_close"]],
@@ -534,17 +544,31 @@ def _order(conn: Connection, order_id: int, caller: Caller) -> dict[str, Any]:
     return order
 
 
+def _street_at(conn: Connection, xy: Sequence[float] | None, caller: Caller) -> dict[str, Any] | None:
+    """The named road nearest to a place (the emergency family's road network), None without one."""
+    if xy is None:
+        return None
+    try:
+        return emergency_service.nearest_road(conn, Point(xy[0], xy[1]), caller=caller)
+    except Forbidden:
+        return None
+
+
 def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, planned_restore_at: dt.datetime,
                         incident_at: dt.datetime | None = None, place: str | None = None,
-                        language: str = "zh") -> dict[str, Any]:
-    """A repair order (抢修单) from a stored isolation: notice, checklist, the valves in closing order;
-    reports other open orders on the same valves. Audited."""
+                        language: str = "zh", time_zone: str = "Asia/Shanghai") -> dict[str, Any]:
+    """A repair order (抢修单) from a stored isolation: notice (times in ``time_zone``, the city's
+    GOVGIS_TIME_ZONE), checklist, the valves in closing order; reports other open orders on the same
+    valves. Without ``place`` the place is the nearest named road to the burst. Audited."""
     require_write(caller, REPAIR_ORDERS)
     iso = _isolation(conn, caller, isolation_id)
     network = repository.network(conn, iso["network_id"])
     incident_at = incident_at or iso["created_at"]
     orders.check_times(incident_at, planned_restore_at)
     summary = iso["summary"]
+    if not (place or "").strip():
+        street = _street_at(conn, repository.burst_point(conn, isolation_id), caller)
+        place = street["name"] if street else None
     valve_ids = [int(v) for v in summary["valves_to_close"]]
     valve_codes = [d["code"] for d in sorted(repository.node_details(conn, valve_ids).values(),
                                              key=lambda d: valve_ids.index(d["id"]))]
@@ -552,14 +576,15 @@ def create_repair_order(conn: Connection, isolation_id: int, *, caller: Caller, 
     text = orders.notice_text(utility=network["utility"], operator=network["operator"], place=place,
                               incident_at=incident_at, restore_at=planned_restore_at,
                               customers=summary["customers_total"], critical=summary["customers_critical"],
-                              language=language)
+                              households=repository.customer_households(conn, summary.get("customer_ids", [])),
+                              zone=time_zone, language=language)
     values = {"code": f"pending-{uuid.uuid4().hex}", "isolation_id": isolation_id,
               "network_id": iso["network_id"], "incident_at": incident_at, "place": place,
               "planned_restore_at": planned_restore_at, "valve_ids": valve_ids, "notice_text": text,
               "checklist": orders.checklist(network["utility"], valve_codes, summary["volume_m3"],
                                             summary["customers_critical"])}
     order_id = repository.insert_order(conn, values)
-    repository.set_order_code(conn, order_id, orders.order_code(incident_at, order_id))
+    repository.set_order_code(conn, order_id, orders.order_code(to_local(incident_at, time_zone), order_id))
     repository.insert_order_event(conn, order_id, None, "planned", caller.name,
                                   f"created from isolation {isolation_id}")
     order = _order(conn, order_id, caller)
@@ -597,20 +622,60 @@ def change_order_status(conn: Connection, order_id: int, status: str, *, caller:
     return _order(conn, order_id, caller)
 
 
-def repair_order_page(conn: Connection, order_id: int, *, caller: Caller) -> str:
-    """The print-ready HTML page of a repair order (inline SVG map, valves, notice, checklist)."""
+def _order_sheet(conn: Connection, order_id: int, caller: Caller) -> documents.OrderSheet:
+    """What the printed order and notice show, masked for the caller."""
     require_read(caller, PIPES)
     order = _order(conn, order_id, caller)
     iso = _isolation(conn, caller, order["isolation_id"])
     network = repository.network(conn, order["network_id"])
-    valves = repository.node_details(conn, order["valve_ids"])
-    pipe_ids = iso["summary"]["pipe_ids"]
-    segment = repository.pipe_coordinates(conn, pipe_ids)
-    box = orders.map_box(segment)
-    context = (repository.pipes_in_box(conn, order["network_id"], box, exclude=pipe_ids, limit=2000)
-               if box is not None else {})
-    map_svg = orders.svg_map(order, segment, context, repository.node_details_xy(conn, order["valve_ids"]))
-    return orders.print_page(order, iso, network, valves, map_svg)
+    summary = iso["summary"]
+    positions = repository.node_details_xy(conn, [*order["valve_ids"], *iso["failed_valves"]])
+    details = repository.node_details(conn, [*order["valve_ids"], *iso["failed_valves"]])
+
+    def valve(vid: int) -> dict[str, Any]:
+        return {**details[vid], **positions[vid]}
+
+    customer_ids = [int(c) for c in summary.get("customer_ids", [])]
+    critical_count = int(summary.get("customers_critical", 0))
+    critical: list[dict[str, Any]] | None = None
+    if can_read(caller, CUSTOMERS):
+        rows = [r for r in repository.customer_details(conn, customer_ids) if r["category"] in CRITICAL]
+        rows.sort(key=lambda r: (CRITICAL_ORDER.index(r["category"]), r["account_no"]))
+        critical = [mask_properties(caller, CUSTOMERS, r) for r in rows]
+    burst_xy = repository.burst_point(conn, order["isolation_id"])
+    pipe_ids = summary["pipe_ids"]
+    sheet = documents.OrderSheet(
+        order=order, network=network, burst_pipe_code=repository.pipe_code(conn, iso["pipe_id"]),
+        street=_street_at(conn, burst_xy, caller), accounts=int(summary.get("customers_total", len(customer_ids))),
+        households=repository.customer_households(conn, customer_ids), critical_count=critical_count,
+        critical=critical, valves=[valve(v) for v in order["valve_ids"] if v in details and v in positions],
+        failed=[valve(v) for v in iso["failed_valves"] if v in details and v in positions],
+        segment={"pipe_count": len(pipe_ids), "length_m": summary["length_m"], "volume_m3": summary["volume_m3"]},
+        burst_xy=burst_xy, segment_lines=repository.pipe_coordinates(conn, pipe_ids))
+    box = documents.map_box(sheet)
+    if box is not None:
+        sheet.context_lines = repository.pipes_in_box(conn, order["network_id"], box, exclude=pipe_ids, limit=2000)
+        try:
+            sheet.roads = emergency_service.road_lines(conn, box, caller=caller)
+        except Forbidden:
+            sheet.roads = []
+    return sheet
+
+
+def repair_order_page(conn: Connection, order_id: int, *, caller: Caller, settings: Settings,
+                      lang: str = "zh") -> str:
+    """The printable repair order (gis.documents): schematic with the burst and the valves, the valves
+    to close and those that failed, the critical customers by name and address (masked per the
+    caller), accounts and households, the notice and the checklist."""
+    return documents.order_document(_order_sheet(conn, order_id, caller), bureau=settings.service.bureau_name,
+                                    zone=settings.service.time_zone, lang=lang)
+
+
+def repair_order_notice(conn: Connection, order_id: int, *, caller: Caller, settings: Settings,
+                        lang: str = "zh") -> str:
+    """The printable stop-supply notice of an order (a page to post)."""
+    return documents.notice_document(_order_sheet(conn, order_id, caller), bureau=settings.service.bureau_name,
+                                     zone=settings.service.time_zone, lang=lang)
 
 
 # --- maintenance ---------------------------------------------------------------------------------

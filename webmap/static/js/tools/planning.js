@@ -8,12 +8,12 @@
       uploadRedline: "上传红线文件", redlineHint: "单击绘制红线范围，双击结束；或上传 GeoJSON / Shapefile(zip) / DXF / TXT",
       verdict: "结论", totalArea: "红线面积", item: "审查项", severity: "判定", openReport: "打开报告", baseYear: "基期年",
       targetPlan: "目标规划", drawArea: "绘制范围", code: "代码", className: "地类", areaBase: "基期面积", areaTarget: "目标面积",
-      change: "变化", total: "合计", balanceHint: "单击绘制统计范围，双击结束", report: "预审报告" },
+      change: "变化", total: "合计", balanceHint: "单击绘制统计范围，双击结束", report: "预审报告", printBalance: "打印平衡表" },
     en: { prereview: "Pre-review", balance: "Balance table", projectName: "Project name", intendedUse: "Intended use code", drawRedline: "Draw red line",
       uploadRedline: "Upload red line", redlineHint: "Click to draw the red line, double-click to finish; or upload GeoJSON / zipped Shapefile / DXF / TXT",
       verdict: "Verdict", totalArea: "Red-line area", item: "Check", severity: "Result", openReport: "Open report", baseYear: "Base year",
       targetPlan: "Target plan", drawArea: "Draw area", code: "Code", className: "Class", areaBase: "Base area", areaTarget: "Target area",
-      change: "Change", total: "Total", balanceHint: "Click to draw the area, double-click to finish", report: "Pre-review report" }
+      change: "Change", total: "Total", balanceHint: "Click to draw the area, double-click to finish", report: "Pre-review report", printBalance: "Print balance table" }
   });
   var redline = null;
   // the panel's words for the pre-review's check keys (the report itself is rendered by the server)
@@ -25,7 +25,7 @@
 
   function input(id, value, type) { var n = G.el("input", { id: id, type: type || "text" }); if (value !== undefined) n.value = value; return n; }
   function showReportFrame(reportId) {
-    return G.api("/planning/prereview/" + reportId + "/report.html", { where: "#gg-prereview", context: G.t("report") }).then(function (html) {
+    return G.api("/planning/prereview/" + reportId + "/report.html?" + G.qs({ lang: G.lang }), { where: "#gg-prereview", context: G.t("report") }).then(function (html) {
       G.showDocument(G.t("report") + " #" + reportId, html, "gg-report-frame");
     });
   }
@@ -104,6 +104,15 @@
       G.el("p", { class: "gg-hint", text: (table.base && table.base.label) + " → " + (table.target && table.target.label) + " · " + (table.area_basis_note || "") }),
       G.table([G.t("code"), G.t("className"), G.t("areaBase"), G.t("areaTarget"), G.t("change")], rows, { id: "gg-balance-table" }),
       G.el("p", { "data-total-constant": String(table.total_constant), text: table.total_note || "" })]);
+    var request = G.state.lastBalanceRequest;
+    if (request) {  // the printable table (with shares) is the server's document of the same request
+      var print = G.el("button", { class: "gg-btn", id: "gg-print-balance", text: G.t("printBalance") });
+      print.addEventListener("click", function () {
+        G.api("/planning/balance?" + G.qs({ f: "html", lang: G.lang }), { json: request, where: print, context: G.t("printBalance") })
+          .then(function (html) { G.showDocument(G.t("balance"), html, "gg-balance-frame"); }).catch(function () {});
+      });
+      box.appendChild(print);
+    }
     G.showResults(G.t("balance"), box);
   };
   function balanceForm() {
