@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 from shapely.geometry.base import BaseGeometry
 
 from api.common import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
@@ -153,3 +154,37 @@ def price(conn: DbRead, caller: CurrentCaller, settings: AppSettings, lon: float
         raise InvalidParameter("give both lon and lat")
     point = land.point_from_lonlat(lon, lat, settings) if lon is not None and lat is not None else None
     return land.land_price_at(conn, caller, point=point, parcel_code=parcel_code)
+
+
+# --- parcel dossier (土地交易一站式) -------------------------------------------------------------------
+
+@router.get("/parcels/search", summary="Parcels in force by code prefix or address (坐落) 宗地查找")
+def parcel_search(conn: DbRead, caller: CurrentCaller,
+                  q: Annotated[str, Query(description="a parcel code's start or part of the address")],
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    return land.find_parcels(conn, caller, q, limit=limit)
+
+
+@router.get("/parcels/{parcel_code}/dossier", summary="宗地一站式档案 everything held on one parcel")
+def parcel_dossier(parcel_code: str, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.parcel_dossier(conn, caller, parcel_code, settings=settings)
+
+
+@router.get("/parcels/{parcel_code}/dossier.html", response_class=HTMLResponse,
+            summary="The printable parcel dossier (A4, map as inline SVG, no web assets)")
+def parcel_dossier_html(parcel_code: str, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> HTMLResponse:
+    return HTMLResponse(land.parcel_dossier_page(conn, caller, parcel_code, settings=settings))
+
+
+@router.get("/dossier", summary="The parcel dossier for a code, a point (x, y in crs) or a search text (q)")
+def dossier(conn: DbRead, caller: CurrentCaller, settings: AppSettings, parcel_code: str | None = None,
+            x: float | None = None, y: float | None = None,
+            crs: Annotated[str, Query(description="CRS of x/y; default lon/lat")] = "OGC:CRS84",
+            q: Annotated[str | None, Query(description="a parcel code's start or part of the address")] = None
+            ) -> dict[str, Any]:
+    if (x is None) != (y is None):
+        raise InvalidParameter("give both x and y (lon and lat by default)")
+    point = (storage_geometry({"type": "Point", "coordinates": [x, y]}, crs, settings, "Point")
+             if x is not None and y is not None else None)
+    code = land.resolve_parcel(conn, caller, parcel_code=parcel_code, point=point, text=q)
+    return land.parcel_dossier(conn, caller, code, settings=settings)

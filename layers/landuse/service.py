@@ -16,18 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import shapely
+import shapely.ops
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Engine
 
-from gis.access import SYSTEM, Caller, require_read, require_row, require_write
+from gis.access import SYSTEM, Caller, mask_properties, require_read, require_row, require_write
+from gis.crs import transformer
 from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
 from gis.io.uploads import SpooledUpload, UploadLimits
 from gis.settings import Settings
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
-from layers.landuse import balance, classes, prereview, survey
+from layers.landuse import balance, classes, dossier, prereview, survey
 from layers.landuse import repository as repo
 from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
 from layers.landuse.layers import (
@@ -501,3 +504,131 @@ def point_from_lonlat(lon: float, lat: float, settings: Settings) -> BaseGeometr
     """A WGS84/CGCS2000 lon/lat point in the storage CRS (validated against the city bounds)."""
     return to_storage(Point(lon, lat), "OGC:CRS84", storage_crs=settings.spatial.storage_crs,
                       city_bounds=settings.spatial.city_bounds)
+
+
+# --- parcel dossier (土地交易一站式) ------------------------------------------------------------------
+
+def _unavailable(layer_title: str, exc: GisError) -> dict[str, Any]:
+    return {"available": False, "note": f"{layer_title}不可见 not shown: {exc.detail}"}
+
+
+def resolve_parcel(conn: Connection, caller: Caller, *, parcel_code: str | None = None,
+                   point: BaseGeometry | None = None, text: str | None = None) -> str:
+    """The parcel a dossier is about: given by its code, by a point (the parcel in force there) or by a
+    search text (a code prefix or part of the address) that names exactly one parcel in force — or
+    is exactly one parcel's whole address."""
+    given = [v is not None for v in (parcel_code, point, text)]
+    if sum(given) != 1:
+        raise InvalidParameter("name the parcel in one way: parcel_code, a point (x and y), or q (a parcel code or "
+                               "part of its address, 坐落)")
+    if parcel_code is not None:
+        return parcel_code
+    if point is not None:
+        found = cadastre.parcel_codes_at(conn, point, caller=caller)
+        if not found:
+            raise NotFound("no parcel in force at that point: click inside a parcel (宗地)")
+        return found[0]
+    matches = cadastre.search_parcels(conn, text or "", caller=caller, limit=11)
+    if not matches:
+        raise NotFound(f"no parcel in force has a code starting with or an address containing {text!r}")
+    exact = [m for m in matches if text in (m["parcel_code"], m["address"])]
+    if len(exact) == 1:  # 嘉禾路1号 is that house, not also 嘉禾路10号
+        return exact[0]["parcel_code"]
+    if len(matches) > 1:
+        listed = ", ".join(m["parcel_code"] for m in matches[:10])
+        more = " …" if len(matches) > 10 else ""
+        raise InvalidParameter(f"{len(matches)} parcels match {text!r} ({listed}{more}): give more of the address or "
+                               "the parcel code (GET /land/parcels/search lists the matches)")
+    return matches[0]["parcel_code"]
+
+
+def find_parcels(conn: Connection, caller: Caller, text: str, *, limit: int = 20) -> dict[str, Any]:
+    """Parcels in force by a code prefix or part of the address (for choosing the dossier's parcel)."""
+    matches = cadastre.search_parcels(conn, text, caller=caller, limit=limit + 1)
+    return {"q": text, "count": min(len(matches), limit), "truncated": len(matches) > limit, "parcels": matches[:limit]}
+
+
+def parcel_dossier(conn: Connection, caller: Caller, parcel_code: str, *, settings: Settings) -> dict[str, Any]:
+    """Everything the land offices hold on one parcel in force, one answer (土地交易一站式): the parcel
+    and its holder (masked per the cadastre's policy), registrations and lineage, current land use
+    (the latest complete survey year) and planned use, control lines, base land price per use,
+    construction-land approvals, supervision cases (parties masked), the pipes crossing it and their
+    GB 50289 clearances (only for a key that may read pipelines).
+
+    A section whose layer the caller may not read says so (``available: false``) instead of failing
+    the whole dossier; the parcel itself is public."""
+    parcel, geometry = cadastre.parcel_in_force(conn, parcel_code, caller=caller)
+    timeline = cadastre.parcel_timeline(conn, caller, parcel_code)
+    lineage = cadastre.parcel_lineage(conn, caller, parcel_code)
+    area = geometry.area
+    statuses = survey_year_statuses(conn)
+    year = _latest_complete(statuses)
+    landuse: dict[str, Any] = {"available": True, "survey_year": year, "classes": []}
+    if year is not None:
+        rows = repo.survey_breakdown(conn, year, geometry)
+        landuse["classes"] = sorted(({"class_code": r["class_code"], "class_name": r["class_name"],
+                                      "legal_group": classes.classify(r["class_code"]).group,
+                                      "plane_area": r["plane_area"], "share": r["plane_area"] / area}
+                                     for r in rows), key=lambda r: -r["plane_area"])
+        landuse["survey_coverage"] = survey.coverage_statement(year, statuses[year]["completeness"], area,
+                                                               sum(r["plane_area"] for r in rows), "宗地 the parcel")
+    planning = {"available": True, "zones": [{**_plain(z), "share": z["area"] / area}
+                                             for z in repo.planning_breakdown(conn, geometry, None)]}
+    out: dict[str, Any] = {
+        "parcel_code": parcel_code, "as_at": timeline["as_at"], "parcel": parcel,
+        "geometry": _lonlat(geometry, settings), "plane_area": area,
+        "registrations": timeline["registrations"], "versions": len(timeline["versions"]),
+        "lineage": {k: lineage[k] for k in ("ancestors", "descendants", "edges")},
+        "landuse": landuse, "planning": planning,
+    }
+    try:
+        require_read(caller, CONTROL_LINES)
+        out["control_lines"] = {"available": True, "overlaps": [
+            {**_plain(c), "names": list(c["names"]), "share": c["area"] / area}
+            for c in repo.control_overlaps(conn, geometry) if c["area"] > 0.01]}
+    except GisError as exc:
+        out["control_lines"] = _unavailable("控制线", exc)
+    try:
+        price = land_price_at(conn, caller, parcel_code=parcel_code)
+        out["land_price"] = {"available": True, "zones": price["zones"], "by_use": [
+            {"land_class": k, "area": v["area"], "mean_price_per_m2": v["mean_price_per_m2"],
+             "value": v["value"]} for k, v in sorted(price["by_class"].items())]}
+    except GisError as exc:
+        out["land_price"] = _unavailable("基准地价", exc)
+    try:
+        require_read(caller, APPROVALS)
+        out["approvals"] = {"available": True, "items": [_plain(a) for a in repo.approvals_touching(
+            conn, parcel_code, geometry)]}
+    except GisError as exc:
+        out["approvals"] = _unavailable("建设用地审批", exc)
+    try:
+        require_read(caller, SUPERVISION)
+        out["supervision"] = {"available": True, "cases": [
+            mask_properties(caller, SUPERVISION, _plain(c)) for c in repo.cases_touching(conn, geometry)]}
+    except GisError as exc:
+        out["supervision"] = _unavailable("土地监察", exc)
+    if pipeline_service.may_read_pipes(caller):
+        pipes = pipeline_service.pipes_in_area(conn, geometry, caller=caller)
+        out["pipelines"] = {"available": True, "count": len(pipes), "pipes": pipes,
+                            "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
+        out["clearances"] = {"available": True, **pipeline_service.area_clearance(conn, geometry, caller=caller,
+                                                                                   settings=settings)}
+    else:
+        note = "管线不可见：您的密钥无管线图层读取权限 pipelines not shown: your key may not read them"
+        out["pipelines"] = {"available": False, "note": note}
+        out["clearances"] = {"available": False, "note": note}
+    out["constraints"] = dossier.constraints_of(out)
+    return out
+
+
+def parcel_dossier_page(conn: Connection, caller: Caller, parcel_code: str, *, settings: Settings) -> str:
+    """The dossier as a printable HTML page (A4, Chinese labels, local times, a map of the parcel)."""
+    record = parcel_dossier(conn, caller, parcel_code, settings=settings)
+    _, geometry = cadastre.parcel_in_force(conn, parcel_code, caller=caller)
+    return dossier.dossier_html(record, geometry, zone=settings.service.time_zone)
+
+
+def _lonlat(geometry: BaseGeometry, settings: Settings) -> dict[str, Any]:
+    """A storage-CRS geometry as GeoJSON in lon/lat (RFC 7946)."""
+    to_lonlat = transformer(settings.spatial.storage_crs, "OGC:CRS84")
+    return shapely.geometry.mapping(shapely.ops.transform(to_lonlat.transform, geometry))
