@@ -340,6 +340,10 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/land/parcels/{parcel_code}/dossier.html"): Example(lambda w: {"path": {"parcel_code": w.ids["person"]}}),
     ("GET", "/land/dossier"): Example(lambda w: {"params": dict(zip(("x", "y"), _person_point(w)["coordinates"],
                                                                     strict=True))}),
+    ("GET", "/land/approvals/statistics"): Example(_get({"period": "quarter"})),
+    ("POST", "/land/approvals/statistics"): Example(lambda w: {"json": {"geometry": _person_area(w)}}),
+    ("GET", "/land/approvals/{approval_id}/redline"): Example(lambda w: {"path": {"approval_id": _an_approval(w)}}),
+    ("GET", "/land/approvals/{approval_id}/redline.html"): Example(lambda w: {"path": {"approval_id": _an_approval(w)}}),
     ("GET", "/land/register"): Example(_get({"valid_at": "2026-01-01T00:00:00+08:00", "district": "350203"})),
     ("GET", "/land/register/diff"): Example(_get({"since": "2000-01-01T00:00:00+08:00",
                                                   "until": "2030-01-01T00:00:00+08:00", "district": "350203"})),
@@ -526,6 +530,18 @@ def _design_point(w: Walk) -> dict:
 def _design_cut(w: Walk) -> dict:
     ring = w.ids["design_area"]["coordinates"][0]
     return {"type": "LineString", "coordinates": [ring[0], ring[2]]}
+
+
+def _an_approval(w: Walk) -> int:
+    """A construction-land approval over a natural person's parcel (so its red line meets personal data)."""
+    if "approval" not in w.ids:
+        geometry = w.client.get("/collections/cadastre_parcels/items", params={"parcel_code": w.ids["person"]},
+                                headers=w.keys["all"]).json()["features"][0]["geometry"]
+        w.ids["approval"] = _ok(w.client.post("/land/approvals", headers=w.keys["all"], json={
+            "approval_no": f"遍历〔{uuid.uuid4().hex[:6]}〕号", "supply_kind": "transfer", "project_name": "遍历红线",
+            "land_user": "遍历测试有限公司", "landuse_code": "0701", "approved_on": "2025-01-01",
+            "geometry": geometry}))["id"]
+    return w.ids["approval"]
 
 
 def _person_area(w: Walk) -> dict:

@@ -4,13 +4,13 @@ base land price. Thin: parse, call the cadastre/land-use services, shape the ans
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from shapely.geometry.base import BaseGeometry
 
-from api.common import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
+from api.common import AREA_MAX_VERTICES, aware, bbox_area, json_response, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter
 from gis.settings import Settings
@@ -188,3 +188,47 @@ def dossier(conn: DbRead, caller: CurrentCaller, settings: AppSettings, parcel_c
              if x is not None and y is not None else None)
     code = land.resolve_parcel(conn, caller, parcel_code=parcel_code, point=point, text=q)
     return land.parcel_dossier(conn, caller, code, settings=settings)
+
+
+# --- construction land (建设用地): statistics and red-line maps ---------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _statistics_answer(stats: dict[str, Any], f: str) -> Response:
+    name = f"construction_land_{stats['period']}"
+    if f == "csv":
+        return Response(land.statistics_csv(stats), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if f == "xlsx":
+        return Response(land.statistics_xlsx(stats), media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return json_response(stats)
+
+
+@router.get("/approvals/statistics", summary="建设用地统计 approvals by period, supply kind and class (district or city)")
+def approval_statistics(conn: DbRead, caller: CurrentCaller, district: str | None = None,
+                        since: dt.date | None = None, until: dt.date | None = None,
+                        period: Literal["year", "quarter", "month"] = "year",
+                        f: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    return _statistics_answer(land.construction_land_statistics(conn, caller, district=district, since=since,
+                                                                until=until, period=period), f)
+
+
+@router.post("/approvals/statistics", summary="建设用地统计 for a drawn polygon (the part of each red line inside)")
+def approval_statistics_area(body: ls.ConstructionStatistics, conn: DbRead, caller: CurrentCaller,
+                             settings: AppSettings, f: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    return _statistics_answer(land.construction_land_statistics(
+        conn, caller, geometry=_area(body.geometry, body.crs, settings), since=body.since, until=body.until,
+        period=body.period), f)
+
+
+@router.get("/approvals/{approval_id}/redline", summary="An approval's red line: CGCS2000 corners, area, parcels")
+def approval_redline(approval_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.approval_redline(conn, caller, approval_id, settings=settings)
+
+
+@router.get("/approvals/{approval_id}/redline.html", response_class=HTMLResponse,
+            summary="The printable red-line map (建设用地红线图) of an approval")
+def approval_redline_html(approval_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> HTMLResponse:
+    return HTMLResponse(land.approval_redline_page(conn, caller, approval_id, settings=settings))

@@ -400,3 +400,8 @@ def dispute_claims(conn: Connection, case_id: int) -> list[dict[str, Any]]:
         item["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
         out.append(item)
     return out
+
+
+def database_now(conn: Connection) -> Any:
+    """The transaction's clock (what 'now' means for the register)."""
+    return conn.execute(sa.text("SELECT now()")).scalar_one()

@@ -82,5 +82,14 @@ class LandApproval(BaseModel):
     term_years: int | None = None
     price_total: float | None = None
     parcel_codes: list[str] | None = None
+    district: str | None = Field(None, description="6-digit district code; default: the district of most of the land")
     geometry: dict[str, Any]
     crs: str = "OGC:CRS84"
+
+
+class ConstructionStatistics(AreaQuery):
+    """Construction-land statistics for a drawn area (the part of each red line inside it)."""
+
+    since: dt.date | None = Field(None, description="approved on or after (default: the first)")
+    until: dt.date | None = Field(None, description="approved on or before (default: today)")
+    period: Literal["year", "quarter", "month"] = "year"

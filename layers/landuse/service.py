@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pyproj
 import shapely
 import shapely.ops
 from shapely.geometry import Point
@@ -30,9 +31,10 @@ from gis.io.uploads import SpooledUpload, UploadLimits
 from gis.settings import Settings
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
-from layers.landuse import balance, classes, dossier, prereview, survey
+from layers.landuse import balance, classes, construction, dossier, prereview, survey
 from layers.landuse import repository as repo
 from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
+from layers.landuse.construction import statistics_csv, statistics_xlsx  # noqa: F401  (re-exported, likewise)
 from layers.landuse.layers import (
     APPROVALS,
     CHANGES,
@@ -481,7 +483,7 @@ def record_supervision_case(conn: Connection, caller: Caller, properties: dict[s
 def record_land_approval(conn: Connection, caller: Caller, properties: dict[str, Any],
                          geometry: BaseGeometry) -> dict[str, Any]:
     """Record a construction-land approval; unless given, it is linked to the live parcels its red
-    line takes land from."""
+    line takes land from, and lies in the district of most of that land (for the statistics)."""
     require_write(caller, APPROVALS)
     props = dict(properties)
     geometry = _area(geometry)
@@ -489,7 +491,16 @@ def record_land_approval(conn: Connection, caller: Caller, properties: dict[str,
         raise InvalidParameter("supply_kind is allocation (划拨), transfer (出让) or lease (租赁)")
     if not props.get("parcel_codes"):
         props["parcel_codes"] = [p["parcel_code"] for p in cadastre.parcels_in_area(conn, geometry, caller=caller)]
+    if props.get("district") is None:
+        props["district"] = repo.district_of(conn, geometry)
+    else:
+        _check_district(props["district"])
     return _plain(insert_feature(conn, APPROVALS, caller, props, geometry))
+
+
+def _check_district(district: str | None) -> None:
+    if district is not None and not (len(district) == 6 and district.isdigit()):
+        raise InvalidParameter(f"district is a 6-digit administrative code (GB/T 2260), e.g. 350203, not {district!r}")
 
 
 def _area(geometry: BaseGeometry) -> BaseGeometry:
@@ -632,3 +643,65 @@ def _lonlat(geometry: BaseGeometry, settings: Settings) -> dict[str, Any]:
     """A storage-CRS geometry as GeoJSON in lon/lat (RFC 7946)."""
     to_lonlat = transformer(settings.spatial.storage_crs, "OGC:CRS84")
     return shapely.geometry.mapping(shapely.ops.transform(to_lonlat.transform, geometry))
+
+
+# --- construction land (建设用地): statistics and red-line maps --------------------------------------
+
+def construction_land_statistics(conn: Connection, caller: Caller, *, district: str | None = None,
+                                 geometry: BaseGeometry | None = None, since: dt.date | None = None,
+                                 until: dt.date | None = None, period: str = "year") -> dict[str, Any]:
+    """Construction-land approvals by period (year, quarter, month of approval), supply kind
+    (划拨/出让/租赁) and GB/T 21010 first-level class, for a district, a drawn area (the part of each
+    red line inside it) or the whole city, between two approval dates (inclusive)."""
+    require_read(caller, APPROVALS)
+    construction.check_period(period)
+    _check_district(district)
+    if district is not None and geometry is not None:
+        raise InvalidParameter("give a district or an area, not both")
+    if since is not None and until is not None and until < since:
+        raise InvalidParameter("until must not be before since")
+    rows = repo.approvals_for_statistics(conn, district=district, geometry=geometry, since=since, until=until)
+    if geometry is not None:
+        scope = {"kind": "area", "name": "所选范围 the drawn area", "area_m2": geometry.area}
+    elif district is not None:
+        scope = {"kind": "district", "name": f"{district} 区 district", "district": district}
+    else:
+        scope = {"kind": "city", "name": "全市 the city"}
+    scope.update(since=since.isoformat() if since else None, until=until.isoformat() if until else None)
+    return construction.statistics_of(rows, period=period, scope=scope)
+
+
+def _approval(conn: Connection, caller: Caller, approval_id: int) -> dict[str, Any]:
+    require_read(caller, APPROVALS)
+    row = repo.land_approval(conn, approval_id)
+    if row is None:
+        raise NotFound(f"no construction-land approval {approval_id}")
+    return row
+
+
+def approval_redline(conn: Connection, caller: Caller, approval_id: int, *, settings: Settings) -> dict[str, Any]:
+    """The red line of one approval (建设用地红线): its corners in CGCS2000 (projected X/Y and B/L),
+    edge lengths, area (m², ha, 亩) and the live parcels it takes land from (holders masked)."""
+    row = _approval(conn, caller, approval_id)
+    parcels = [_plain(p) for p in cadastre.parcels_in_area(conn, row["geometry"], caller=caller)]
+    storage_crs = settings.spatial.storage_crs
+    to_geographic = transformer(storage_crs, "EPSG:4490")
+    red = construction.redline_of(_plain_keep_geometry(row), parcels, storage_crs=storage_crs,
+                                  crs_name=pyproj.CRS.from_user_input(storage_crs).name,
+                                  to_geographic=lambda x, y: to_geographic.transform(x, y))
+    red["geometry"] = _lonlat(row["geometry"], settings)
+    return red
+
+
+def approval_redline_page(conn: Connection, caller: Caller, approval_id: int, *, settings: Settings) -> str:
+    """The printable red-line map of one approval (A4: boundary, numbered corners, scale bar, tables)."""
+    red = approval_redline(conn, caller, approval_id, settings=settings)
+    row = _approval(conn, caller, approval_id)
+    shapes = cadastre.parcels_as_of(conn, row["geometry"], repo.database_now(conn), caller=caller, shapes=True)
+    return construction.redline_html(red, row["geometry"], [(p["parcel_code"], p["shape"]) for p in shapes],
+                                     zone=settings.service.time_zone, generated_at=repo.database_now(conn))
+
+
+def _plain_keep_geometry(row: dict[str, Any]) -> dict[str, Any]:
+    return {**_plain({k: v for k, v in row.items() if k != "geometry"}), "geometry": row["geometry"]}
+
