@@ -87,6 +87,7 @@ KNOWN_PERSONAL = {
     "emergency_resources": {"leader_phone": None},
     "emergency_warehouses": {"keeper_phone": None},
     "landuse_supervision_cases": {"party": None},
+    "landuse_dispute_claims": {"party_id_number": None, "party_phone": None, "party": ("party_kind", ("person",))},
 }
 
 
@@ -350,6 +351,10 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/land/supervision/cases"): Example(lambda w: {"json": {
         "case_no": f"WALK-{uuid.uuid4().hex[:8]}", "found_on": "2024-06-01", "party": "王遍历",
         "geometry": w.at(100, 500, 30, 30)}}, ("landuse_supervision_cases",)),
+    ("POST", "/land/supervision/disputes"): Example(lambda w: {"json": _dispute_body(w, 200)},
+                                                   ("landuse_supervision_cases", "landuse_dispute_claims")),
+    ("GET", "/land/supervision/cases/{case_id}/dispute"): Example(lambda w: {"path": {"case_id": _a_dispute(w)}}),
+    ("GET", "/land/supervision/cases/{case_id}/map.html"): Example(lambda w: {"path": {"case_id": _a_dispute(w)}}),
     ("GET", "/land/supervision/cases/{case_id}/compare"): Example(lambda w: {
         "path": {"case_id": w.ids["case"]}, "params": {"first": "2020-01-01T00:00:00Z", "second": "2030-01-01T00:00:00Z"}}),
     ("POST", "/land/supervision/compare"): Example(lambda w: {"json": {
@@ -530,6 +535,21 @@ def _design_point(w: Walk) -> dict:
 def _design_cut(w: Walk) -> dict:
     ring = w.ids["design_area"]["coordinates"][0]
     return {"type": "LineString", "coordinates": [ring[0], ring[2]]}
+
+
+def _dispute_body(w: Walk, dx: float) -> dict:
+    return {"case_no": f"WALK-JF-{uuid.uuid4().hex[:6]}", "found_on": "2024-07-01", "parties": [
+        {"party": "赵遍历", "party_id_number": "350206197001019999", "party_phone": "13900003333",
+         "geometry": w.at(dx, 560, 40, 30)},
+        {"party": "钱遍历", "party_phone": "13900004444", "geometry": w.at(dx + 20, 570, 40, 30)}]}
+
+
+def _a_dispute(w: Walk) -> int:
+    """An ownership dispute of the all-scope key (its parties are natural persons)."""
+    if "dispute" not in w.ids:
+        w.ids["dispute"] = _ok(w.client.post("/land/supervision/disputes", json=_dispute_body(w, 300),
+                                             headers=w.keys["all"]))["case"]["id"]
+    return w.ids["dispute"]
 
 
 def _an_approval(w: Walk) -> int:

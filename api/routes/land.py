@@ -127,6 +127,32 @@ def supervision_case(body: ls.SupervisionCase, conn: DbWrite, caller: CurrentCal
     return land.record_supervision_case(conn, caller, props, _area(body.geometry, body.crs, settings))
 
 
+@router.post("/supervision/disputes", status_code=201,
+             summary="Open an ownership-dispute case 土地权属纠纷 with each party's claimed land")
+def ownership_dispute(body: ls.OwnershipDispute, conn: DbWrite, caller: CurrentCaller,
+                      settings: AppSettings) -> dict[str, Any]:
+    props = body.model_dump(exclude={"parties", "crs"})
+    parties = [{**p.model_dump(exclude={"geometry"}), "geometry": _area(p.geometry, body.crs, settings)}
+               for p in body.parties]
+    return land.record_ownership_dispute(conn, caller, props, parties)
+
+
+@router.get("/supervision/cases/{case_id}/dispute",
+            summary="An ownership dispute's parties, claimed areas and their overlap")
+def ownership_dispute_view(case_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.ownership_dispute(conn, caller, case_id, settings=settings)
+
+
+@router.get("/supervision/cases/{case_id}/map.html", response_class=HTMLResponse,
+            summary="The printable case map (监察图件) comparing two dates")
+def supervision_case_map(case_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                         first: dt.datetime | None = None, second: dt.datetime | None = None) -> HTMLResponse:
+    if first is not None and second is not None and second < first:
+        raise InvalidParameter("the second date must not be before the first")
+    return HTMLResponse(land.supervision_case_map(conn, caller, case_id, settings=settings,
+                                                  first=aware(first, settings), second=aware(second, settings)))
+
+
 @router.get("/supervision/cases/{case_id}/compare", summary="A case's patch against cadastre and land use at two dates")
 def supervision_case_compare(case_id: int, first: dt.datetime, second: dt.datetime, conn: DbRead,
                              caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:

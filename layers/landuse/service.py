@@ -15,6 +15,7 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyproj
 import shapely
@@ -23,7 +24,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Engine
 
-from gis.access import SYSTEM, Caller, mask_properties, require_read, require_row, require_write
+from gis.access import SYSTEM, Caller, can_read, mask_properties, require_read, require_row, require_write
 from gis.crs import transformer
 from gis.errors import Conflict, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
@@ -31,7 +32,7 @@ from gis.io.uploads import SpooledUpload, UploadLimits
 from gis.settings import Settings
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
-from layers.landuse import balance, classes, construction, dossier, prereview, survey
+from layers.landuse import balance, classes, construction, disputes, dossier, prereview, survey
 from layers.landuse import repository as repo
 from layers.landuse.balance import balance_csv, balance_html, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
 from layers.landuse.construction import statistics_csv, statistics_xlsx  # noqa: F401  (re-exported, likewise)
@@ -39,6 +40,7 @@ from layers.landuse.layers import (
     APPROVALS,
     CHANGES,
     CONTROL_LINES,
+    DISPUTE_CLAIMS,
     PLANNING,
     PREREVIEWS,
     PRICE_ZONES,
@@ -475,8 +477,12 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
 
 def record_supervision_case(conn: Connection, caller: Caller, properties: dict[str, Any],
                             geometry: BaseGeometry) -> dict[str, Any]:
-    """Open a land supervision case (audited, through the one write path)."""
+    """Open a land supervision case (audited, through the one write path). An ownership dispute is
+    opened with its parties' claims (``record_ownership_dispute``), not here."""
     require_write(caller, SUPERVISION)
+    if properties.get("kind") == "ownership_dispute":
+        raise InvalidParameter("an ownership dispute is opened with its parties and the land each claims: "
+                               "POST /land/supervision/disputes")
     return _plain(insert_feature(conn, SUPERVISION, caller, properties, _area(geometry)))
 
 
@@ -705,3 +711,91 @@ def approval_redline_page(conn: Connection, caller: Caller, approval_id: int, *,
 def _plain_keep_geometry(row: dict[str, Any]) -> dict[str, Any]:
     return {**_plain({k: v for k, v in row.items() if k != "geometry"}), "geometry": row["geometry"]}
 
+
+
+# --- land supervision: ownership disputes and the case map ------------------------------------------
+
+def record_ownership_dispute(conn: Connection, caller: Caller, properties: dict[str, Any],
+                             parties: list[dict[str, Any]]) -> dict[str, Any]:
+    """Open an ownership-dispute case (土地权属纠纷): the case (kind ownership_dispute, its patch the land
+    claimed by any party) and each party's claim (``parties``: party, party_kind, party_id_number,
+    party_phone, basis, geometry in the storage CRS), all through the one audited write path."""
+    require_write(caller, SUPERVISION)
+    require_write(caller, DISPUTE_CLAIMS)
+    if len(parties) < 2:
+        raise InvalidParameter("an ownership dispute has at least two parties, each with the land it claims")
+    claims = [_area(p["geometry"]) for p in parties]
+    patch = _area(shapely.union_all(claims))
+    names = [str(p.get("party") or "").strip() for p in parties]
+    if not all(names):
+        raise InvalidParameter("every party needs its name (party)")
+    # the parties are the claims' (each masked by its own kind); one joined text on the case would be
+    # masked as one value and show the first party's name
+    case = insert_feature(conn, SUPERVISION, caller, {**properties, "kind": "ownership_dispute", "party": None}, patch)
+    for party, claim in zip(parties, claims, strict=True):
+        values = {k: party.get(k) for k in ("party", "party_kind", "party_id_number", "party_phone", "basis")}
+        insert_feature(conn, DISPUTE_CLAIMS, caller, {**values, "case_id": case["id"]}, claim, through_module=True)
+    return _dispute_of(conn, caller, case["id"], None)
+
+
+def ownership_dispute(conn: Connection, caller: Caller, case_id: int, *, settings: Settings) -> dict[str, Any]:
+    """An ownership-dispute case with its parties (masked without the personal-data scope), each
+    party's claimed area, the overlap of every two claims, the contested area (claimed by two or
+    more, counted once) and the live parcels registered on the contested land."""
+    return _dispute_of(conn, caller, case_id, settings)
+
+
+def _dispute_of(conn: Connection, caller: Caller, case_id: int, settings: Settings | None) -> dict[str, Any]:
+    require_read(caller, SUPERVISION)
+    require_read(caller, DISPUTE_CLAIMS)
+    case = repo.supervision_case_record(conn, case_id)
+    if case is None:
+        raise NotFound(f"no supervision case {case_id}")
+    if case["kind"] != "ownership_dispute":
+        raise NotFound(f"supervision case {case_id} is not an ownership dispute (it is {case['kind']}): it has no "
+                       "parties' claims")
+    claims = repo.dispute_claims(conn, case_id)
+    overlap = disputes.overlaps_of([c["geometry"] for c in claims])
+    contested = overlap.pop("contested")
+    parcels = (cadastre.parcels_in_area(conn, contested, caller=caller) if contested is not None else [])
+    shown_case = mask_properties(caller, SUPERVISION, _plain({k: v for k, v in case.items() if k != "geometry"}))
+    out: dict[str, Any] = {
+        "case": shown_case,
+        "claims": [mask_properties(caller, DISPUTE_CLAIMS, _plain({k: v for k, v in c.items() if k != "geometry"}))
+                   for c in claims],
+        "overlap": overlap, "contested_parcels": [_plain(p) for p in parcels]}
+    if settings is not None:
+        for item, claim in zip(out["claims"], claims, strict=True):
+            item["geometry"] = _lonlat(claim["geometry"], settings)
+        out["contested_geometry"] = _lonlat(contested, settings) if contested is not None else None
+    return out
+
+
+def supervision_case_map(conn: Connection, caller: Caller, case_id: int, *, settings: Settings,
+                         first: dt.datetime | None = None, second: dt.datetime | None = None) -> str:
+    """The printable case map (监察图件): the case patch over the parcels at two dates side by side (for an
+    ownership dispute also the parties' claims and their overlap) with the comparison tables.
+    Defaults: the first date is New Year's Day of the year before the case was found, the second now."""
+    require_read(caller, SUPERVISION)
+    case = repo.supervision_case_record(conn, case_id)
+    if case is None:
+        raise NotFound(f"no supervision case {case_id}")
+    zone = ZoneInfo(settings.service.time_zone)
+    now = repo.database_now(conn)
+    first = first or dt.datetime(case["found_on"].year - 1, 1, 1, tzinfo=zone)
+    second = second or now
+    comparison = supervision_comparison(conn, caller, case_id=case_id, first=first, second=second)
+    dispute = claim_shapes = None
+    contested = None
+    if case["kind"] == "ownership_dispute" and can_read(caller, DISPUTE_CLAIMS):
+        dispute = _dispute_of(conn, caller, case_id, None)
+        claim_shapes = [c["geometry"] for c in repo.dispute_claims(conn, case_id)]
+        found = disputes.overlaps_of(claim_shapes)["contested"]
+        contested = found
+    around = shapely.union_all([case["geometry"], *(claim_shapes or [])]).buffer(10)
+    drawings = [{"parcels": cadastre.parcels_as_of(conn, around, when, caller=caller, shapes=True)}
+                for when in (first, second)]
+    shown = {**mask_properties(caller, SUPERVISION, _plain({k: v for k, v in case.items() if k != "geometry"})),
+             "geometry": case["geometry"]}
+    return disputes.case_map_html(shown, comparison, drawings, dispute, claim_shapes or [], contested,
+                                  zone=settings.service.time_zone, generated_at=now)
