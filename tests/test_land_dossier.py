@@ -199,6 +199,10 @@ def test_bad_requests_are_4xx_problems_that_say_what_to_do(client, keys, parcels
     assert_problem(client.get("/land/dossier", params={"x": 118.1}, headers=h), 400, "both x and y")
     assert_problem(client.get("/land/dossier", params={"x": 0, "y": 0}, headers=h), 400)
     assert_problem(client.get("/land/dossier", params={"x": "east", "y": 24.5}, headers=h), 400)
+    assert_problem(client.get("/land/dossier", params={"x": "nan", "y": "nan"}, headers=h), 400)
+    assert_problem(client.get("/land/dossier", params={"x": "inf", "y": 24.5}, headers=h), 400)
+    assert_problem(client.get("/land/dossier", params={"x": 118.1, "y": 24.5, "crs": "EPSG:99999"}, headers=h), 400)
+    assert_problem(client.get("/land/dossier", params={"q": "%%"}, headers=h), 404)  # a wildcard is a character
     assert_problem(client.get("/land/dossier", params={"q": parcels["piped"], "parcel_code": parcels["piped"]},
                               headers=h), 400, "one way")
     assert_problem(client.get("/land/dossier", params={"q": "查无此地址" + uuid.uuid4().hex}, headers=h), 404)

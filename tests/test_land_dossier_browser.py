@@ -5,6 +5,8 @@ request goes to a host other than the local server."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from shapely import from_wkb
 from test_webmap_browser import MapPage, browser, server  # noqa: F401  (the browser and live-server fixtures)
@@ -26,6 +28,13 @@ def test_a_click_opens_the_dossier_of_the_parcel_under_it_and_prints_it(browser,
                AND valid_from <= now() AND (SELECT count(*) FROM cadastre_parcels o WHERE o.address = p.address
                AND o.valid_to IS NULL AND o.recorded_to IS NULL) = 1 ORDER BY plane_area DESC LIMIT 1""")).mappings().one()
     inside = from_wkb(bytes(row["inside"]))
+    from gis.access import SYSTEM
+    from layers.landuse import service as land
+
+    with demo_city.begin() as conn:  # a case on the parcel, whose map the dossier opens
+        case = land.record_supervision_case(conn, SYSTEM, {
+            "case_no": f"BROWSER-{row['parcel_code'][-6:]}", "kind": "illegal_construction",
+            "found_on": dt.date(2025, 5, 1), "party": "司马测试"}, inside.buffer(3))
     lon, lat = TO_LONLAT.transform(inside.x, inside.y)
     with demo_city.connect() as conn:  # the oracle: the parcel in force that contains the click point
         under = conn.execute(sa.text("""SELECT parcel_code FROM cadastre_parcels WHERE valid_to IS NULL AND
@@ -52,11 +61,20 @@ def test_a_click_opens_the_dossier_of_the_parcel_under_it_and_prints_it(browser,
         m.page.wait_for_function("GovGis.state.lastDossier !== null", timeout=20_000)
         assert m.js("GovGis.state.lastDossier.parcel_code") == row["parcel_code"]
         m.page.wait_for_selector("#gg-dossier-print")
+        assert m.page.locator(f"#gg-dossier-cases button[data-case-id='{case['id']}']").count() == 1
+        m.shot("land-dossier")
         m.page.click("#gg-dossier-print")
         frame = m.page.wait_for_selector("#gg-dossier-frame", timeout=20_000)
         text = frame.content_frame().locator("body").inner_text(timeout=20_000)
         assert "宗地一站式档案" in text and row["parcel_code"] in text and "界址点坐标" in text
-        assert row["right_holder"] not in text
-        m.shot("land-dossier")
+        assert row["right_holder"] not in text and "司马测试" not in text and mask_text("司马测试") in text
+        m.page.click("#gg-report .gg-btn:not(#gg-print)")  # close the document
+        m.page.click(f"#gg-dossier-cases button[data-case-id='{case['id']}']")
+        m.page.wait_for_function("(() => { const f = document.getElementById('gg-dossier-frame'); return f && "
+                                 "f.contentDocument && f.contentDocument.body && f.contentDocument.body.innerText.includes('土地监察案件图'); })()",
+                                 timeout=20_000)
+        m.shot("land-case-map")
     finally:
         m.close()  # asserts no request left the local server
+        with demo_city.begin() as conn:
+            conn.execute(sa.text("DELETE FROM landuse_supervision_cases WHERE id = :i"), {"i": case["id"]})

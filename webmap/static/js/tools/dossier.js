@@ -8,15 +8,15 @@
   G.addText({
     zh: { dossier: "宗地档案", dossierHint: "点击宗地，或输入宗地代码/坐落查找，查看一站式档案", dossierSearch: "宗地代码或坐落",
       dossierFind: "查找", dossierPrint: "打印档案", dsHolder: "权利人", dsArea: "面积", dsUse: "用途", dsAddress: "坐落",
-      dsConstraints: "使用限制与提示", dsNone: "无", dsItem: "事项", dsRegistrations: "登记记录", dsLanduse: "土地利用现状", dsPlanning: "规划用途",
+      dsConstraints: "使用限制与提示", dsNone: "无", dsItem: "事项", dsSeverity: "类别", dsText: "说明", dsRegistrations: "登记记录", dsLanduse: "土地利用现状", dsPlanning: "规划用途",
       dsControls: "三区三线", dsPrice: "基准地价", dsApprovals: "建设用地审批", dsCases: "土地监察案件", dsPipes: "穿越管线",
-      dsNotShown: "无权查看", dsItems: "{n} 项", dsNoParcel: "此处没有宗地",
+      dsNotShown: "无权查看", dsItems: "{n} 项", dsNoParcel: "此处没有宗地", dsRedline: "红线图", dsCaseMap: "案件图",
       sev_block: "限制", sev_condition: "条件", sev_info: "提示" },
     en: { dossier: "Parcel dossier", dossierHint: "Click a parcel, or search by parcel code or address, for its dossier", dossierSearch: "Parcel code or address",
       dossierFind: "Find", dossierPrint: "Print dossier", dsHolder: "Holder", dsArea: "Area", dsUse: "Land use", dsAddress: "Address",
-      dsConstraints: "Constraints", dsNone: "None", dsItem: "Item", dsRegistrations: "Registrations", dsLanduse: "Current land use", dsPlanning: "Planned use",
+      dsConstraints: "Constraints", dsNone: "None", dsItem: "Item", dsSeverity: "Kind", dsText: "What it means", dsRegistrations: "Registrations", dsLanduse: "Current land use", dsPlanning: "Planned use",
       dsControls: "Control lines", dsPrice: "Base land price", dsApprovals: "Land approvals", dsCases: "Supervision cases", dsPipes: "Pipes crossing",
-      dsNotShown: "Not visible to your key", dsItems: "{n} items", dsNoParcel: "No parcel here",
+      dsNotShown: "Not visible to your key", dsItems: "{n} items", dsNoParcel: "No parcel here", dsRedline: "Red-line map", dsCaseMap: "Case map",
       sev_block: "Restriction", sev_condition: "Condition", sev_info: "Note" }
   });
 
@@ -46,7 +46,7 @@
         { cells: [G.t("dsArea"), G.fmtArea(body.plane_area, true)], attrs: { "data-area": String(body.plane_area) } }],
         { id: "gg-dossier-summary" }),
       G.el("h4", { text: G.t("dsConstraints") })]);
-    box.appendChild(body.constraints.length ? G.table([G.t("dsItem"), G.t("value")], body.constraints.map(function (c) {
+    box.appendChild(body.constraints.length ? G.table([G.t("dsSeverity"), G.t("dsText")], body.constraints.map(function (c) {
       return { cells: [G.t("sev_" + c.severity), c.text], attrs: { "data-kind": c.kind, "data-severity": c.severity } };
     }), { id: "gg-dossier-constraints" }) : G.el("p", { class: "gg-empty", text: G.t("dsNone") }));
     box.appendChild(G.table([G.t("dsItem"), G.t("value")], [
@@ -59,6 +59,28 @@
       { cells: [G.t("dsCases"), count(body.supervision, body.supervision.cases)], attrs: { "data-section": "supervision" } },
       { cells: [G.t("dsPipes"), count(body.pipelines, body.pipelines.pipes)], attrs: { "data-section": "pipelines" } }],
       { id: "gg-dossier-sections" }));
+    function docButton(label, path, title, attrs) {
+      var b = G.el("button", Object.assign({ class: "gg-btn gg-mini", text: label }, attrs));
+      b.addEventListener("click", function () {
+        G.api(path, { where: box, context: title }).then(function (html) { G.showDocument(title, html, "gg-dossier-frame"); })
+          .catch(function () {});
+      });
+      return b;
+    }
+    if (body.approvals.available && body.approvals.items.length) {
+      box.appendChild(G.el("h4", { text: G.t("dsApprovals") }));
+      box.appendChild(G.table([G.t("dsApprovals"), ""], body.approvals.items.map(function (a) {
+        return { cells: [a.approval_no + " · " + a.project_name, docButton(G.t("dsRedline"), "/land/approvals/" + a.id + "/redline.html",
+          G.t("dsRedline") + " " + a.approval_no, { "data-approval-id": String(a.id) })] };
+      }), { id: "gg-dossier-approvals" }));
+    }
+    if (body.supervision.available && body.supervision.cases.length) {
+      box.appendChild(G.el("h4", { text: G.t("dsCases") }));
+      box.appendChild(G.table([G.t("dsCases"), ""], body.supervision.cases.map(function (c) {
+        return { cells: [c.case_no, docButton(G.t("dsCaseMap"), "/land/supervision/cases/" + c.id + "/map.html",
+          G.t("dsCaseMap") + " " + c.case_no, { "data-case-id": String(c.id) })] };
+      }), { id: "gg-dossier-cases" }));
+    }
     var print = G.el("button", { class: "gg-btn", id: "gg-dossier-print", text: G.t("dossierPrint") });
     print.addEventListener("click", function () {
       G.api("/land/parcels/" + encodeURIComponent(body.parcel_code) + "/dossier.html", { where: box, context: G.t("dossier") })
