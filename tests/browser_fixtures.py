@@ -1,4 +1,4 @@
-"""The browser the Playwright tests share: Debian's Chromium, started once per session.
+"""What the Playwright tests share: Debian's Chromium and the live map server, each started once per session.
 
 Defined here, in a plugin module (tests/conftest.py lists it), and nowhere else: a browser test module
 takes the ``browser`` fixture by name and never imports it. An imported fixture is a second definition
@@ -8,10 +8,19 @@ Playwright refuses that ("Sync API inside the asyncio loop") for every test afte
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -25,3 +34,44 @@ def browser() -> Iterator:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(demo_city) -> Iterator[str]:
+    """uvicorn serving api.app:create_app on a free local port, against the test database."""
+    subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
+    from test_webmap_raster import make_dem
+
+    basemaps = ARTIFACTS / "basemaps"
+    basemaps.mkdir(parents=True, exist_ok=True)
+    make_dem(basemaps / "terrain.tif")  # a local GeoTIFF the map offers as a hillshade basemap
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "webmap-server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "GOVGIS_RASTER_BASEMAP_DIR": str(basemaps)}, stdout=log,
+        stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the test server did not start; see {ARTIFACTS / 'webmap-server.log'}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()

@@ -87,6 +87,7 @@ KNOWN_PERSONAL = {
     "emergency_resources": {"leader_phone": None},
     "emergency_warehouses": {"keeper_phone": None},
     "landuse_supervision_cases": {"party": None},
+    "landuse_dispute_claims": {"party_id_number": None, "party_phone": None, "party": ("party_kind", ("person",))},
 }
 
 
@@ -344,12 +345,25 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/land/codes/{code}"): Example(lambda w: {"path": {"code": w.ids["person"]}}),
     ("GET", "/land/parcels/{parcel_code}/timeline"): Example(lambda w: {"path": {"parcel_code": w.ids["person"]}}),
     ("GET", "/land/parcels/{parcel_code}/lineage"): Example(lambda w: {"path": {"parcel_code": w.ids["person"]}}),
+    ("GET", "/land/parcels/search"): Example(lambda w: {"params": {"q": w.ids["person"][:12]}}),
+    ("GET", "/land/parcels/{parcel_code}/dossier"): Example(lambda w: {"path": {"parcel_code": w.ids["person"]}}),
+    ("GET", "/land/parcels/{parcel_code}/dossier.html"): Example(lambda w: {"path": {"parcel_code": w.ids["person"]}}),
+    ("GET", "/land/dossier"): Example(lambda w: {"params": dict(zip(("x", "y"), _person_point(w)["coordinates"],
+                                                                    strict=True))}),
+    ("GET", "/land/approvals/statistics"): Example(_get({"period": "quarter"})),
+    ("POST", "/land/approvals/statistics"): Example(lambda w: {"json": {"geometry": _person_area(w)}}),
+    ("GET", "/land/approvals/{approval_id}/redline"): Example(lambda w: {"path": {"approval_id": _an_approval(w)}}),
+    ("GET", "/land/approvals/{approval_id}/redline.html"): Example(lambda w: {"path": {"approval_id": _an_approval(w)}}),
     ("GET", "/land/register"): Example(_get({"valid_at": "2026-01-01T00:00:00+08:00", "district": "350203"})),
     ("GET", "/land/register/diff"): Example(_get({"since": "2000-01-01T00:00:00+08:00",
                                                   "until": "2030-01-01T00:00:00+08:00", "district": "350203"})),
     ("POST", "/land/supervision/cases"): Example(lambda w: {"json": {
         "case_no": f"WALK-{uuid.uuid4().hex[:8]}", "found_on": "2024-06-01", "party": "王遍历",
         "geometry": w.at(100, 500, 30, 30)}}, ("landuse_supervision_cases",)),
+    ("POST", "/land/supervision/disputes"): Example(lambda w: {"json": _dispute_body(w, 200)},
+                                                   ("landuse_supervision_cases", "landuse_dispute_claims")),
+    ("GET", "/land/supervision/cases/{case_id}/dispute"): Example(lambda w: {"path": {"case_id": _a_dispute(w)}}),
+    ("GET", "/land/supervision/cases/{case_id}/map.html"): Example(lambda w: {"path": {"case_id": _a_dispute(w)}}),
     ("GET", "/land/supervision/cases/{case_id}/compare"): Example(lambda w: {
         "path": {"case_id": w.ids["case"]}, "params": {"first": "2020-01-01T00:00:00Z", "second": "2030-01-01T00:00:00Z"}}),
     ("POST", "/land/supervision/compare"): Example(lambda w: {"json": {
@@ -565,6 +579,33 @@ def _design_point(w: Walk) -> dict:
 def _design_cut(w: Walk) -> dict:
     ring = w.ids["design_area"]["coordinates"][0]
     return {"type": "LineString", "coordinates": [ring[0], ring[2]]}
+
+
+def _dispute_body(w: Walk, dx: float) -> dict:
+    return {"case_no": f"WALK-JF-{uuid.uuid4().hex[:6]}", "found_on": "2024-07-01", "parties": [
+        {"party": "赵遍历", "party_id_number": "350206197001019999", "party_phone": "13900003333",
+         "geometry": w.at(dx, 560, 40, 30)},
+        {"party": "钱遍历", "party_phone": "13900004444", "geometry": w.at(dx + 20, 570, 40, 30)}]}
+
+
+def _a_dispute(w: Walk) -> int:
+    """An ownership dispute of the all-scope key (its parties are natural persons)."""
+    if "dispute" not in w.ids:
+        w.ids["dispute"] = _ok(w.client.post("/land/supervision/disputes", json=_dispute_body(w, 300),
+                                             headers=w.keys["all"]))["case"]["id"]
+    return w.ids["dispute"]
+
+
+def _an_approval(w: Walk) -> int:
+    """A construction-land approval over a natural person's parcel (so its red line meets personal data)."""
+    if "approval" not in w.ids:
+        geometry = w.client.get("/collections/cadastre_parcels/items", params={"parcel_code": w.ids["person"]},
+                                headers=w.keys["all"]).json()["features"][0]["geometry"]
+        w.ids["approval"] = _ok(w.client.post("/land/approvals", headers=w.keys["all"], json={
+            "approval_no": f"遍历〔{uuid.uuid4().hex[:6]}〕号", "supply_kind": "transfer", "project_name": "遍历红线",
+            "land_user": "遍历测试有限公司", "landuse_code": "0701", "approved_on": "2025-01-01",
+            "geometry": geometry}))["id"]
+    return w.ids["approval"]
 
 
 def _person_area(w: Walk) -> dict:

@@ -19,67 +19,22 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pyproj
 import pytest
+from browser_fixtures import ARTIFACTS, ROOT, _free_port  # noqa: F401  (other browser tests take them from here too)
 from shapely.geometry import LineString, Polygon
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
 DOCS = ROOT / "webmap" / "docs"
 # the README's screenshots are refreshed only when asked (GOVGIS_UPDATE_DOCS=1), so a test run
 # leaves the tree as it was
 UPDATE_DOCS = os.environ.get("GOVGIS_UPDATE_DOCS") == "1"
 ZONE = "Asia/Shanghai"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def server(demo_city) -> Iterator[str]:
-    """uvicorn serving api.app:create_app on a free local port, against the test database."""
-    subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
-    from test_webmap_raster import make_dem
-
-    basemaps = ARTIFACTS / "basemaps"
-    basemaps.mkdir(parents=True, exist_ok=True)
-    make_dem(basemaps / "terrain.tif")  # a local GeoTIFF the map offers as a hillshade basemap
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "webmap-server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "GOVGIS_RASTER_BASEMAP_DIR": str(basemaps)}, stdout=log,
-        stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the test server did not start; see {ARTIFACTS / 'webmap-server.log'}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 class MapPage:

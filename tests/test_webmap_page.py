@@ -96,7 +96,8 @@ def test_a_tool_whose_endpoints_are_missing_is_left_out():
                   "/pipeline/isolations/{isolation_id}/failed-valves", "/pipeline/repair-orders",
                   "/pipeline/repair-orders/{order_id}/print", "/pipeline/cross-section", "/pipeline/usage", "/planning/prereview",
                   "/planning/prereview/{report_id}/report.html", "/planning/balance",
-                  "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage"]
+                  "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage", "/land/dossier",
+                  "/land/parcels/{parcel_code}/dossier.html"]
     assert [t.id for t in available_tools(everything)] == [t.id for t in TOOLS]
     without_pipeline = [p for p in everything if not p.startswith("/pipeline")]
     ids = [t.id for t in available_tools(without_pipeline)]

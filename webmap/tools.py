@@ -48,6 +48,7 @@ TOOLS: list[MapTool] = [
             reads=("landuse_control_lines",), writes=("landuse_prereview_reports",)),
     MapTool("timeline", "land.js", "land",
             ("/land/parcels/{code}/timeline", "/land/parcels/{code}/lineage", "/collections/{collectionId}/items")),
+    MapTool("dossier", "dossier.js", "land", ("/land/dossier", "/land/parcels/{code}/dossier.html")),
 ]
 
 

@@ -4,12 +4,13 @@ base land price. Thin: parse, call the cadastre/land-use services, shape the ans
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
 from shapely.geometry.base import BaseGeometry
 
-from api.common import AREA_MAX_VERTICES, aware, bbox_area, storage_geometry
+from api.common import AREA_MAX_VERTICES, aware, bbox_area, json_response, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter
 from gis.settings import Settings
@@ -126,6 +127,32 @@ def supervision_case(body: ls.SupervisionCase, conn: DbWrite, caller: CurrentCal
     return land.record_supervision_case(conn, caller, props, _area(body.geometry, body.crs, settings))
 
 
+@router.post("/supervision/disputes", status_code=201,
+             summary="Open an ownership-dispute case 土地权属纠纷 with each party's claimed land")
+def ownership_dispute(body: ls.OwnershipDispute, conn: DbWrite, caller: CurrentCaller,
+                      settings: AppSettings) -> dict[str, Any]:
+    props = body.model_dump(exclude={"parties", "crs"})
+    parties = [{**p.model_dump(exclude={"geometry"}), "geometry": _area(p.geometry, body.crs, settings)}
+               for p in body.parties]
+    return land.record_ownership_dispute(conn, caller, props, parties)
+
+
+@router.get("/supervision/cases/{case_id}/dispute",
+            summary="An ownership dispute's parties, claimed areas and their overlap")
+def ownership_dispute_view(case_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.ownership_dispute(conn, caller, case_id, settings=settings)
+
+
+@router.get("/supervision/cases/{case_id}/map.html", response_class=HTMLResponse,
+            summary="The printable case map (监察图件) comparing two dates")
+def supervision_case_map(case_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings,
+                         first: dt.datetime | None = None, second: dt.datetime | None = None) -> HTMLResponse:
+    if first is not None and second is not None and second < first:
+        raise InvalidParameter("the second date must not be before the first")
+    return HTMLResponse(land.supervision_case_map(conn, caller, case_id, settings=settings,
+                                                  first=aware(first, settings), second=aware(second, settings)))
+
+
 @router.get("/supervision/cases/{case_id}/compare", summary="A case's patch against cadastre and land use at two dates")
 def supervision_case_compare(case_id: int, first: dt.datetime, second: dt.datetime, conn: DbRead,
                              caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
@@ -153,3 +180,81 @@ def price(conn: DbRead, caller: CurrentCaller, settings: AppSettings, lon: float
         raise InvalidParameter("give both lon and lat")
     point = land.point_from_lonlat(lon, lat, settings) if lon is not None and lat is not None else None
     return land.land_price_at(conn, caller, point=point, parcel_code=parcel_code)
+
+
+# --- parcel dossier (土地交易一站式) -------------------------------------------------------------------
+
+@router.get("/parcels/search", summary="Parcels in force by code prefix or address (坐落) 宗地查找")
+def parcel_search(conn: DbRead, caller: CurrentCaller,
+                  q: Annotated[str, Query(description="a parcel code's start or part of the address")],
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    return land.find_parcels(conn, caller, q, limit=limit)
+
+
+@router.get("/parcels/{parcel_code}/dossier", summary="宗地一站式档案 everything held on one parcel")
+def parcel_dossier(parcel_code: str, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.parcel_dossier(conn, caller, parcel_code, settings=settings)
+
+
+@router.get("/parcels/{parcel_code}/dossier.html", response_class=HTMLResponse,
+            summary="The printable parcel dossier (A4, map as inline SVG, no web assets)")
+def parcel_dossier_html(parcel_code: str, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> HTMLResponse:
+    return HTMLResponse(land.parcel_dossier_page(conn, caller, parcel_code, settings=settings))
+
+
+@router.get("/dossier", summary="The parcel dossier for a code, a point (x, y in crs) or a search text (q)")
+def dossier(conn: DbRead, caller: CurrentCaller, settings: AppSettings, parcel_code: str | None = None,
+            x: float | None = None, y: float | None = None,
+            crs: Annotated[str, Query(description="CRS of x/y; default lon/lat")] = "OGC:CRS84",
+            q: Annotated[str | None, Query(description="a parcel code's start or part of the address")] = None
+            ) -> dict[str, Any]:
+    if (x is None) != (y is None):
+        raise InvalidParameter("give both x and y (lon and lat by default)")
+    point = (storage_geometry({"type": "Point", "coordinates": [x, y]}, crs, settings, "Point")
+             if x is not None and y is not None else None)
+    code = land.resolve_parcel(conn, caller, parcel_code=parcel_code, point=point, text=q)
+    return land.parcel_dossier(conn, caller, code, settings=settings)
+
+
+# --- construction land (建设用地): statistics and red-line maps ---------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _statistics_answer(stats: dict[str, Any], f: str) -> Response:
+    name = f"construction_land_{stats['period']}"
+    if f == "csv":
+        return Response(land.statistics_csv(stats), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if f == "xlsx":
+        return Response(land.statistics_xlsx(stats), media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return json_response(stats)
+
+
+@router.get("/approvals/statistics", summary="建设用地统计 approvals by period, supply kind and class (district or city)")
+def approval_statistics(conn: DbRead, caller: CurrentCaller, district: str | None = None,
+                        since: dt.date | None = None, until: dt.date | None = None,
+                        period: Literal["year", "quarter", "month"] = "year",
+                        f: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    return _statistics_answer(land.construction_land_statistics(conn, caller, district=district, since=since,
+                                                                until=until, period=period), f)
+
+
+@router.post("/approvals/statistics", summary="建设用地统计 for a drawn polygon (the part of each red line inside)")
+def approval_statistics_area(body: ls.ConstructionStatistics, conn: DbRead, caller: CurrentCaller,
+                             settings: AppSettings, f: Literal["json", "csv", "xlsx"] = "json") -> Response:
+    return _statistics_answer(land.construction_land_statistics(
+        conn, caller, geometry=_area(body.geometry, body.crs, settings), since=body.since, until=body.until,
+        period=body.period), f)
+
+
+@router.get("/approvals/{approval_id}/redline", summary="An approval's red line: CGCS2000 corners, area, parcels")
+def approval_redline(approval_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> dict[str, Any]:
+    return land.approval_redline(conn, caller, approval_id, settings=settings)
+
+
+@router.get("/approvals/{approval_id}/redline.html", response_class=HTMLResponse,
+            summary="The printable red-line map (建设用地红线图) of an approval")
+def approval_redline_html(approval_id: int, conn: DbRead, caller: CurrentCaller, settings: AppSettings) -> HTMLResponse:
+    return HTMLResponse(land.approval_redline_page(conn, caller, approval_id, settings=settings))

@@ -266,3 +266,26 @@ def parcel_outlines(conn: Connection, box: tuple[float, float, float, float], li
     query = (sa.select(parcels.c.parcel_code, sa.func.ST_AsBinary(parcels.c.geom).label("wkb"))
              .where(NOW, parcels.c.geom.op("&&")(envelope)).order_by(parcels.c.parcel_code).limit(limit))
     return [{"parcel_code": r.parcel_code, "geometry": shapely.from_wkb(bytes(r.wkb))} for r in conn.execute(query)]
+
+
+def live_parcel_codes_at(conn: Connection, point: BaseGeometry, tolerance_m: float) -> list[str]:
+    """Codes of the parcels in force now within ``tolerance_m`` of a point, the nearest first."""
+    g = sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(point), sa.LargeBinary), SRID)
+    query = (sa.select(parcels.c.parcel_code)
+             .where(NOW, sa.func.ST_DWithin(parcels.c.geom, g, tolerance_m))
+             .order_by(sa.func.ST_Distance(parcels.c.geom, g), parcels.c.parcel_code))
+    return list(conn.execute(query).scalars())
+
+
+def search_live_parcels(conn: Connection, text: str, limit: int) -> list[dict[str, Any]]:
+    """Parcels in force now whose code starts with ``text`` or whose address (坐落) contains it.
+
+    Only the code and the address are searched: a right holder may be a person, whose name must not
+    be found by guessing it."""
+    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (sa.select(parcels.c.parcel_code, parcels.c.address, parcels.c.district, parcels.c.landuse_code,
+                       parcels.c.plane_area)
+             .where(NOW, sa.or_(parcels.c.parcel_code.like(pattern + "%", escape="\\"),
+                                parcels.c.address.ilike("%" + pattern + "%", escape="\\")))
+             .order_by(parcels.c.parcel_code).limit(limit))
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -638,8 +638,9 @@ def parcels_in_area(conn: Connection, area: BaseGeometry, *, caller: Caller,
 
 
 def parcels_as_of(conn: Connection, area: BaseGeometry, valid_at: dt.datetime, *,
-                  caller: Caller) -> list[dict[str, Any]]:
-    """Public: parcels valid at a date inside an area, with the area inside (m², plane)."""
+                  caller: Caller, shapes: bool = False) -> list[dict[str, Any]]:
+    """Public: parcels valid at a date inside an area, with the area inside (m², plane); with
+    ``shapes`` each also carries its boundary as ``shape`` (shapely, storage CRS) for a drawing."""
     require_read(caller, PARCELS)
     rows = repo.as_of(conn, valid_at, None, geometry=area)
     out = []
@@ -647,8 +648,45 @@ def parcels_as_of(conn: Connection, area: BaseGeometry, valid_at: dt.datetime, *
         inside = row["geometry"].intersection(area).area
         item = public_parcel(caller, row)
         item["area_inside"] = inside
+        if shapes:
+            item["shape"] = row["geometry"]
         out.append(item)
     return out
+
+
+def parcel_in_force(conn: Connection, parcel_code: str, *, caller: Caller) -> tuple[dict[str, Any], BaseGeometry]:
+    """Public: a parcel's version in force now as the caller may see it, and its boundary (storage CRS).
+    InvalidParameter for a malformed code, NotFound when no such parcel is in force."""
+    require_read(caller, PARCELS)
+    codes.parse_parcel_code(parcel_code)
+    rows = repo.versions_in_force(conn, [parcel_code])
+    if parcel_code not in rows:
+        if repo.ever_recorded(conn, parcel_code):
+            raise NotFound(f"parcel {parcel_code} is not in force now (it has been retired or is only scheduled): "
+                           f"see GET /land/parcels/{parcel_code}/timeline")
+        raise NotFound(f"no parcel {parcel_code}: it was never registered")
+    row = rows[parcel_code]
+    return public_parcel(caller, row), row["geometry"]
+
+
+def parcel_codes_at(conn: Connection, point: BaseGeometry, *, caller: Caller, tolerance_m: float = 0.5) -> list[str]:
+    """Public: codes of the parcels in force at a point (storage CRS), within ``tolerance_m``, nearest first."""
+    require_read(caller, PARCELS)
+    return repo.live_parcel_codes_at(conn, point, tolerance_m)
+
+
+def search_parcels(conn: Connection, text: str, *, caller: Caller, limit: int = 20) -> list[dict[str, Any]]:
+    """Public: parcels in force whose code starts with ``text`` or whose address (坐落) contains it.
+
+    Holders are not searched (a natural person's name is personal data) and not returned."""
+    require_read(caller, PARCELS)
+    text = (text or "").strip()
+    if len(text) < 2:
+        raise InvalidParameter("give at least two characters of a parcel code or an address (坐落) to search for")
+    if len(text) > 100:
+        raise InvalidParameter("a search text is at most 100 characters")
+    return [{**r, "plane_area": float(r["plane_area"]) if r["plane_area"] is not None else None}
+            for r in repo.search_live_parcels(conn, text, limit)]
 
 
 def parcel_geometry(conn: Connection, parcel_code: str, *, caller: Caller) -> BaseGeometry:

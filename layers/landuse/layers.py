@@ -4,6 +4,7 @@ from gis.registry import REGISTRY, Access, Layer, WriteMode
 from layers.landuse.models import (
     change_patches,
     control_lines,
+    dispute_claims,
     land_approvals,
     planning_zones,
     prereview_reports,
@@ -60,6 +61,20 @@ SUPERVISION = REGISTRY.add(Layer(
     searchable=("case_no", "status", "kind"), personal=("party",), map_fields=("case_no", "status", "kind"),
     required=("case_no", "found_on"),
     style={"kind": "fill", "color": "#ca0020", "opacity": 0.4},
+))
+# 土地权属纠纷: each party's claim in an ownership-dispute case; a natural person's name is personal
+# data (an organisation's is public record), like a parcel's right holder
+DISPUTE_CLAIMS = REGISTRY.add(Layer(
+    id="landuse_dispute_claims", title_zh="权属纠纷主张范围", title_en="Ownership dispute claims",
+    table=dispute_claims, family="landuse", department=DEPARTMENT, access=Access.INTERNAL,
+    searchable=("basis",), personal=("party_id_number", "party_phone"),
+    personal_when={"party": ("party_kind", ("person",))},
+    map_fields=("case_id", "party_kind"),
+    read_only=("id", "version", "created_at", "updated_at", "claimed_area"),
+    required=("case_id", "party", "party_kind"),
+    write_mode=WriteMode.MODULE, write_via="POST /land/supervision/disputes",
+    style={"kind": "fill", "color": "#8856a7", "opacity": 0.3},
+    description="权属纠纷案件中各当事人主张的土地范围",
 ))
 APPROVALS = REGISTRY.add(Layer(
     id="landuse_land_approvals", title_zh="建设用地审批", title_en="Construction-land approvals",

@@ -126,22 +126,24 @@ change_patches = sa.Table(
 )
 sa.Index("ix_landuse_change_years", change_patches.c.from_year, change_patches.c.to_year)
 
-# 土地监察: a violation case with the patch of land concerned
+# 土地监察: a violation case with the patch of land concerned; an ownership dispute (土地权属纠纷调处,
+# migration 0017) also has its parties' claims (landuse_dispute_claims)
+SUPERVISION_KINDS = ("illegal_occupation", "illegal_construction", "unauthorised_change", "ownership_dispute",
+                     "other")
 supervision_cases = sa.Table(
     "landuse_supervision_cases",
     METADATA,
     *feature_columns(),
     sa.Column("case_no", sa.Text, nullable=False, unique=True, comment="案件编号"),
     sa.Column("kind", sa.Text, nullable=False, server_default="illegal_occupation",
-              comment="违法类型 illegal_occupation/illegal_construction/unauthorised_change/other"),
+              comment="案件类型 illegal_occupation/illegal_construction/unauthorised_change/ownership_dispute/other"),
     sa.Column("status", sa.Text, nullable=False, server_default="reported", comment="状态"),
     sa.Column("found_on", sa.Date, nullable=False, comment="发现日期"),
     sa.Column("district", sa.String(6), comment="行政区代码"),
     sa.Column("party", sa.Text, comment="当事人"),
     sa.Column("description", sa.Text, comment="案情"),
     geometry_column("MultiPolygon"),
-    sa.CheckConstraint("kind IN ('illegal_occupation','illegal_construction','unauthorised_change','other')",
-                       name="kind_known"),
+    sa.CheckConstraint(one_of("kind", SUPERVISION_KINDS), name="kind_known"),
     sa.CheckConstraint("status IN ('reported','investigating','penalised','rectified','closed')",
                        name="status_known"),
     valid_geometry_check("landuse_supervision_cases"),
@@ -163,10 +165,14 @@ land_approvals = sa.Table(
     sa.Column("parcel_codes", sa.ARRAY(sa.String(19)), comment="关联宗地"),
     sa.Column("plane_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="平面面积 m²"),
     geometry_column("MultiPolygon"),
+    # where the approval lies, for the statistics by district (migration 0017): given, or the district
+    # of most of the land its red line takes (parcels, else survey patches)
+    sa.Column("district", sa.String(6), comment="行政区代码"),
     sa.CheckConstraint("supply_kind IN ('allocation','transfer','lease')", name="supply_kind_known"),
     sa.CheckConstraint("term_years IS NULL OR term_years BETWEEN 1 AND 70", name="term_sane"),
     valid_geometry_check("landuse_land_approvals"),
 )
+sa.Index("ix_landuse_land_approvals_district_approved_on", land_approvals.c.district, land_approvals.c.approved_on)
 
 # 用地预审与选址: each pre-review report as computed (unmasked; masked again for whoever re-opens it)
 prereview_reports = sa.Table(
@@ -184,6 +190,27 @@ prereview_reports = sa.Table(
     geometry_column("MultiPolygon"),
     valid_geometry_check("landuse_prereview_reports"),
 )
+
+# 土地权属纠纷: each party's claimed land in an ownership-dispute case (migration 0017, so not in TABLES).
+# A party who is a natural person is personal data (name, ID number, phone), like a parcel's holder.
+PARTY_KINDS = ("person", "organisation")
+dispute_claims = sa.Table(
+    "landuse_dispute_claims",
+    METADATA,
+    *feature_columns(),
+    sa.Column("case_id", sa.BigInteger, sa.ForeignKey("landuse_supervision_cases.id", ondelete="CASCADE"),
+              nullable=False, comment="案件"),
+    sa.Column("party", sa.Text, nullable=False, comment="当事人"),
+    sa.Column("party_kind", sa.Text, nullable=False, server_default="person", comment="当事人类型 person/organisation"),
+    sa.Column("party_id_number", sa.Text, comment="证件号码"),
+    sa.Column("party_phone", sa.Text, comment="联系电话"),
+    sa.Column("basis", sa.Text, comment="主张依据 (权属来源证明)"),
+    sa.Column("claimed_area", sa.Float, sa.Computed("ST_Area(geom)", persisted=True), comment="主张面积 m² (平面)"),
+    geometry_column("MultiPolygon"),
+    sa.CheckConstraint(one_of("party_kind", PARTY_KINDS), name="party_kind_known"),
+    valid_geometry_check("landuse_dispute_claims"),
+)
+sa.Index("ix_landuse_dispute_claims_case", dispute_claims.c.case_id)
 
 TABLES = (survey_patches, planning_zones, control_lines, price_zones, change_patches, supervision_cases,
           land_approvals, prereview_reports)

@@ -287,3 +287,121 @@ def supervision_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"case_no": row["case_no"], "status": row["status"], "geometry": shapely.from_wkb(bytes(row["wkb"]))}
+
+
+# --- parcel dossier, construction-land statistics, disputes ------------------------------------------
+
+APPROVAL_FIELDS = ("id", "approval_no", "supply_kind", "project_name", "land_user", "landuse_code", "approved_on",
+                   "term_years", "price_total", "parcel_codes", "plane_area", "district")
+
+
+def approvals_touching(conn: Connection, parcel_code: str, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """Construction-land approvals linked to a parcel or whose red line takes land from it (more than
+    a hundredth of a square metre), with the area they take from it, oldest first."""
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT {", ".join("l." + f for f in APPROVAL_FIELDS)},
+               CASE WHEN l.geom && a.g THEN ST_Area(ST_Intersection(l.geom, a.g)) ELSE 0 END AS area_on_parcel
+          FROM landuse_land_approvals l, a
+         WHERE :code = ANY(l.parcel_codes) OR (l.geom && a.g AND ST_Intersects(l.geom, a.g))
+         ORDER BY l.approved_on, l.id"""), {"code": parcel_code, **_geom_param(geometry)}).mappings()
+    return [dict(r) for r in rows if parcel_code in (r["parcel_codes"] or []) or r["area_on_parcel"] > 0.01]
+
+
+def cases_touching(conn: Connection, geometry: BaseGeometry) -> list[dict[str, Any]]:
+    """Supervision cases whose patch overlaps an area (more than a hundredth of a square metre), with
+    the overlap, oldest first."""
+    rows = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT c.id, c.case_no, c.kind, c.status, c.found_on, c.district, c.party, c.description,
+               ST_Area(c.geom) AS patch_area, ST_Area(ST_Intersection(c.geom, a.g)) AS area_on_parcel
+          FROM landuse_supervision_cases c, a
+         WHERE c.geom && a.g AND ST_Intersects(c.geom, a.g)
+         ORDER BY c.found_on, c.id"""), _geom_param(geometry)).mappings()
+    return [dict(r) for r in rows if r["area_on_parcel"] > 0.01]
+
+
+def approvals_for_statistics(conn: Connection, *, district: str | None, geometry: BaseGeometry | None,
+                             since: Any, until: Any) -> list[dict[str, Any]]:
+    """Approvals approved between two dates (inclusive; None: open) in a district or meeting an area,
+    each with ``area``: its plane area, or for an area the part of it inside (m²)."""
+    params: dict[str, Any] = {"d": district, "since": since, "until": until}
+    if geometry is None:
+        area, join, where = "l.plane_area", "", "TRUE"
+    else:
+        params.update(_geom_param(geometry))
+        area = ("CASE WHEN ST_Contains(a.g, l.geom) THEN l.plane_area "
+                "ELSE ST_Area(ST_Intersection(l.geom, a.g)) END")
+        join, where = f", (SELECT {G} AS g) a", "l.geom && a.g AND ST_Intersects(l.geom, a.g)"
+    rows = conn.execute(sa.text(f"""
+        SELECT l.id, l.approval_no, l.supply_kind, l.project_name, l.landuse_code, l.approved_on, l.price_total,
+               l.district, l.plane_area, {area} AS area
+          FROM landuse_land_approvals l{join}
+         WHERE {where} AND (CAST(:d AS text) IS NULL OR l.district = :d)
+           AND (CAST(:since AS date) IS NULL OR l.approved_on >= :since)
+           AND (CAST(:until AS date) IS NULL OR l.approved_on <= :until)
+         ORDER BY l.approved_on, l.id"""), params).mappings()
+    return [dict(r) for r in rows if r["area"] > 0.01]
+
+
+def land_approval(conn: Connection, approval_id: int) -> dict[str, Any] | None:
+    """One approval with its red line (``geometry``), None when there is no such approval."""
+    row = conn.execute(sa.text(f"""
+        SELECT {", ".join(APPROVAL_FIELDS)}, ST_AsBinary(geom) AS wkb FROM landuse_land_approvals
+         WHERE id = :i"""), {"i": approval_id}).mappings().first()
+    if row is None:
+        return None
+    out = {k: v for k, v in row.items() if k != "wkb"}
+    out["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
+    return out
+
+
+def district_of(conn: Connection, geometry: BaseGeometry) -> str | None:
+    """The district of most of the land an area takes: the live parcels', else the latest survey's."""
+    params = _geom_param(geometry)
+    found = conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT p.district FROM cadastre_parcels p, a
+         WHERE p.valid_to IS NULL AND p.recorded_to IS NULL AND p.geom && a.g AND ST_Intersects(p.geom, a.g)
+         GROUP BY p.district ORDER BY sum(ST_Area(ST_Intersection(p.geom, a.g))) DESC, p.district LIMIT 1"""),
+        params).scalar()
+    if found is not None:
+        return found
+    return conn.execute(sa.text(f"""
+        WITH a AS (SELECT {G} AS g)
+        SELECT s.district FROM landuse_survey_patches s, a
+         WHERE s.survey_year = (SELECT max(survey_year) FROM landuse_survey_patches)
+           AND s.geom && a.g AND ST_Intersects(s.geom, a.g)
+         GROUP BY s.district ORDER BY sum(ST_Area(ST_Intersection(s.geom, a.g))) DESC, s.district LIMIT 1"""),
+        params).scalar()
+
+
+def supervision_case_record(conn: Connection, case_id: int) -> dict[str, Any] | None:
+    """Every field of a supervision case with its patch (``geometry``), None when there is none."""
+    row = conn.execute(sa.text("""
+        SELECT id, case_no, kind, status, found_on, district, party, description, ST_Area(geom) AS patch_area,
+               ST_AsBinary(geom) AS wkb FROM landuse_supervision_cases WHERE id = :i"""), {"i": case_id}).mappings().first()
+    if row is None:
+        return None
+    out = {k: v for k, v in row.items() if k != "wkb"}
+    out["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
+    return out
+
+
+def dispute_claims(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    """The parties' claims of a dispute case with their claimed land (``geometry``), in the order entered."""
+    rows = conn.execute(sa.text("""
+        SELECT id, case_id, party, party_kind, party_id_number, party_phone, basis, claimed_area,
+               ST_AsBinary(geom) AS wkb FROM landuse_dispute_claims WHERE case_id = :c ORDER BY id"""),
+        {"c": case_id}).mappings()
+    out = []
+    for row in rows:
+        item = {k: v for k, v in row.items() if k != "wkb"}
+        item["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
+        out.append(item)
+    return out
+
+
+def database_now(conn: Connection) -> Any:
+    """The transaction's clock (what 'now' means for the register)."""
+    return conn.execute(sa.text("SELECT now()")).scalar_one()

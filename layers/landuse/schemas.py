@@ -61,6 +61,33 @@ class SupervisionCase(BaseModel):
     crs: str = "OGC:CRS84"
 
 
+class DisputeParty(BaseModel):
+    """One party of an ownership dispute and the land it claims (GeoJSON polygon in the dispute's crs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    party: str = Field(..., min_length=1, description="当事人 name (a natural person's is personal data)")
+    party_kind: Literal["person", "organisation"] = "person"
+    party_id_number: str | None = None
+    party_phone: str | None = None
+    basis: str | None = Field(None, description="主张依据, e.g. the certificate or contract the claim rests on")
+    geometry: dict[str, Any]
+
+
+class OwnershipDispute(BaseModel):
+    """土地权属纠纷: a supervision case of kind ownership_dispute with at least two parties' claims."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_no: str
+    status: str = "reported"
+    found_on: dt.date
+    district: str | None = None
+    description: str | None = None
+    parties: list[DisputeParty] = Field(..., min_length=2, max_length=20)
+    crs: str = "OGC:CRS84"
+
+
 class SupervisionCompare(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,5 +109,14 @@ class LandApproval(BaseModel):
     term_years: int | None = None
     price_total: float | None = None
     parcel_codes: list[str] | None = None
+    district: str | None = Field(None, description="6-digit district code; default: the district of most of the land")
     geometry: dict[str, Any]
     crs: str = "OGC:CRS84"
+
+
+class ConstructionStatistics(AreaQuery):
+    """Construction-land statistics for a drawn area (the part of each red line inside it)."""
+
+    since: dt.date | None = Field(None, description="approved on or after (default: the first)")
+    until: dt.date | None = Field(None, description="approved on or before (default: today)")
+    period: Literal["year", "quarter", "month"] = "year"

@@ -16,12 +16,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pyproj
+import shapely
+import shapely.ops
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, Engine
 
-from gis.access import SYSTEM, Caller, require_read, require_row, require_write
+from gis.access import SYSTEM, Caller, can_read, mask_properties, require_read, require_row, require_write
+from gis.crs import transformer
 from gis.errors import Conflict, Forbidden, GisError, InvalidGeometry, InvalidParameter, NotFound
 from gis.geometry import geometry_problem, promote, to_storage
 from gis.io.uploads import SpooledUpload, UploadLimits
@@ -30,13 +35,15 @@ from gis.svgmap import padded_box
 from gis.writes import audit, insert_feature
 from layers.cadastre import service as cadastre
 from layers.emergency import service as emergency_service
-from layers.landuse import balance, classes, documents, prereview, survey
+from layers.landuse import balance, classes, construction, disputes, documents, dossier, prereview, survey
 from layers.landuse import repository as repo
 from layers.landuse.balance import balance_csv, balance_xlsx  # noqa: F401  (re-exported: the renderings routes send)
+from layers.landuse.construction import statistics_csv, statistics_xlsx  # noqa: F401  (re-exported, likewise)
 from layers.landuse.layers import (
     APPROVALS,
     CHANGES,
     CONTROL_LINES,
+    DISPUTE_CLAIMS,
     PLANNING,
     PREREVIEWS,
     PRICE_ZONES,
@@ -494,15 +501,19 @@ def supervision_comparison(conn: Connection, caller: Caller, *, case_id: int | N
 
 def record_supervision_case(conn: Connection, caller: Caller, properties: dict[str, Any],
                             geometry: BaseGeometry) -> dict[str, Any]:
-    """Open a land supervision case (audited, through the one write path)."""
+    """Open a land supervision case (audited, through the one write path). An ownership dispute is
+    opened with its parties' claims (``record_ownership_dispute``), not here."""
     require_write(caller, SUPERVISION)
+    if properties.get("kind") == "ownership_dispute":
+        raise InvalidParameter("an ownership dispute is opened with its parties and the land each claims: "
+                               "POST /land/supervision/disputes")
     return _plain(insert_feature(conn, SUPERVISION, caller, properties, _area(geometry)))
 
 
 def record_land_approval(conn: Connection, caller: Caller, properties: dict[str, Any],
                          geometry: BaseGeometry) -> dict[str, Any]:
     """Record a construction-land approval; unless given, it is linked to the live parcels its red
-    line takes land from."""
+    line takes land from, and lies in the district of most of that land (for the statistics)."""
     require_write(caller, APPROVALS)
     props = dict(properties)
     geometry = _area(geometry)
@@ -510,7 +521,16 @@ def record_land_approval(conn: Connection, caller: Caller, properties: dict[str,
         raise InvalidParameter("supply_kind is allocation (划拨), transfer (出让) or lease (租赁)")
     if not props.get("parcel_codes"):
         props["parcel_codes"] = [p["parcel_code"] for p in cadastre.parcels_in_area(conn, geometry, caller=caller)]
+    if props.get("district") is None:
+        props["district"] = repo.district_of(conn, geometry)
+    else:
+        _check_district(props["district"])
     return _plain(insert_feature(conn, APPROVALS, caller, props, geometry))
+
+
+def _check_district(district: str | None) -> None:
+    if district is not None and not (len(district) == 6 and district.isdigit()):
+        raise InvalidParameter(f"district is a 6-digit administrative code (GB/T 2260), e.g. 350203, not {district!r}")
 
 
 def _area(geometry: BaseGeometry) -> BaseGeometry:
@@ -525,3 +545,281 @@ def point_from_lonlat(lon: float, lat: float, settings: Settings) -> BaseGeometr
     """A WGS84/CGCS2000 lon/lat point in the storage CRS (validated against the city bounds)."""
     return to_storage(Point(lon, lat), "OGC:CRS84", storage_crs=settings.spatial.storage_crs,
                       city_bounds=settings.spatial.city_bounds)
+
+
+# --- parcel dossier (土地交易一站式) ------------------------------------------------------------------
+
+def _unavailable(layer_title: str, exc: GisError) -> dict[str, Any]:
+    return {"available": False, "note": f"{layer_title}不可见 not shown: {exc.detail}"}
+
+
+def resolve_parcel(conn: Connection, caller: Caller, *, parcel_code: str | None = None,
+                   point: BaseGeometry | None = None, text: str | None = None) -> str:
+    """The parcel a dossier is about: given by its code, by a point (the parcel in force there) or by a
+    search text (a code prefix or part of the address) that names exactly one parcel in force — or
+    is exactly one parcel's whole address."""
+    given = [v is not None for v in (parcel_code, point, text)]
+    if sum(given) != 1:
+        raise InvalidParameter("name the parcel in one way: parcel_code, a point (x and y), or q (a parcel code or "
+                               "part of its address, 坐落)")
+    if parcel_code is not None:
+        return parcel_code
+    if point is not None:
+        found = cadastre.parcel_codes_at(conn, point, caller=caller)
+        if not found:
+            raise NotFound("no parcel in force at that point: click inside a parcel (宗地)")
+        return found[0]
+    matches = cadastre.search_parcels(conn, text or "", caller=caller, limit=11)
+    if not matches:
+        raise NotFound(f"no parcel in force has a code starting with or an address containing {text!r}")
+    exact = [m for m in matches if text in (m["parcel_code"], m["address"])]
+    if len(exact) == 1:  # 嘉禾路1号 is that house, not also 嘉禾路10号
+        return exact[0]["parcel_code"]
+    if len(matches) > 1:
+        listed = ", ".join(m["parcel_code"] for m in matches[:10])
+        more = " …" if len(matches) > 10 else ""
+        raise InvalidParameter(f"{len(matches)} parcels match {text!r} ({listed}{more}): give more of the address or "
+                               "the parcel code (GET /land/parcels/search lists the matches)")
+    return matches[0]["parcel_code"]
+
+
+def find_parcels(conn: Connection, caller: Caller, text: str, *, limit: int = 20) -> dict[str, Any]:
+    """Parcels in force by a code prefix or part of the address (for choosing the dossier's parcel)."""
+    matches = cadastre.search_parcels(conn, text, caller=caller, limit=limit + 1)
+    return {"q": text, "count": min(len(matches), limit), "truncated": len(matches) > limit, "parcels": matches[:limit]}
+
+
+def parcel_dossier(conn: Connection, caller: Caller, parcel_code: str, *, settings: Settings) -> dict[str, Any]:
+    """Everything the land offices hold on one parcel in force, one answer (土地交易一站式): the parcel
+    and its holder (masked per the cadastre's policy), registrations and lineage, current land use
+    (the latest complete survey year) and planned use, control lines, base land price per use,
+    construction-land approvals, supervision cases (parties masked), the pipes crossing it and their
+    GB 50289 clearances (only for a key that may read pipelines).
+
+    A section whose layer the caller may not read says so (``available: false``) instead of failing
+    the whole dossier; the parcel itself is public."""
+    parcel, geometry = cadastre.parcel_in_force(conn, parcel_code, caller=caller)
+    timeline = cadastre.parcel_timeline(conn, caller, parcel_code)
+    lineage = cadastre.parcel_lineage(conn, caller, parcel_code)
+    area = geometry.area
+    statuses = survey_year_statuses(conn)
+    year = _latest_complete(statuses)
+    landuse: dict[str, Any] = {"available": True, "survey_year": year, "classes": []}
+    if year is not None:
+        rows = repo.survey_breakdown(conn, year, geometry)
+        landuse["classes"] = sorted(({"class_code": r["class_code"], "class_name": r["class_name"],
+                                      "legal_group": classes.classify(r["class_code"]).group,
+                                      "plane_area": r["plane_area"], "share": r["plane_area"] / area}
+                                     for r in rows), key=lambda r: -r["plane_area"])
+        landuse["survey_coverage"] = survey.coverage_statement(year, statuses[year]["completeness"], area,
+                                                               sum(r["plane_area"] for r in rows), "宗地 the parcel")
+    planning = {"available": True, "zones": [{**_plain(z), "share": z["area"] / area}
+                                             for z in repo.planning_breakdown(conn, geometry, None)]}
+    out: dict[str, Any] = {
+        "parcel_code": parcel_code, "as_at": timeline["as_at"], "parcel": parcel,
+        "geometry": _lonlat(geometry, settings), "plane_area": area,
+        "registrations": timeline["registrations"], "versions": len(timeline["versions"]),
+        "lineage": {k: lineage[k] for k in ("ancestors", "descendants", "edges")},
+        "landuse": landuse, "planning": planning,
+    }
+    try:
+        require_read(caller, CONTROL_LINES)
+        out["control_lines"] = {"available": True, "overlaps": [
+            {**_plain(c), "names": list(c["names"]), "share": c["area"] / area}
+            for c in repo.control_overlaps(conn, geometry) if c["area"] > 0.01]}
+    except GisError as exc:
+        out["control_lines"] = _unavailable("控制线", exc)
+    try:
+        price = land_price_at(conn, caller, parcel_code=parcel_code)
+        out["land_price"] = {"available": True, "zones": price["zones"], "by_use": [
+            {"land_class": k, "area": v["area"], "mean_price_per_m2": v["mean_price_per_m2"],
+             "value": v["value"]} for k, v in sorted(price["by_class"].items())]}
+    except GisError as exc:
+        out["land_price"] = _unavailable("基准地价", exc)
+    try:
+        require_read(caller, APPROVALS)
+        out["approvals"] = {"available": True, "items": [_plain(a) for a in repo.approvals_touching(
+            conn, parcel_code, geometry)]}
+    except GisError as exc:
+        out["approvals"] = _unavailable("建设用地审批", exc)
+    try:
+        require_read(caller, SUPERVISION)
+        out["supervision"] = {"available": True, "cases": [
+            mask_properties(caller, SUPERVISION, _plain(c)) for c in repo.cases_touching(conn, geometry)]}
+    except GisError as exc:
+        out["supervision"] = _unavailable("土地监察", exc)
+    if pipeline_service.may_read_pipes(caller):
+        pipes = pipeline_service.pipes_in_area(conn, geometry, caller=caller)
+        out["pipelines"] = {"available": True, "count": len(pipes), "pipes": pipes,
+                            "length_inside_m": sum(p["length_inside_m"] for p in pipes)}
+        out["clearances"] = {"available": True, **pipeline_service.area_clearance(conn, geometry, caller=caller,
+                                                                                   settings=settings)}
+    else:
+        note = "管线不可见：您的密钥无管线图层读取权限 pipelines not shown: your key may not read them"
+        out["pipelines"] = {"available": False, "note": note}
+        out["clearances"] = {"available": False, "note": note}
+    out["constraints"] = dossier.constraints_of(out)
+    return out
+
+
+def parcel_dossier_page(conn: Connection, caller: Caller, parcel_code: str, *, settings: Settings) -> str:
+    """The dossier as a printable HTML page (A4, Chinese labels, local times, a map of the parcel)."""
+    record = parcel_dossier(conn, caller, parcel_code, settings=settings)
+    _, geometry = cadastre.parcel_in_force(conn, parcel_code, caller=caller)
+    return dossier.dossier_html(record, geometry, zone=settings.service.time_zone)
+
+
+def _lonlat(geometry: BaseGeometry, settings: Settings) -> dict[str, Any]:
+    """A storage-CRS geometry as GeoJSON in lon/lat (RFC 7946)."""
+    to_lonlat = transformer(settings.spatial.storage_crs, "OGC:CRS84")
+    return shapely.geometry.mapping(shapely.ops.transform(to_lonlat.transform, geometry))
+
+
+# --- construction land (建设用地): statistics and red-line maps --------------------------------------
+
+def construction_land_statistics(conn: Connection, caller: Caller, *, district: str | None = None,
+                                 geometry: BaseGeometry | None = None, since: dt.date | None = None,
+                                 until: dt.date | None = None, period: str = "year") -> dict[str, Any]:
+    """Construction-land approvals by period (year, quarter, month of approval), supply kind
+    (划拨/出让/租赁) and GB/T 21010 first-level class, for a district, a drawn area (the part of each
+    red line inside it) or the whole city, between two approval dates (inclusive)."""
+    require_read(caller, APPROVALS)
+    construction.check_period(period)
+    _check_district(district)
+    if district is not None and geometry is not None:
+        raise InvalidParameter("give a district or an area, not both")
+    if since is not None and until is not None and until < since:
+        raise InvalidParameter("until must not be before since")
+    rows = repo.approvals_for_statistics(conn, district=district, geometry=geometry, since=since, until=until)
+    if geometry is not None:
+        scope = {"kind": "area", "name": "所选范围 the drawn area", "area_m2": geometry.area}
+    elif district is not None:
+        scope = {"kind": "district", "name": f"{district} 区 district", "district": district}
+    else:
+        scope = {"kind": "city", "name": "全市 the city"}
+    scope.update(since=since.isoformat() if since else None, until=until.isoformat() if until else None)
+    return construction.statistics_of(rows, period=period, scope=scope)
+
+
+def _approval(conn: Connection, caller: Caller, approval_id: int) -> dict[str, Any]:
+    require_read(caller, APPROVALS)
+    row = repo.land_approval(conn, approval_id)
+    if row is None:
+        raise NotFound(f"no construction-land approval {approval_id}")
+    return row
+
+
+def approval_redline(conn: Connection, caller: Caller, approval_id: int, *, settings: Settings) -> dict[str, Any]:
+    """The red line of one approval (建设用地红线): its corners in CGCS2000 (projected X/Y and B/L),
+    edge lengths, area (m², ha, 亩) and the live parcels it takes land from (holders masked)."""
+    row = _approval(conn, caller, approval_id)
+    parcels = [_plain(p) for p in cadastre.parcels_in_area(conn, row["geometry"], caller=caller)]
+    storage_crs = settings.spatial.storage_crs
+    to_geographic = transformer(storage_crs, "EPSG:4490")
+    red = construction.redline_of(_plain_keep_geometry(row), parcels, storage_crs=storage_crs,
+                                  crs_name=pyproj.CRS.from_user_input(storage_crs).name,
+                                  to_geographic=lambda x, y: to_geographic.transform(x, y))
+    red["geometry"] = _lonlat(row["geometry"], settings)
+    return red
+
+
+def approval_redline_page(conn: Connection, caller: Caller, approval_id: int, *, settings: Settings) -> str:
+    """The printable red-line map of one approval (A4: boundary, numbered corners, scale bar, tables)."""
+    red = approval_redline(conn, caller, approval_id, settings=settings)
+    row = _approval(conn, caller, approval_id)
+    shapes = cadastre.parcels_as_of(conn, row["geometry"], repo.database_now(conn), caller=caller, shapes=True)
+    return construction.redline_html(red, row["geometry"], [(p["parcel_code"], p["shape"]) for p in shapes],
+                                     zone=settings.service.time_zone, generated_at=repo.database_now(conn))
+
+
+def _plain_keep_geometry(row: dict[str, Any]) -> dict[str, Any]:
+    return {**_plain({k: v for k, v in row.items() if k != "geometry"}), "geometry": row["geometry"]}
+
+
+
+# --- land supervision: ownership disputes and the case map ------------------------------------------
+
+def record_ownership_dispute(conn: Connection, caller: Caller, properties: dict[str, Any],
+                             parties: list[dict[str, Any]]) -> dict[str, Any]:
+    """Open an ownership-dispute case (土地权属纠纷): the case (kind ownership_dispute, its patch the land
+    claimed by any party) and each party's claim (``parties``: party, party_kind, party_id_number,
+    party_phone, basis, geometry in the storage CRS), all through the one audited write path."""
+    require_write(caller, SUPERVISION)
+    require_write(caller, DISPUTE_CLAIMS)
+    if len(parties) < 2:
+        raise InvalidParameter("an ownership dispute has at least two parties, each with the land it claims")
+    claims = [_area(p["geometry"]) for p in parties]
+    patch = _area(shapely.union_all(claims))
+    names = [str(p.get("party") or "").strip() for p in parties]
+    if not all(names):
+        raise InvalidParameter("every party needs its name (party)")
+    # the parties are the claims' (each masked by its own kind); one joined text on the case would be
+    # masked as one value and show the first party's name
+    case = insert_feature(conn, SUPERVISION, caller, {**properties, "kind": "ownership_dispute", "party": None}, patch)
+    for party, claim in zip(parties, claims, strict=True):
+        values = {k: party.get(k) for k in ("party", "party_kind", "party_id_number", "party_phone", "basis")}
+        insert_feature(conn, DISPUTE_CLAIMS, caller, {**values, "case_id": case["id"]}, claim, through_module=True)
+    return _dispute_of(conn, caller, case["id"], None)
+
+
+def ownership_dispute(conn: Connection, caller: Caller, case_id: int, *, settings: Settings) -> dict[str, Any]:
+    """An ownership-dispute case with its parties (masked without the personal-data scope), each
+    party's claimed area, the overlap of every two claims, the contested area (claimed by two or
+    more, counted once) and the live parcels registered on the contested land."""
+    return _dispute_of(conn, caller, case_id, settings)
+
+
+def _dispute_of(conn: Connection, caller: Caller, case_id: int, settings: Settings | None) -> dict[str, Any]:
+    require_read(caller, SUPERVISION)
+    require_read(caller, DISPUTE_CLAIMS)
+    case = repo.supervision_case_record(conn, case_id)
+    if case is None:
+        raise NotFound(f"no supervision case {case_id}")
+    if case["kind"] != "ownership_dispute":
+        raise NotFound(f"supervision case {case_id} is not an ownership dispute (it is {case['kind']}): it has no "
+                       "parties' claims")
+    claims = repo.dispute_claims(conn, case_id)
+    overlap = disputes.overlaps_of([c["geometry"] for c in claims])
+    contested = overlap.pop("contested")
+    parcels = (cadastre.parcels_in_area(conn, contested, caller=caller) if contested is not None else [])
+    shown_case = mask_properties(caller, SUPERVISION, _plain({k: v for k, v in case.items() if k != "geometry"}))
+    out: dict[str, Any] = {
+        "case": shown_case,
+        "claims": [mask_properties(caller, DISPUTE_CLAIMS, _plain({k: v for k, v in c.items() if k != "geometry"}))
+                   for c in claims],
+        "overlap": overlap, "contested_parcels": [_plain(p) for p in parcels]}
+    if settings is not None:
+        for item, claim in zip(out["claims"], claims, strict=True):
+            item["geometry"] = _lonlat(claim["geometry"], settings)
+        out["contested_geometry"] = _lonlat(contested, settings) if contested is not None else None
+    return out
+
+
+def supervision_case_map(conn: Connection, caller: Caller, case_id: int, *, settings: Settings,
+                         first: dt.datetime | None = None, second: dt.datetime | None = None) -> str:
+    """The printable case map (监察图件): the case patch over the parcels at two dates side by side (for an
+    ownership dispute also the parties' claims and their overlap) with the comparison tables.
+    Defaults: the first date is New Year's Day of the year before the case was found, the second now."""
+    require_read(caller, SUPERVISION)
+    case = repo.supervision_case_record(conn, case_id)
+    if case is None:
+        raise NotFound(f"no supervision case {case_id}")
+    zone = ZoneInfo(settings.service.time_zone)
+    now = repo.database_now(conn)
+    first = first or dt.datetime(case["found_on"].year - 1, 1, 1, tzinfo=zone)
+    second = second or now
+    comparison = supervision_comparison(conn, caller, case_id=case_id, first=first, second=second)
+    dispute = claim_shapes = None
+    contested = None
+    if case["kind"] == "ownership_dispute" and can_read(caller, DISPUTE_CLAIMS):
+        dispute = _dispute_of(conn, caller, case_id, None)
+        claim_shapes = [c["geometry"] for c in repo.dispute_claims(conn, case_id)]
+        found = disputes.overlaps_of(claim_shapes)["contested"]
+        contested = found
+    around = shapely.union_all([case["geometry"], *(claim_shapes or [])]).buffer(10)
+    drawings = [{"parcels": cadastre.parcels_as_of(conn, around, when, caller=caller, shapes=True)}
+                for when in (first, second)]
+    shown = {**mask_properties(caller, SUPERVISION, _plain({k: v for k, v in case.items() if k != "geometry"})),
+             "geometry": case["geometry"]}
+    return disputes.case_map_html(shown, comparison, drawings, dispute, claim_shapes or [], contested,
+                                  zone=settings.service.time_zone, generated_at=now)
