@@ -52,6 +52,39 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shuffle-modules", metavar="SEED", type=int, default=None,
+                     help="run the test modules in a random order drawn from SEED (tests keep their order "
+                          "within a module): checks that no module depends on what another left behind")
+
+
+# modules that check the demo city as the generator made it (counts, code sequences, history): they run
+# before any module writes to the city, whatever the order of the rest
+PRISTINE_CITY = ("test_foundation_democity.py", "test_democity_history.py")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    seed = config.getoption("--shuffle-modules")
+    if seed is None:
+        return
+    import random
+
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path.name, []).append(item)
+    names = sorted(modules)
+    random.Random(seed).shuffle(names)
+    names.sort(key=lambda name: name not in PRISTINE_CITY)  # stable: the rest keep the shuffled order
+    items[:] = [item for name in names for item in modules[name]]
+    config._govgis_module_order = names  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    seed = config.getoption("--shuffle-modules")
+    return None if seed is None else f"modules shuffled with seed {seed} (tests keep their order in a module)"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     url = getattr(config, "_govgis_test_url", None)
     if url is not None and not os.environ.get("GOVGIS_KEEP_TEST_DB"):

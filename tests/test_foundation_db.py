@@ -50,9 +50,9 @@ def test_only_idle_connections_are_pinged(engine, monkeypatch) -> None:
 
 
 def _run(coroutine):  # noqa: ANN001, ANN202 — a test helper
-    import asyncio
+    from loops import run_in_own_loop
 
-    return asyncio.run(coroutine)
+    return run_in_own_loop(coroutine)
 
 
 def test_loop_reader_reads_what_the_engine_reads(engine) -> None:

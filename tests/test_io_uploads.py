@@ -181,7 +181,7 @@ def test_uploads_are_spooled_within_the_limit() -> None:
 
 def test_a_streamed_request_body_is_spooled_and_read_as_text() -> None:
     """The INP upload's path: request.stream() → temporary file → text (GBK accepted)."""
-    import asyncio
+    from loops import run_in_own_loop
 
     from gis.io.uploads import spool_stream
 
@@ -192,7 +192,7 @@ def test_a_streamed_request_body_is_spooled_and_read_as_text() -> None:
     async def spool():
         return await spool_stream(body(), SERVICE, filename="net.inp")
 
-    with asyncio.run(spool()) as upload:
+    with run_in_own_loop(spool()) as upload:
         assert upload.text() == "[TITLE]\n厦门 演示管网\n[END]\n" and upload.path.suffix == ".inp"
 
     async def endless():
@@ -203,7 +203,7 @@ def test_a_streamed_request_body_is_spooled_and_read_as_text() -> None:
         return await spool_stream(endless(), SERVICE)
 
     with pytest.raises(PayloadTooLarge):
-        asyncio.run(too_much())
+        run_in_own_loop(too_much())
 
 
 def test_a_spooled_upload_parses_like_its_bytes(tmp_path) -> None:

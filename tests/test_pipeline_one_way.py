@@ -165,8 +165,11 @@ def network(request, engine, tmp_path_factory):
                                      {"n": result.network_id}).all())
     # a customer's account is J<junction>: its junction's name
     junction = {cid: account[1:] for cid, account in accounts.items()}
-    return {"name": name, "path": path, "folder": folder, "result": result, "one_way": one_way,
-            "two_way": two_way, "sim": epanet_model(path), "junction": junction}
+    yield {"name": name, "path": path, "folder": folder, "result": result, "one_way": one_way,
+           "two_way": two_way, "sim": epanet_model(path), "junction": junction}
+    # the parameter's network goes with its fixture (a shuffled order may set the parameter up again)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM pipeline_networks WHERE id = :id"), {"id": result.network_id})
 
 
 def junctions(network, graph, customers) -> set[str]:

@@ -60,8 +60,18 @@ def case(request, engine):
     with engine.connect() as conn:
         # WNTR's metrics are topological: every link two-way, whatever its status (the flag)
         graph = service.load_graph(conn, result.network_id, one_way=False)
-    return {"wn": wn, "layer": layer, "node_seg": node_seg, "link_seg": link_seg, "result": result,
-            "graph": graph}
+    yield {"wn": wn, "layer": layer, "node_seg": node_seg, "link_seg": link_seg, "result": result,
+           "graph": graph}
+    _drop_network(engine, result.network_id)
+
+
+def _drop_network(engine, network_id: int) -> None:
+    """A parameter's network goes with its fixture: in a shuffled order the same parameter may be set up
+    again later in the module, under the same (unique) network name."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM pipeline_networks WHERE id = :id"), {"id": network_id})
 
 
 def _ours(case, iso):
