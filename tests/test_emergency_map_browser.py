@@ -22,6 +22,7 @@ from gis.crs import transformer
 from gis.localtime import format_datetime
 
 TAG = "TEST-EMAP"
+BASE = "landuse_survey,emergency_roads"  # the basemap under the screenshots
 ZONE = "Asia/Shanghai"
 
 
@@ -105,8 +106,8 @@ def _wait_coverage(m: MapPage, count: int) -> None:
 def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change(browser, server, keys, scene):  # noqa: F811
     headers = {"X-API-Key": keys["operator"]}
     lon, lat = scene["lon"], scene["lat"]
-    m = MapPage(browser, server, hash_=f"#map=16/{lat}/{lon}&layers=emergency_resources,emergency_incidents",
-                api_key=keys["operator"])
+    m = MapPage(browser, server, hash_=f"#map=16/{lat}/{lon}&layers={BASE},emergency_resources,emergency_incidents",
+                api_key=keys["operator"], viewport=(1366, 900))
     try:
         m.wait_tiles()
         m.page.click("[data-tool='em_incidents']")
@@ -162,7 +163,7 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         assert labels.count() == 3
         assert [labels.nth(k).get_attribute("data-rank") for k in range(3)] == ["3", "2", "1"]
         assert _duration(oracle[0]["eta_s"]) in m.page.inner_text(".gg-em-eta-label[data-rank='1']")
-        m.shot("emergency-dispatch", docs="map-emergency-dispatch.png")
+        m.shot("emergency-dispatch")
 
         # someone else assigned engine C meanwhile: its 派出 says so in Chinese, next to the button
         c_id = scene["ids"]["C"]
@@ -194,7 +195,8 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         assert after["uncovered"] != before["uncovered"]
         assert m.js("document.querySelectorAll('path.gg-em-gap').length") == len(after_api["gaps"]["features"])
         assert m.page.locator(f"[data-assigned='{scene['ids']['A']}']").count() == 1
-        m.shot("emergency-assigned")
+        m.js("document.getElementById('gg-em-units').scrollIntoView()")  # the units and the coverage figures in view
+        m.shot("emergency-assigned", docs="map-emergency-dispatch.png")
 
         # arrival, then release: the unit is available again and the gap closes
         m.page.click("#gg-em-assignments [data-arrive]")
@@ -226,6 +228,11 @@ def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(brow
         assert sorted(r for r in rows if not r.startswith("raster:")) == sorted(d["id"] for d in listing["layers"])
         assert "emergency_warehouses" not in rows and "emergency_population_cells" not in rows
         assert "emergency_incidents" in rows and "emergency_resources" in rows
+        # resources drawn by kind (shape) and status (colour): both in the legend
+        m.page.check("[data-layer='emergency_resources']")
+        legend = m.page.locator("[data-legend='emergency_resources']")
+        assert legend.locator("li[data-symbol]").count() == 6 and legend.locator("li[data-status]").count() == 3
+        assert "可调派" in legend.inner_text() and "车辆" in legend.inner_text()
         m.page.click("[data-tool='em_incidents']")
         m.page.wait_for_selector("#gg-em-list tbody tr")
         assert m.page.locator("#gg-em-intake").count() == 0
@@ -250,8 +257,8 @@ def test_service_areas_impact_and_shelters_are_drawn_from_the_api(browser, serve
     # the demo's water-main burst carries an impact area
     burst = next(i for i in incidents if i["incident_type"] == "供水管道爆管")
     lon, lat = burst["point"]["coordinates"]
-    m = MapPage(browser, server, hash_=f"#map=15/{lat}/{lon}&layers=emergency_shelters,emergency_incidents",
-                api_key=keys["operator"])
+    m = MapPage(browser, server, hash_=f"#map=15/{lat}/{lon}&layers={BASE},emergency_shelters,emergency_incidents",
+                api_key=keys["operator"], viewport=(1366, 900))
     try:
         m.wait_tiles()
         m.page.click("[data-tool='em_incidents']")
@@ -268,7 +275,15 @@ def test_service_areas_impact_and_shelters_are_drawn_from_the_api(browser, serve
             assert m.js(f"document.querySelectorAll('path.gg-em-iso-{minutes}').length") >= 1
         areas = m.js("Array.from(document.querySelectorAll('#gg-em-iso-table tbody tr td:nth-child(2)')).map(t => t.textContent)")
         assert areas == [f"{f['properties']['area_km2']:,.3f} km²" for f in iso["features"]]
-        m.shot("emergency-isochrones")
+        # the demo district is inside 5 minutes everywhere: shorter cutoffs show the bands
+        m.page.select_option("#gg-em-iso-minutes", "1,2,3")
+        m.page.wait_for_selector("#gg-em-iso-table tr[data-minutes='1']")
+        short = httpx.post(server + "/emergency/isochrones", json={"point": {"lon": lon, "lat": lat}, "minutes": [1, 2, 3]},
+                           headers=headers).json()
+        reached = m.js("Array.from(document.querySelectorAll('#gg-em-iso-table tbody tr td:nth-child(3)')).map(t => Number(t.textContent))")
+        assert reached == [f["properties"]["vertices_reached"] for f in short["features"]]
+        assert reached[0] < reached[1] < reached[2]
+        m.shot("emergency-isochrones", docs="map-emergency-isochrones.png")
 
         m.page.click("[data-tool='em_impact']")
         m.page.click("#gg-em-stored-area")

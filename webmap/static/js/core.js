@@ -210,7 +210,7 @@
     var outline = st.fill && !classified ? (st.color || color) : color;
     if (def.id === "emergency_shelters" && props.capacity_persons !== undefined && Number(props.occupancy) >= Number(props.capacity_persons)) {
       // a full shelter takes nobody more: outlined in red (the legend's "已满" row)
-      return { color: "#d7191c", weight: 2.5, opacity: 1, dashArray: "5 3", fill: true, fillColor: color, fillOpacity: st.opacity !== undefined ? Number(st.opacity) : 0.45 };
+      return { color: "#d7191c", weight: 2.5, opacity: 1, dashArray: "5 3", fill: true, fillColor: color, fillOpacity: st.opacity !== undefined ? Number(st.opacity) : 0.7 };
     }
     return {
       color: outline, weight: classified ? 0.4 : 1, opacity: classified ? 0.6 : 0.9, fill: true,

@@ -70,7 +70,8 @@
   var NEXT = { reported: ["dispatched", "closed"], dispatched: ["on_scene", "closed"], on_scene: ["under_control", "closed"],
     under_control: ["closed"], closed: [] };
   var ROUTE_COLORS = ["#d7191c", "#1f78b4", "#33a02c", "#ff7f00", "#6a3d9a", "#b15928", "#e7298a", "#666666", "#1b9e77", "#a6761d"];
-  var ISO_COLORS = { 5: "#1a9850", 10: "#fee08b", 15: "#f46d43" };
+  var ISO_COLORS = ["#1a9850", "#fee08b", "#f46d43"];  // inner to outer
+  var ISO_PRESETS = ["5,10,15", "3,6,9", "1,2,3"];  // minutes; a small district is covered by 5 already
   var em = G.state.em = { incidents: [], types: null, selected: null, intake: { line: "119", type: "XF01", level: 3, at: null },
     dispatch: null, coverage: null, coverageOn: false, hazard: null, capabilities: null };
   var layers = {};  // name → L.featureGroup (intake, dispatch, iso, coverage, impact, shelters)
@@ -227,7 +228,7 @@
     if (!inc) return;
     var c = inc.point.coordinates;
     L.marker([c[1], c[0]], { icon: incidentIcon(inc.status), pane: "gg-marker", title: inc.code }).addTo(g)
-      .bindTooltip(inc.code + " " + inc.incident_type, { permanent: true, direction: "right", offset: [14, 0], className: "gg-code-label" });
+      .bindTooltip(inc.code + " " + inc.incident_type, { permanent: true, direction: "top", offset: [0, -14], className: "gg-code-label" });
   }
   function detailView(inc) {
     var box = G.el("div", { id: "gg-em-detail", "data-incident-id": String(inc.id), "data-status": inc.status });
@@ -475,28 +476,33 @@
     var use = G.el("button", { class: "gg-btn", id: "gg-em-iso-incident", text: G.t("emUseIncident") });
     use.disabled = !em.selected;
     use.addEventListener("click", function () { var c = em.selected.point.coordinates; isochrones(L.latLng(c[1], c[0]), use); });
-    G.showResults(G.t("emIsochrones"), G.el("div", { id: "gg-em-iso" }, [G.el("p", { class: "gg-hint", text: G.t("emIsoHint") }), use,
-      G.el("div", { id: "gg-em-iso-box" })]));
+    var preset = G.el("select", { id: "gg-em-iso-minutes" }, ISO_PRESETS.map(function (p) {
+      var o = G.el("option", { value: p, text: p.split(",").join(" / ") + " " + G.t("emMinutes") }); o.selected = (em.isoPreset || ISO_PRESETS[0]) === p; return o; }));
+    preset.addEventListener("change", function () { em.isoPreset = preset.value; if (em.isoAt) isochrones(em.isoAt, preset); });
+    G.showResults(G.t("emIsochrones"), G.el("div", { id: "gg-em-iso" }, [G.el("p", { class: "gg-hint", text: G.t("emIsoHint") }),
+      G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("emMinutes") }), preset]), use, G.el("div", { id: "gg-em-iso-box" })]));
   }
   function isochrones(latlng, where) {
     var out = document.getElementById("gg-em-iso-box");
+    var minutes = (em.isoPreset || ISO_PRESETS[0]).split(",").map(Number);
+    em.isoAt = latlng;
     out.innerHTML = "";
     out.appendChild(G.el("p", { class: "gg-hint", text: G.t("loading") }));
-    return call("/emergency/isochrones", { json: { point: { lon: latlng.lng, lat: latlng.lat }, minutes: [5, 10, 15] } }, where || out,
+    return call("/emergency/isochrones", { json: { point: { lon: latlng.lng, lat: latlng.lat }, minutes: minutes } }, where || out,
       G.t("emIsochrones")).then(function (fc) {
       em.isochrones = fc;
       var g = group("iso");
       g.clearLayers();
-      fc.features.slice().reverse().forEach(function (f) {
-        var m = f.properties.minutes;
-        L.geoJSON(f, { pane: "gg-highlight", interactive: false, style: { color: ISO_COLORS[m] || "#888", weight: 2, fillColor: ISO_COLORS[m] || "#888",
+      fc.features.slice().reverse().forEach(function (f, k) {
+        var m = f.properties.minutes, color = ISO_COLORS[fc.features.length - 1 - k] || "#888";
+        L.geoJSON(f, { pane: "gg-highlight", interactive: false, style: { color: color, weight: 2, fillColor: color,
           fillOpacity: 0.22, className: "gg-em-iso gg-em-iso-" + m } }).addTo(g);
       });
       L.circleMarker(latlng, { pane: "gg-marker", radius: 6, color: "#fff", weight: 2, fillColor: "#1f3a5f", fillOpacity: 1 }).addTo(g);
       out.innerHTML = "";
-      out.appendChild(G.table([G.t("emMinutes"), G.t("emArea"), G.t("emIsoReached")], fc.features.map(function (f) {
+      out.appendChild(G.table([G.t("emMinutes"), G.t("emArea"), G.t("emIsoReached")], fc.features.map(function (f, k) {
         var m = f.properties.minutes;
-        return { cells: [G.el("span", {}, [G.el("span", { class: "gg-swatch gg-fill", style: "background:" + (ISO_COLORS[m] || "#888") }), m + " " + G.t("emMinutes")]),
+        return { cells: [G.el("span", {}, [G.el("span", { class: "gg-swatch gg-fill", style: "background:" + (ISO_COLORS[k] || "#888") }), m + " " + G.t("emMinutes")]),
           G.fmtNumber(f.properties.area_km2, 3) + " km²", f.properties.vertices_reached], attrs: { "data-minutes": String(m) } };
       }), { id: "gg-em-iso-table" }));
       var b = g.getBounds();
@@ -607,6 +613,10 @@
     out.innerHTML = "";
     var g = group("shelters");
     g.clearLayers();
+    var hazard = em.hazard && em.hazard.incident === body.incident_id ? em.hazard.geometry :
+      em.impact && em.impact.incident_id === body.incident_id && !em.impact.drawn ? em.impact.area : null;
+    if (hazard) L.geoJSON(hazard, { pane: "gg-highlight", interactive: false, style: { color: "#e31a1c", weight: 2, dashArray: "6 4",
+      fillColor: "#fb9a99", fillOpacity: 0.2, className: "gg-em-hazard" } }).addTo(g);
     var routes = L.featureGroup().addTo(g);
     var most = Math.max.apply(null, body.allocation.map(function (a) { return a.persons; }).concat([1]));
     body.allocation.forEach(function (a, k) {
