@@ -195,6 +195,10 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         assert after["uncovered"] != before["uncovered"]
         assert m.js("document.querySelectorAll('path.gg-em-gap').length") == len(after_api["gaps"]["features"])
         assert m.page.locator(f"[data-assigned='{scene['ids']['A']}']").count() == 1
+        # the map's resource symbols come from tiles asked again after the write: A is drawn as assigned
+        m.page.wait_for_function("""(id) => Object.values(GovGis.tiles._tiles).some(t => { const l = t.el._gg &&
+            t.el._gg.layers.emergency_resources; const f = l && l.features.find(f => f.id === id);
+            return f && f.properties.status === 'assigned'; })""", arg=scene["ids"]["A"], timeout=20_000)
         m.js("document.getElementById('gg-em-units').scrollIntoView()")  # the units and the coverage figures in view
         m.shot("emergency-assigned", docs="map-emergency-dispatch.png")
 
@@ -246,6 +250,9 @@ def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(brow
         m.page.wait_for_selector("#gg-em-units tbody tr, #gg-em-units-box .gg-empty", timeout=30_000)
         assert m.page.locator("[data-assign]").count() == 0
         assert m.page.locator("#gg-em-cov-toggle").count() == 0
+        m.page.click("#gg-lang")  # English: the panel is said again in English
+        assert m.page.inner_text("[data-tool='em_dispatch']") == "Dispatch"
+        assert m.page.inner_text("#gg-em-find") == "Find nearest units"
         assert m.errors == []
     finally:
         m.close()
