@@ -216,7 +216,7 @@
       em.selected = detail;
       document.body.setAttribute("data-em-incident", String(detail.id));
       drawSelected();
-      if (G.state.activeTool === "em_incidents") incidentsPanel();
+      rerenderActive();
       G.emit("emergency:selected", detail);
       return detail;
     }).catch(function () { return null; });
@@ -250,8 +250,14 @@
       });
       box.appendChild(G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("emMoveTo") }), G.el("span", {}, [next, " ", move])]));
     }
-    if ((inc.duplicates || []).length) {
-      box.appendChild(G.el("p", { class: "gg-notice", text: G.t("emDuplicates") + "：" + inc.duplicates.map(function (d) { return d.code || ("#" + (d.other_id || d.candidate_id || "")); }).join("、") }));
+    var flagged = (inc.duplicates || []).filter(function (d) { return d.state === "flagged"; });
+    if (flagged.length) {
+      var codes = flagged.map(function (d) {
+        var other = d.incident_id === inc.id ? d.candidate_id : d.incident_id;
+        var known = em.incidents.filter(function (i) { return i.id === other; })[0];
+        return (known ? known.code : "#" + other) + "（" + G.fmtNumber(d.distance_m, 0) + " m）";
+      });
+      box.appendChild(G.el("p", { class: "gg-notice", id: "gg-em-duplicates", text: G.t("emDuplicates") + "：" + codes.join("、") }));
     }
     box.appendChild(G.el("h4", { text: G.t("emHistory") }));
     box.appendChild(G.table([G.t("emStatus"), G.t("emTime")], (inc.status_history || []).map(function (h) {
@@ -289,17 +295,22 @@
       .then(function () {
         redrawTiles();
         G.emit("emergency:units", { step: step, assignment: assignment });
-        return selectIncident(assignment.incident_id).then(rerenderActive);
+        return selectIncident(assignment.incident_id);
       }, function () { button.disabled = false; });
   }
+  /* the active emergency tool's panel again, for the incident now selected */
   function rerenderActive() {
-    var id = G.state.activeTool;
-    if (id === "em_dispatch") renderDispatch();
-    else if (id === "em_incidents") incidentsPanel();
+    var render = { em_incidents: incidentsPanel, em_dispatch: renderDispatch, em_impact: impactPanel, em_shelters: sheltersPanel }[G.state.activeTool];
+    if (render) render();
   }
+  /* a tool that works on an incident, with none chosen yet: say so, and offer the open incidents */
   function needIncident(title) {
     if (em.selected) return false;
-    G.showResults(title, G.el("p", { class: "gg-hint", id: "gg-em-need-incident", text: G.t("emChoose") }));
+    var list = G.el("div", { id: "gg-em-list-box" });
+    G.showResults(title, G.el("div", {}, [G.el("p", { class: "gg-hint", id: "gg-em-need-incident", text: G.t("emChoose") }), list]));
+    if (G.allowed("em_incidents")) {
+      loadIncidents().then(function () { list.appendChild(incidentTable()); }).catch(function (err) { problem(list, err, G.t("emList")); });
+    }
     return true;
   }
 
@@ -411,7 +422,7 @@
       G.message(G.t("emAssignedMsg", { name: made.resource, eta: G.fmtDateTime(made.eta_at) }));
       redrawTiles();
       G.emit("emergency:units", { step: "assign", assignment: made });
-      return selectIncident(inc.id).then(function () { renderDispatch(); return made; });
+      return selectIncident(inc.id).then(function () { return made; });
     }, function () { button.disabled = false; return null; });
   }
 
