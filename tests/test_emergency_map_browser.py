@@ -16,6 +16,7 @@ import re
 import httpx
 import pytest
 import sqlalchemy as sa
+from shapely.geometry import shape
 from test_webmap_browser import MapPage, browser, server  # noqa: F401  (the browser and live-server fixtures)
 
 from gis.crs import transformer
@@ -214,6 +215,31 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         assert back["uncovered_area_km2"] == pytest.approx(before_api["uncovered_area_km2"])
         assert float(m.page.get_attribute("#gg-em-dispatch tr[data-figure='uncovered']", "data-value")) == pytest.approx(
             before_api["uncovered_area_km2"])
+
+        # the impact of an area drawn round the call, stored as the incident's impact area (version 1)
+        m.page.click("[data-tool='em_impact']")
+        m.page.click("#gg-em-draw-area")
+        d = 0.0012
+        ring = [(lat - d, lon - d), (lat - d, lon + d), (lat + d, lon + d), (lat + d, lon - d)]
+        for la, lo in ring[:-1]:
+            m.click_at(la, lo)
+        x, y = m.screen_xy(*ring[-1])
+        m.page.mouse.dblclick(x, y)
+        m.page.wait_for_selector("#gg-em-impact-summary")
+        drawn = m.js("GovGis.state.em.hazard.geometry")
+        assert shape(drawn).contains(shape(made["point"]))
+        report = httpx.post(f"{server}/emergency/incidents/{incident_id}/impact", json={"geometry": drawn},
+                            headers=headers).json()
+        assert m.page.inner_text("#gg-em-impact-summary tr[data-figure='parcels'] td:last-child") == \
+            str(report["parcels"]["count"])
+        assert m.page.inner_text("#gg-em-impact-summary tr[data-figure='population'] td:last-child") == \
+            f"{report['population']:,} 人"
+        m.page.click("#gg-em-save-area")
+        m.page.wait_for_function("document.getElementById('gg-message').textContent.indexOf('已保存影响范围') === 0")
+        stored = httpx.get(f"{server}/emergency/incidents/{incident_id}/areas", headers=headers).json()["areas"]
+        impact = next(a for a in stored if a["kind"] == "impact")
+        assert impact["version"] == 1
+        assert shape(impact["geometry"]).hausdorff_distance(shape(drawn)) < 2e-7  # the answer's 1e-7° rounding
         assert [e for e in m.errors if "status of 409" not in e] == []  # the one 409 is engine C's, above
     finally:
         m.close()  # asserts no request left the local server
