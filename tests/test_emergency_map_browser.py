@@ -263,6 +263,30 @@ def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(brow
         legend = m.page.locator("[data-legend='emergency_resources']")
         assert legend.locator("li[data-symbol]").count() == 6 and legend.locator("li[data-status]").count() == 3
         assert "可调派" in legend.inner_text() and "车辆" in legend.inner_text()
+        # every resource in view drawn with the shape of its kind in the colour of its status
+        m.page.check("[data-layer='emergency_incidents']")
+        m.js("GovGis.map.setZoom(15, {animate: false})")
+        m.wait_tiles()
+        units = {str(r["id"]): r for r in httpx.get(server + "/emergency/resources",
+                                                     headers={"X-API-Key": keys["fire"]}).json()}
+        drawn = m.js("""() => { const out = {}; Object.values(GovGis.tiles._tiles).forEach(t =>
+            t.el.querySelectorAll('image[data-layer="emergency_resources"]').forEach(i => {
+                out[i.dataset.fid] = i.getAttribute('href'); })); return out; }""")
+        in_view = m.js("""(pts) => pts.filter(p => GovGis.map.getBounds().contains([p[1], p[0]])).map(p => String(p[2]))""",
+                       [[*r["point"]["coordinates"], r["id"]] for r in units.values()])
+        assert in_view and set(in_view) <= set(drawn)
+        spec = next(d for d in listing["layers"] if d["id"] == "emergency_resources")["emergency"]
+        shapes = {s["kind"]: s["shape"] for s in spec["symbols"]}
+        colours = {s["status"]: s["color"] for s in spec["status_colors"]}
+        for fid in in_view:
+            unit = units[fid]
+            expected = m.js("([s, c, g]) => GovGis.symbolUrl(s, c, g)", [shapes[unit["kind"]], colours[unit["status"]],
+                                                                         spec["glyphs"].get(unit["capability_type"], "")])
+            assert drawn[fid] == expected, unit["name"]
+        looks = {(units[f]["kind"], units[f]["status"], units[f]["capability_type"]): drawn[f] for f in in_view}
+        assert len(set(looks.values())) == len(looks)  # a different kind, status or capability looks different
+        assert len({k[1] for k in looks}) >= 2 and len({k[0] for k in looks}) >= 2
+        m.shot("emergency-119-key")
         m.page.click("[data-tool='em_incidents']")
         m.page.wait_for_selector("#gg-em-list tbody tr")
         assert m.page.locator("#gg-em-intake").count() == 0
