@@ -92,6 +92,7 @@
   function levelText(level) { return G.t("emLevel" + level); }
   function lineText(line) { return G.t("line_" + line); }
   function statusText(status) { return G.t("em_status_" + status); }
+  /* a type's name in the UI language (the code list has both); the stored Chinese name until it is loaded */
   function typeName(code) {
     var t = em.types && em.types[code];
     return t ? (G.lang === "en" ? t.name_en : t.name_zh) : code;
@@ -196,7 +197,7 @@
     var open = em.incidents.filter(function (i) { return i.status !== "closed"; });
     if (!open.length) return G.el("p", { class: "gg-empty", text: G.t("emNoIncidents") });
     return G.table([G.t("emCode"), G.t("emType"), G.t("emLevel"), G.t("emStatus"), G.t("emReportedAt")], open.map(function (i) {
-      return { cells: [i.code, i.incident_type, "Ⅰ Ⅱ Ⅲ Ⅳ".split(" ")[i.level - 1] || i.level, statusText(i.status), G.fmtDateTime(i.reported_at)],
+      return { cells: [i.code, i.type_code ? typeName(i.type_code) : i.incident_type, "Ⅰ Ⅱ Ⅲ Ⅳ".split(" ")[i.level - 1] || i.level, statusText(i.status), G.fmtDateTime(i.reported_at)],
         attrs: { "data-incident-id": String(i.id), "class": em.selected && em.selected.id === i.id ? "gg-selected" : "" },
         onclick: function () { selectIncident(i.id); } };
     }), { id: "gg-em-list" });
@@ -209,7 +210,7 @@
     var list = G.el("div", { id: "gg-em-list-box" }, [G.el("p", { class: "gg-hint", text: G.t("loading") })]);
     box.appendChild(list);
     G.showResults(G.t("emIncidents"), box);
-    loadIncidents().then(function () { list.innerHTML = ""; list.appendChild(incidentTable()); }).catch(function (err) { problem(list, err, G.t("emList")); });
+    loadTypes().catch(function () {}).then(loadIncidents).then(function () { list.innerHTML = ""; list.appendChild(incidentTable()); }).catch(function (err) { problem(list, err, G.t("emList")); });
   }
   function selectIncident(id) {
     return call("/emergency/incidents/" + id, {}, document.getElementById("gg-results"), G.t("emSelected")).then(function (detail) {
