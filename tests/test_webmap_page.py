@@ -97,8 +97,16 @@ def test_a_tool_whose_endpoints_are_missing_is_left_out():
                   "/pipeline/repair-orders/{order_id}/print", "/pipeline/cross-section", "/pipeline/usage", "/planning/prereview",
                   "/planning/prereview/{report_id}/report.html", "/planning/balance",
                   "/land/parcels/{parcel_code}/timeline", "/land/parcels/{parcel_code}/lineage", "/land/dossier",
-                  "/land/parcels/{parcel_code}/dossier.html"]
+                  "/land/parcels/{parcel_code}/dossier.html",
+                  "/emergency/incidents", "/emergency/incidents/{incident_id}", "/emergency/incident-types",
+                  "/emergency/incidents/{incident_id}/dispatch", "/emergency/incidents/{incident_id}/assignments",
+                  "/emergency/assignments/{assignment_id}/arrival", "/emergency/assignments/{assignment_id}/release",
+                  "/emergency/isochrones", "/emergency/coverage", "/emergency/incidents/{incident_id}/impact",
+                  "/emergency/incidents/{incident_id}/areas/{kind}",
+                  "/emergency/incidents/{incident_id}/shelter-allocation"]
     assert [t.id for t in available_tools(everything)] == [t.id for t in TOOLS]
+    without_emergency = [p for p in everything if not p.startswith("/emergency")]
+    assert not [t.id for t in available_tools(without_emergency) if t.module == "emergency"]
     without_pipeline = [p for p in everything if not p.startswith("/pipeline")]
     ids = [t.id for t in available_tools(without_pipeline)]
     assert "burst" not in ids and "repair_order" not in ids and "cross_section" not in ids and {"identify", "prereview", "timeline"} <= set(ids)
@@ -109,6 +117,47 @@ def test_the_running_app_offers_every_tool(client):
     html = client.get("/map").text
     for tool in TOOLS:
         assert f"/map/static/js/tools/{tool.script}" in html, tool.id
+    # the emergency tools share one script: the page loads it once
+    assert html.count("/map/static/js/tools/emergency.js") == 1
+    assert {t.id for t in TOOLS if t.module == "emergency"} == {
+        "em_incidents", "em_intake", "em_dispatch", "em_assign", "em_isochrones", "em_coverage", "em_impact",
+        "em_impact_area", "em_shelters"}
+
+
+def test_emergency_tools_follow_the_key_and_the_layers_carry_their_symbols(client, demo_city):
+    """A 119 key that reads incidents and resources gets the reading tools, not intake, assign or
+    coverage (the population grid is not its to read); the emergency office's key gets every tool.
+    Resources and incidents carry a shape per kind and a colour per status for the map and its legend."""
+    from gis.keys import create_key
+
+    with demo_city.begin() as conn:
+        fire = create_key(conn, department="119", read=["emergency_incidents", "emergency_resources"]).secret
+        office = create_key(conn, department="应急管理局", read=["emergency"], write=["emergency"]).secret
+    anonymous = client.get("/map/layers.json").json()["tools"]
+    assert not any(anonymous[t] for t in ("em_incidents", "em_dispatch", "em_intake", "em_coverage", "em_shelters"))
+    read_only = client.get("/map/layers.json", headers={"X-API-Key": fire}).json()
+    tools = read_only["tools"]
+    assert tools["em_incidents"] and tools["em_dispatch"] and tools["em_impact"]
+    assert not tools["em_intake"] and not tools["em_assign"] and not tools["em_coverage"] and not tools["em_shelters"]
+    assert not tools["em_impact_area"]
+    assert {d["id"] for d in read_only["layers"] if d["family"] == "emergency"} == {
+        "emergency_incidents", "emergency_resources", "emergency_roads", "emergency_shelters"}  # the public ones too
+    full = client.get("/map/layers.json", headers={"X-API-Key": office}).json()
+    assert all(full["tools"][t.id] for t in TOOLS if t.module == "emergency")
+    layers = {d["id"]: d for d in full["layers"]}
+    resources = layers["emergency_resources"]["emergency"]
+    assert {s["kind"] for s in resources["symbols"]} == {"station", "team", "vehicle", "hospital", "medical", "equipment"}
+    assert len({s["shape"] for s in resources["symbols"]}) == len(resources["symbols"])
+    assert [s["status"] for s in resources["status_colors"]] == ["available", "assigned", "out_of_service"]
+    assert len({s["color"] for s in resources["status_colors"]}) == 3
+    incidents = layers["emergency_incidents"]["emergency"]
+    assert [s["status"] for s in incidents["status_colors"]] == ["reported", "dispatched", "on_scene", "under_control",
+                                                                 "closed"]
+    categories = {r["name_zh"] for r in client.get("/emergency/incident-types").json() if r["level"] == "1"}
+    assert {s["kind"] for s in incidents["symbols"]} == categories  # a shape for every category of the code list
+    shelters = layers["emergency_shelters"]
+    assert [r["code"] for r in shelters["legend"]] == ["紧急", "短期", "长期", "full"]
+    assert layers["emergency_warehouses"]["emergency"] is None
 
 
 def test_every_field_the_popup_shows_has_a_title_in_both_languages():

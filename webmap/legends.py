@@ -47,6 +47,12 @@ LEGENDS: dict[str, dict[str, tuple[str, str, str]]] = {
         "17": ("陆地水域", "Inland water", "#4bb5e6"),
         "23": ("其他土地", "Other land", "#e1e1c8"),
     },
+    # shelter classes by duration (GB/T 44013-2024; verify)
+    "shelter_classes": {
+        "紧急": ("紧急避难场所", "Immediate shelter", "#a6d96a"),
+        "短期": ("短期避难场所", "Short-term shelter", "#1a9850"),
+        "长期": ("长期避难场所", "Long-term shelter", "#00441b"),
+    },
 }
 
 UTILITY_TITLES: dict[str, tuple[str, str]] = {
@@ -104,3 +110,67 @@ NODE_SYMBOLS: list[tuple[str, str, str, str]] = [
 def node_symbols() -> list[dict[str, str]]:
     """Legend rows for pipe nodes: [{kind, zh, en, shape}]."""
     return [{"kind": kind, "zh": zh, "en": en, "shape": shape} for kind, zh, en, shape in NODE_SYMBOLS]
+
+
+# Emergency symbols (after GB/T 35649-2017 in spirit: a shape per kind, a colour per state; the shapes
+# and colours are govgis's own — verify against the city's emergency map standard). The browser draws
+# the shape in the status colour with the glyph inside (the capability's first character, or the level).
+EMERGENCY_SYMBOLS: dict[str, dict[str, object]] = {
+    "emergency_resources": {
+        "symbol_field": "kind", "status_field": "status", "glyph_field": "capability_type",
+        "symbols": [
+            # kind, zh, en, shape
+            ("station", "站（驻地）", "Station", "house"),
+            ("team", "救援队伍", "Team", "shield"),
+            ("vehicle", "车辆", "Vehicle", "truck"),
+            ("hospital", "医院", "Hospital", "cross"),
+            ("medical", "医疗点", "Medical post", "ring"),
+            ("equipment", "装备", "Equipment", "square"),
+        ],
+        "status": [
+            ("available", "可调派", "Available", "#2e7d32"),
+            ("assigned", "已出动", "Assigned", "#e65100"),
+            ("out_of_service", "停用", "Out of service", "#8a8a8a"),
+        ],
+        "glyphs": {"消防救援": "火", "医疗急救": "急", "医疗救治": "医", "城市搜救": "搜", "供水抢修": "水",
+                   "燃气抢修": "气", "工程抢险": "工"},
+    },
+    "emergency_incidents": {
+        "symbol_field": "category", "status_field": "status", "glyph_field": "level",
+        "symbols": [
+            ("消防类", "消防类", "Fire", "burst"),
+            ("交通类", "交通类", "Traffic", "diamond"),
+            ("卫生类", "卫生类", "Public health", "cross"),
+            ("市政类", "市政类", "Municipal", "square"),
+            ("公安类", "公安类", "Public security", "shield"),
+            ("生产安全类", "生产安全类", "Work safety", "triangle"),
+            ("自然灾害类", "自然灾害类", "Natural disaster", "star"),
+        ],
+        "status": [
+            ("reported", "已接报", "Reported", "#d7191c"),
+            ("dispatched", "已调派", "Dispatched", "#ff7f00"),
+            ("on_scene", "已到场", "On scene", "#8e24aa"),
+            ("under_control", "已控制", "Under control", "#1f78b4"),
+            ("closed", "已结案", "Closed", "#9e9e9e"),
+        ],
+        "glyphs": {"1": "I", "2": "II", "3": "III", "4": "IV"},
+    },
+}
+
+
+def emergency_symbols(layer_id: str) -> dict[str, object] | None:
+    """How the map draws an emergency point layer: shape by ``symbol_field``, colour by ``status_field``,
+    a glyph by ``glyph_field``; rows for the legend. None for other layers."""
+    spec = EMERGENCY_SYMBOLS.get(layer_id)
+    if spec is None:
+        return None
+    return {"symbol_field": spec["symbol_field"], "status_field": spec["status_field"],
+            "glyph_field": spec["glyph_field"], "glyphs": spec["glyphs"],
+            "symbols": [{"kind": k, "zh": zh, "en": en, "shape": shape} for k, zh, en, shape in spec["symbols"]],
+            "status_colors": [{"status": s, "zh": zh, "en": en, "color": c} for s, zh, en, c in spec["status"]]}
+
+
+def shelter_legend() -> list[dict[str, str]]:
+    """Legend rows of the shelter layer: one per class, plus the outline of a full shelter."""
+    rows = legend_items({"legend": "shelter_classes"})
+    return rows + [{"code": "full", "zh": "已满（安置人数≥容量）", "en": "Full (occupancy ≥ capacity)", "color": "#d7191c"}]

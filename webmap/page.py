@@ -74,8 +74,8 @@ def build_page(config: PageConfig) -> str:
     root.header.add_child(CssLink(f"{STATIC}/govgis.css?v={config.version}"))
     for name in APP_JS:
         root.header.add_child(JavascriptLink(f"{STATIC}/js/{name}?v={config.version}"))
-    for tool in config.tools:
-        root.header.add_child(JavascriptLink(f"{STATIC}/js/tools/{tool.script}?v={config.version}"))
+    for script in dict.fromkeys(tool.script for tool in config.tools):  # several tools may share a script
+        root.header.add_child(JavascriptLink(f"{STATIC}/js/tools/{script}?v={config.version}"))
     root.html.add_child(Element(_SHELL))
     # folium writes the map's own script at render time, after ours: start once the document is parsed
     root.script.add_child(Element(

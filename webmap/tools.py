@@ -49,6 +49,30 @@ TOOLS: list[MapTool] = [
     MapTool("timeline", "land.js", "land",
             ("/land/parcels/{code}/timeline", "/land/parcels/{code}/lineage", "/collections/{collectionId}/items")),
     MapTool("dossier", "dossier.js", "land", ("/land/dossier", "/land/parcels/{code}/dossier.html")),
+    # 应急指挥: one script, several tools. em_intake, em_assign and em_impact_area have no button of their
+    # own: they say whether the key may take a call, assign units, or store an impact area (the page
+    # shows those forms and buttons only then); a 119/120 key that reads only gets the reading tools.
+    MapTool("em_incidents", "emergency.js", "emergency",
+            ("/emergency/incidents", "/emergency/incidents/{incident_id}", "/emergency/incident-types"),
+            reads=("emergency_incidents",)),
+    MapTool("em_intake", "emergency.js", "emergency", ("/emergency/incidents",),
+            reads=("emergency_incidents",), writes=("emergency_incidents",)),
+    MapTool("em_dispatch", "emergency.js", "emergency", ("/emergency/incidents/{incident_id}/dispatch",),
+            reads=("emergency_incidents", "emergency_resources")),
+    MapTool("em_assign", "emergency.js", "emergency",
+            ("/emergency/incidents/{incident_id}/assignments", "/emergency/assignments/{assignment_id}/arrival",
+             "/emergency/assignments/{assignment_id}/release"),
+            reads=("emergency_incidents", "emergency_resources"),
+            writes=("emergency_incidents", "emergency_resources")),
+    MapTool("em_isochrones", "emergency.js", "emergency", ("/emergency/isochrones",), reads=("emergency_roads",)),
+    MapTool("em_coverage", "emergency.js", "emergency", ("/emergency/coverage",),
+            reads=("emergency_resources", "emergency_population_cells")),
+    MapTool("em_impact", "emergency.js", "emergency", ("/emergency/incidents/{incident_id}/impact",),
+            reads=("emergency_incidents",)),
+    MapTool("em_impact_area", "emergency.js", "emergency", ("/emergency/incidents/{incident_id}/areas/{kind}",),
+            reads=("emergency_incidents",), writes=("emergency_incident_areas",)),
+    MapTool("em_shelters", "emergency.js", "emergency", ("/emergency/incidents/{incident_id}/shelter-allocation",),
+            reads=("emergency_incidents", "emergency_shelters", "emergency_population_cells")),
 ]
 
 

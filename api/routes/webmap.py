@@ -162,6 +162,7 @@ def _describe(layer: Layer, networks: dict[str, dict[str, str]]) -> dict[str, An
         "id": layer.id, "title": {"zh": layer.title_zh, "en": layer.title_en}, "family": layer.family,
         "access": layer.access.value, "geometry_type": geometry_type, "style": style, "legend": legends.legend_items(style),
         "symbols": legends.node_symbols() if layer.id == "pipeline_nodes" else [],
+        "emergency": legends.emergency_symbols(layer.id),
         "min_zoom": MAP_MIN_ZOOM.get(layer.id, int(style.get("min_zoom", 10))),
         "basemap": layer.id in BASEMAP_LAYERS, "visible": layer.id in DEFAULT_ON,
         "key": layer.key, "searchable": list(layer.searchable), "map_fields": list(layer.map_fields),
@@ -170,6 +171,8 @@ def _describe(layer: Layer, networks: dict[str, dict[str, str]]) -> dict[str, An
         "tiles": f"/tiles/{{z}}/{{x}}/{{y}}.mvt?layers={layer.id}",
         "items": f"/collections/{layer.id}/items",
     }
+    if layer.id == "emergency_shelters":
+        entry["legend"] = legends.shelter_legend()
     if networks and "network_id" in layer.map_fields:
         # pipes and nodes carry network_id in their tiles: coloured by the network's utility
         entry["lookup"] = {"field": "network_id",

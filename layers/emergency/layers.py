@@ -36,7 +36,8 @@ SHELTERS = REGISTRY.add(Layer(
     table=shelters, family="emergency", department=DEPARTMENT, access=Access.PUBLIC,
     searchable=("code", "name"), map_fields=("code", "name", "capacity_persons", "shelter_class", "occupancy"),
     required=("code", "name", "grade", "shelter_class", "capacity_persons"),
-    style={"kind": "fill", "color": "#33a02c"},
+    # coloured by class (webmap/legends.py SHELTER_CLASSES); a full one is outlined in red
+    style={"kind": "fill", "color": "#33a02c", "fill": "shelter_class", "legend": "shelter_classes", "opacity": 0.7},
 ))
 INCIDENTS = REGISTRY.add(Layer(
     id="emergency_incidents", title_zh="突发事件", title_en="Incidents",

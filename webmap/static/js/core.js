@@ -154,13 +154,34 @@
     "star": '<path d="M9 1.5L11.2 6.6L16.5 7L12.4 10.5L13.7 15.8L9 13L4.3 15.8L5.6 10.5L1.5 7L6.8 6.6Z" fill="C" stroke="#fff"/>',
     "ring": '<circle cx="9" cy="9" r="5.5" fill="#fff" stroke="C" stroke-width="3"/>',
     "diamond": '<path d="M9 1.5L16.5 9L9 16.5L1.5 9Z" fill="C" stroke="#fff" stroke-width="1.2"/>',
-    "small-dot": '<circle cx="9" cy="9" r="2.4" fill="C" stroke="#fff" stroke-width="0.8"/>'
+    "small-dot": '<circle cx="9" cy="9" r="2.4" fill="C" stroke="#fff" stroke-width="0.8"/>',
+    // emergency symbols (resources by kind, incidents by category): drawn in the status colour
+    "house": '<path d="M9 1.5L16.5 8V16.5H1.5V8Z" fill="C" stroke="#fff" stroke-width="1.2" stroke-linejoin="round"/>',
+    "shield": '<path d="M9 1.5L16 4V9C16 13 12.5 15.6 9 16.8C5.5 15.6 2 13 2 9V4Z" fill="C" stroke="#fff" stroke-width="1.2" stroke-linejoin="round"/>',
+    "truck": '<rect x="1.5" y="4" width="15" height="9.5" rx="2" fill="C" stroke="#fff" stroke-width="1.2"/><circle cx="5" cy="15" r="1.8" fill="#333" stroke="#fff" stroke-width="0.8"/><circle cx="13" cy="15" r="1.8" fill="#333" stroke="#fff" stroke-width="0.8"/>',
+    "cross": '<path d="M6 1.5H12V6H16.5V12H12V16.5H6V12H1.5V6H6Z" fill="C" stroke="#fff" stroke-width="1.2" stroke-linejoin="round"/>',
+    "burst": '<path d="M9 0.8L11 5.5L15.8 3.2L13.5 8L17.5 10L12.8 11.8L14.5 17L9 13.8L3.5 17L5.2 11.8L0.5 10L4.5 8L2.2 3.2L7 5.5Z" fill="C" stroke="#fff" stroke-width="1" stroke-linejoin="round"/>'
   };
   var iconCache = {};
-  G.symbolUrl = function (shape, color) {
+  G.symbolUrl = function (shape, color, glyph) {
+    var text = glyph ? '<text x="9" y="' + (shape === "truck" ? 11.6 : shape === "triangle" ? 13.6 : 12.4) + '" text-anchor="middle" font-size="' +
+      (glyph.length > 2 ? 6 : glyph.length > 1 ? 7.5 : 9) + '" font-weight="700" font-family="sans-serif" fill="#fff">' + glyph + "</text>" : "";
     var svg = '<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 18 18">' +
-      (SHAPES[shape] || SHAPES.dot).replace(/C/g, color) + "</svg>";
+      (SHAPES[shape] || SHAPES.dot).replace(/="C"/g, '="' + color + '"') + text + "</svg>";
     return "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+  };
+  /* an emergency point (resource, incident): the shape of its kind, the colour of its status, a glyph
+     inside (火 医 搜 … for a resource's capability, I–IV for an incident's level) */
+  G.emergencyIcon = function (def, props, zoom) {
+    var spec = def.emergency;
+    var symbol = spec.symbols.filter(function (s) { return s.kind === String(props[spec.symbol_field]); })[0];
+    var status = spec.status_colors.filter(function (s) { return s.status === String(props[spec.status_field]); })[0];
+    var shape = symbol ? symbol.shape : "dot", color = status ? status.color : "#555555";
+    var glyph = spec.glyphs[String(props[spec.glyph_field])] || "";
+    var size = zoom >= 17 ? 26 : zoom >= 15 ? 22 : 18;
+    var key = "em" + shape + color + glyph + size;
+    if (!iconCache[key]) iconCache[key] = L.icon({ iconUrl: G.symbolUrl(shape, color, glyph), iconSize: [size, size] });
+    return iconCache[key];
   };
   G.nodeIcon = function (def, props, zoom) {
     var symbol = (def.symbols || []).filter(function (s) { return s.kind === props.kind; })[0];
@@ -181,11 +202,16 @@
       return { color: def.basemap ? "#8d8578" : color, weight: w, opacity: 0.9, fill: false };
     }
     if (kind === "point") {
+      if (def.emergency) return { icon: G.emergencyIcon(def, props, zoom) };
       if (def.symbols && def.symbols.length) return { icon: G.nodeIcon(def, props, zoom) };
       return { radius: zoom >= 16 ? 5 : 4, color: "#ffffff", weight: 1, fill: true, fillColor: color, fillOpacity: 0.95 };
     }
     var classified = Boolean(st.legend);
     var outline = st.fill && !classified ? (st.color || color) : color;
+    if (def.id === "emergency_shelters" && props.capacity_persons !== undefined && Number(props.occupancy) >= Number(props.capacity_persons)) {
+      // a full shelter takes nobody more: outlined in red (the legend's "已满" row)
+      return { color: "#d7191c", weight: 2.5, opacity: 1, dashArray: "5 3", fill: true, fillColor: color, fillOpacity: st.opacity !== undefined ? Number(st.opacity) : 0.7 };
+    }
     return {
       color: outline, weight: classified ? 0.4 : 1, opacity: classified ? 0.6 : 0.9, fill: true,
       fillColor: color, fillOpacity: st.opacity !== undefined ? Number(st.opacity) : (classified ? 0.55 : (st.fill ? 0.08 : 0.3))
@@ -407,6 +433,15 @@
 
   function legendRows(def) {
     var kind = kindOf(def);
+    if (def.emergency) {
+      // shapes by kind (drawn neutral), then the status colours
+      var spec = def.emergency;
+      return spec.symbols.map(function (s) {
+        return G.el("li", { "data-symbol": s.kind }, [G.el("img", { class: "gg-symbol", alt: "", src: G.symbolUrl(s.shape, "#5a6b7d") }), G.title(s)]);
+      }).concat(spec.status_colors.map(function (s) {
+        return G.el("li", { "data-status": s.status }, [G.el("span", { class: "gg-swatch gg-point", style: "background:" + s.color }), G.title(s)]);
+      }));
+    }
     if (def.symbols && def.symbols.length) {
       return def.symbols.map(function (s) {
         return G.el("li", { "data-symbol": s.kind }, [G.el("img", { class: "gg-symbol", alt: "", src: G.symbolUrl(s.shape, "#5a6b7d") }), G.title(s)]);

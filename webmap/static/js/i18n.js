@@ -35,7 +35,15 @@
       problem_internal: "服务器内部错误（已记录），请联系系统管理员",
       problem_network: "无法连接服务器，请检查网络",
       problem_http_404: "未找到所需的数据", problem_http_405: "不支持此操作",
-      problem_default: "请求失败（错误代码 {status}）"
+      problem_default: "请求失败（错误代码 {status}）",
+      // 应急指挥: call lines, unit kinds and states, incident states (the emergency tools and popups)
+      line_110: "110 公安", line_119: "119 消防", line_120: "120 急救", line_122: "122 交管", line_municipal: "市政热线",
+      em_kind_vehicle: "车辆", em_kind_team: "队伍", em_kind_station: "站", em_kind_hospital: "医院", em_kind_medical: "医疗点",
+      em_kind_equipment: "装备", em_method_network: "路网", em_method_straight_line: "直线估计（不在路网上）",
+      em_status_reported: "已接报", em_status_dispatched: "已调派", em_status_on_scene: "已到场", em_status_under_control: "已控制",
+      em_status_closed: "已结案", em_res_available: "可调派", em_res_assigned: "已出动", em_res_out_of_service: "停用",
+      problem_em_conflict: "操作与当前状态冲突（可能已被他人调派或已结案），请刷新后再试",
+      problem_em_no_place: "请先在地图上点击事件位置，再确认接警"
     },
     en: {
       title: "City map", panel: "Panel", search: "Search", searchPlaceholder: "Parcel code, right holder, address, pipe/valve/resource id",
@@ -68,7 +76,14 @@
       problem_internal: "Internal server error (logged); contact the administrator",
       problem_network: "Cannot reach the server; check the network",
       problem_http_404: "The data asked for was not found", problem_http_405: "This operation is not supported",
-      problem_default: "The request failed (code {status})"
+      problem_default: "The request failed (code {status})",
+      line_110: "110 Police", line_119: "119 Fire", line_120: "120 Ambulance", line_122: "122 Traffic", line_municipal: "Municipal hotline",
+      em_kind_vehicle: "Vehicle", em_kind_team: "Team", em_kind_station: "Station", em_kind_hospital: "Hospital", em_kind_medical: "Medical post",
+      em_kind_equipment: "Equipment", em_method_network: "road", em_method_straight_line: "straight line (off the network)",
+      em_status_reported: "Reported", em_status_dispatched: "Dispatched", em_status_on_scene: "On scene", em_status_under_control: "Under control",
+      em_status_closed: "Closed", em_res_available: "Available", em_res_assigned: "Assigned", em_res_out_of_service: "Out of service",
+      problem_em_conflict: "This clashes with the current state (someone may have assigned the unit or closed the incident); reload and retry",
+      problem_em_no_place: "Click the incident's place on the map first"
     }
   };
   G.addText = function (more) {
