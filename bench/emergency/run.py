@@ -121,6 +121,12 @@ def run_size(engine: sa.Engine, edges: int, key: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as client:
         client.get(f"/emergency/incidents/{incident_ids[0]}/dispatch", params={"n": 50})  # the server loads its graph
+        floor = []
+        for _ in range(40):  # a keyed request that computes nothing: key check, access log, HTTP
+            t = time.perf_counter()
+            client.get("/emergency/incident-types").raise_for_status()
+            floor.append((time.perf_counter() - t) * 1000)
+        print(f"HTTP floor (keyed GET /emergency/incident-types, no computation) p50 {p50(floor):.1f} ms")
         ours = []
         for iid in incident_ids[:40]:
             t = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from gis.settings import EmergencySettings, Settings
 from gis.writes import audit
 from layers.emergency import repository as repo
 from layers.emergency import routing
-from layers.emergency.graph import road_graph
+from layers.emergency.graph import ROAD_TABLES, road_graph
 from layers.emergency.layers import (
     CLOSURES,
     INCIDENT_AREAS,
@@ -128,8 +129,8 @@ def turnout_for(capability_type: str, settings: EmergencySettings) -> float:
 
 # --- the road network, closures and masks ------------------------------------------------------------
 
-def _graph(conn: Connection) -> routing.RoadGraph:
-    graph = road_graph(conn)
+def _graph(conn: Connection, key: tuple[int, ...] | None = None) -> routing.RoadGraph:
+    graph = road_graph(conn, key)
     if graph is None:
         raise NotFound("the city has no routable road (emergency_roads with source, target and cost)")
     return graph
@@ -137,14 +138,16 @@ def _graph(conn: Connection) -> routing.RoadGraph:
 
 def request_mask(conn: Connection, graph: routing.RoadGraph, *, at: dt.datetime | None = None,
                  avoid: Sequence[BaseGeometry] = (), slow: Sequence[tuple[BaseGeometry, float]] = (),
-                 closures: bool = True) -> tuple[routing.CostMask | None, list[dict[str, Any]]]:
+                 closures: bool = True, active: list[dict[str, Any]] | None = None
+                 ) -> tuple[routing.CostMask | None, list[dict[str, Any]]]:
     """The cost mask of one request: closures in force at ``at`` (edges, or the edges their area
     touches), areas to ``avoid`` (blocked) and areas to ``slow`` by a factor. Returns it with the
-    closures applied (for the answer)."""
+    closures applied (for the answer). ``active``: those closures when already read
+    (``repo.request_state``)."""
     blocked: list[np.ndarray] = []
     applied = []
     if closures:
-        for closure in repo.active_closures(conn, at):
+        for closure in (repo.active_closures(conn, at) if active is None else active):
             if closure["edge_ids"]:
                 edges = np.array([graph.edge_index[e] for e in closure["edge_ids"] if e in graph.edge_index],
                                  dtype=np.int64)
@@ -438,24 +441,51 @@ def _straight_line(xy: np.ndarray, target: np.ndarray, settings: EmergencySettin
     return metres, metres / (settings.straight_line_kmh / 3.6)
 
 
-_UNITS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]] = {}
+@dataclass(frozen=True)
+class _Units:
+    """The units a dispatch considers (one filter), as of one version of the resource layer: ids,
+    positions, turnout, attachment to the roads and each unit's row (for the answer)."""
+
+    ids: np.ndarray
+    xy: np.ndarray
+    turnout: np.ndarray
+    attached: routing.Points
+    rows: dict[int, dict[str, Any]]
 
 
-def _candidate_units(conn: Connection, graph: routing.RoadGraph, settings: EmergencySettings, **filters: Any
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]:
-    """(ids, positions, turnout, attachment) of the units a dispatch considers, cached until the
-    resource or road layer changes (an assignment or a return changes the resource layer)."""
-    key = (graph.version_key, repo.table_versions(conn, (RESOURCES.table.name,)),
-           tuple(sorted(filters.items())), tuple(sorted(settings.turnout_seconds.items())),
+_UNITS: dict[tuple, _Units] = {}
+_ROUTING_TABLES = (*ROAD_TABLES, RESOURCES.table.name)
+
+
+def _request_state(conn: Connection, *, incident_id: int | None = None, at: dt.datetime | None = None
+                   ) -> tuple[routing.RoadGraph, dict[str, Any]]:
+    """The road graph and what the request reads (versions, incident, closures) in one round trip;
+    NotFound for a missing incident first, then for a city without roads."""
+    state = repo.request_state(conn, _ROUTING_TABLES, incident_id=incident_id, at=at)
+    if incident_id is not None and state["incident"] is None:
+        raise repo.no_incident(incident_id)
+    return _graph(conn, tuple(state["versions"][t][0] for t in ROAD_TABLES)), state
+
+
+def _candidate_units(conn: Connection, graph: routing.RoadGraph, settings: EmergencySettings,
+                     version: tuple[int, Any], **filters: Any) -> _Units:
+    """The units a dispatch considers, cached until the resource or road layer changes (an assignment
+    or a return changes the resource layer). ``version``: the resource layer's (version, changed_at)
+    read with the request. Kept only when the layer did not change while it was read."""
+    key = (graph.version_key, version, tuple(sorted(filters.items())), tuple(sorted(settings.turnout_seconds.items())),
            settings.turnout_default_seconds)
     found = _UNITS.get(key)
     if found is None:
-        ids, xy, capabilities = repo.unit_positions(conn, **filters)
-        turnout = np.array([turnout_for(c, settings) for c in capabilities])
-        found = (ids, xy, turnout, graph.attach(xy))
-        if len(_UNITS) > 64:
-            _UNITS.clear()
-        _UNITS[key] = found
+        rows = repo.resources_where(conn, capability_type=filters["capability_type"], kind=filters["kind"],
+                                    status=filters["status"], min_level=filters["min_level"])
+        ids = np.array([r["id"] for r in rows], dtype=np.int64)
+        xy = np.array([(r["x"], r["y"]) for r in rows], dtype=float).reshape(-1, 2)
+        turnout = np.array([turnout_for(r["capability_type"], settings) for r in rows])
+        found = _Units(ids, xy, turnout, graph.attach(xy), {int(r["id"]): r for r in rows})
+        if repo.request_state(conn, (RESOURCES.table.name,))["versions"][RESOURCES.table.name] == version:
+            if len(_UNITS) > 64:
+                _UNITS.clear()
+            _UNITS[key] = found
     return found
 
 
@@ -483,13 +513,13 @@ def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, s
     require_read(caller, RESOURCES)
     if not 1 <= n <= 500:
         raise InvalidParameter("n is 1–500")
-    incident = repo.incident(conn, incident_id)
-    graph = _graph(conn)
-    ids, xy, turnout, attached = _candidate_units(conn, graph, settings.emergency, capability_type=capability_type,
-                                                  kind=kind, status=("available",), min_level=min_level)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
-    located = graph.reattach(attached, xy, mask)
-    target = np.array([incident["x"], incident["y"]])
+    graph, state = _request_state(conn, incident_id=incident_id, at=at)  # the one round trip when warm
+    units = _candidate_units(conn, graph, settings.emergency, state["versions"][RESOURCES.table.name],
+                             capability_type=capability_type, kind=kind, status=("available",), min_level=min_level)
+    ids, xy, turnout = units.ids, units.xy, units.turnout
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
+    located = graph.reattach(units.attached, xy, mask)
+    target = np.array(state["incident"])
     here = graph.attach(target[None, :], mask)
     on_network = located.snap_m <= settings.emergency.max_snap_m
     idx = np.flatnonzero(on_network)
@@ -504,7 +534,7 @@ def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, s
                         "distance_m": metres, "coords": np.array([xy[i], target])})
     answers.sort(key=lambda a: a["eta_s"])
     answers = answers[:n]
-    details = {r["id"]: r for r in repo.resources_where(conn, ids=[int(ids[a["i"]]) for a in answers])}
+    details = units.rows
     lines = _lines([a["coords"] for a in answers if a["coords"] is not None], settings)
     out = []
     for rank, a in enumerate(answers, start=1):
