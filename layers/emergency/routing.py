@@ -31,8 +31,10 @@ The model
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +47,7 @@ from shapely.geometry.base import BaseGeometry
 INF = np.inf
 NO_VERTEX = -9999  # scipy's "no predecessor"
 MAX_CELLS = 160_000  # largest grid an isochrone or coverage polygon is drawn on
+MATRIX_WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads of one travel-time matrix
 BUFFERS_KEPT = 4  # search buffers kept per direction for concurrent requests (see _SearchBuffer)
 
 
@@ -633,16 +636,19 @@ def route_between(graph: RoadGraph, origin: Points, target: Points, mask: CostMa
 
 
 def travel_time_matrix(graph: RoadGraph, origins: Points, destinations: Points, mask: CostMask | None = None,
-                       chunk: int | None = None) -> np.ndarray:
+                       chunk: int | None = None, workers: int | None = None) -> np.ndarray:
     """Seconds from every origin to every destination (inf: unreachable), one search per origin in
-    chunks that keep the distance block under ~64 MB."""
+    chunks that keep each distance block under ~32 MB, the chunks shared among ``workers`` threads
+    (default: the machine's cores, at most MATRIX_WORKERS; scipy's Dijkstra runs without the GIL).
+    Each row is one origin's own search, so the answer does not depend on the split."""
     out = np.full((len(origins), len(destinations)), INF)
-    chunk = chunk or max(1, min(256, 8_000_000 // max(graph.n_vertices, 1)))
+    chunk = chunk or max(1, min(128, 4_000_000 // max(graph.n_vertices, 1)))
     fwd, bwd = graph.edge_costs(mask)
     e, g = destinations.edge, destinations.fraction
     into_u, into_v = _part(g, fwd[e]), _part(1 - g, bwd[e])
     du, dv = graph.u[e], graph.v[e]
-    for start in range(0, len(origins), chunk):
+
+    def block(start: int) -> None:
         part = origins.take(np.arange(start, min(start + chunk, len(origins))))
         dist, _, _ = graph.search(graph.seeds(part, mask, reverse=False), reverse=False, mask=mask)
         out[start:start + len(part)] = np.minimum(dist[:, du] + into_u, dist[:, dv] + into_v)
@@ -651,6 +657,15 @@ def travel_time_matrix(graph: RoadGraph, origins: Points, destinations: Points, 
             if len(same):
                 times, _ = graph.arrival(dist[k], destinations.take(same), mask, reverse=False, origin=part.take([k]))
                 out[start + k, same] = times
+
+    starts = list(range(0, len(origins), chunk))
+    workers = min(workers or MATRIX_WORKERS, len(starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="emergency-matrix") as pool:
+            list(pool.map(block, starts))
+    else:
+        for start in starts:
+            block(start)
     return out
 
 
@@ -731,7 +746,7 @@ def _reach_field(graph: RoadGraph, dist: np.ndarray, origins: Points, offsets_s:
     col = np.floor((xy[:, 0] - x0) / cell_m).astype(np.int64)
     row = np.floor((y1 - xy[:, 1]) / cell_m).astype(np.int64)
     field = np.full((height, width), INF)
-    np.minimum.at(field, (row, col), times)
+    np.minimum.at(field.reshape(-1), row * width + col, times)  # flat: numpy's fast path, same minima
     radius = int(np.ceil(buffer_m / cell_m))
     if radius > 0:
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
