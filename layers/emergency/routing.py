@@ -547,6 +547,23 @@ class RoadGraph:
         t = np.clip((key - k0) / span, 0.0, 1.0)[:, None]
         return self._coords[i] * (1 - t) + self._coords[i + 1] * t
 
+    def interpolate_runs(self, edges: np.ndarray, counts: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+        """``interpolate(np.repeat(edges, counts), fractions)`` to the bit, for samples that come in runs
+        along one edge each: what depends on the edge alone is gathered once per edge and repeated."""
+        edges = np.asarray(edges, dtype=np.int64)
+        fractions = np.asarray(fractions, dtype=float)
+        i = self._ptr[edges]
+        k0, k1 = self._key[i], self._key[i + 1]
+        span = np.where(k1 > k0, k1 - k0, 1.0)
+        key = np.repeat(edges * 2.0, counts) + np.clip(fractions, 0.0, 1.0)
+        t = np.clip((key - np.repeat(k0, counts)) / np.repeat(span, counts), 0.0, 1.0)[:, None]
+        out = (np.repeat(self._coords[i], counts, axis=0) * (1 - t)
+               + np.repeat(self._coords[i + 1], counts, axis=0) * t)
+        bent = np.flatnonzero(np.repeat(self._ptr[edges + 1] - i > 2, counts))
+        if len(bent):  # edges with inner vertices: the general way, for their samples only
+            out[bent] = self.interpolate(np.repeat(edges, counts)[bent], fractions[bent])
+        return out
+
 
 def _interp_rows(x: np.ndarray, key: np.ndarray, xy: np.ndarray, owner: np.ndarray, starts: np.ndarray,
                  counts: np.ndarray) -> np.ndarray:
@@ -732,7 +749,7 @@ def _reach_field(graph: RoadGraph, dist: np.ndarray, origins: Points, offsets_s:
         along = np.where(tk >= of, _part(tk - of, fwd[oe]), _part(of - tk, bwd[oe])) + offsets[k]
         times[on] = np.minimum(times[on], along)
     keep = times <= limit
-    xy = graph.interpolate(owner[keep], t[keep])
+    xy = graph.interpolate_runs(edges, counts, t)[keep]
     times = times[keep]
     reached_vertices = np.flatnonzero(dist <= limit)
     xy = np.concatenate([xy, graph.vertex_xy[reached_vertices], origins.xy])

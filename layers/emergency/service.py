@@ -92,7 +92,24 @@ def geojson(geometry: BaseGeometry | None, settings: Settings, precision: float 
     """A storage-CRS geometry as lon/lat GeoJSON (RFC 7946), to 1e-7° (~1 cm)."""
     if geometry is None or geometry.is_empty:
         return None
-    return shapely.geometry.mapping(shapely.set_precision(to_lonlat(geometry, settings), precision))
+    snapped = shapely.set_precision(to_lonlat(geometry, settings), precision)
+    if snapped.geom_type in ("Polygon", "MultiPolygon") and not snapped.is_empty:
+        return _polygon_json(snapped)
+    return shapely.geometry.mapping(snapped)
+
+
+def _polygon_json(polygon: BaseGeometry) -> dict[str, Any]:
+    """``shapely.geometry.mapping`` of a (Multi)Polygon, the same JSON built from its coordinate array
+    in one go (mapping walks every vertex in Python: most of an isochrone's serialisation)."""
+    kind, coords, offsets = shapely.to_ragged_array([polygon])
+    points = coords.tolist()
+    ring_offsets = offsets[0].tolist()
+    rings = [points[a:b] for a, b in zip(ring_offsets[:-1], ring_offsets[1:], strict=True)]
+    polygon_offsets = offsets[1].tolist()
+    polygons = [rings[a:b] for a, b in zip(polygon_offsets[:-1], polygon_offsets[1:], strict=True)]
+    if polygon.geom_type == "Polygon":
+        return {"type": "Polygon", "coordinates": polygons[0]}
+    return {"type": "MultiPolygon", "coordinates": polygons}
 
 
 def _lonlat_xy(x: float, y: float, settings: Settings) -> list[float]:
