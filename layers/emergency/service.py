@@ -10,7 +10,7 @@ in the storage CRS and goes out as lon/lat GeoJSON; times go out as ISO 8601 in 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -471,7 +471,24 @@ class _Units:
 
 
 _UNITS: dict[tuple, _Units] = {}
-_ROUTING_TABLES = (*ROAD_TABLES, RESOURCES.table.name)
+_ROUTING_TABLES = (*ROAD_TABLES, RESOURCES.table.name, POPULATION.table.name)
+_MEMO: dict[tuple, Any] = {}
+
+
+def _memo(conn: Connection, what: str, state: dict[str, Any], tables: Sequence[str], args: tuple,
+          load: Callable[[], Any]) -> Any:
+    """``load()``, remembered until one of ``tables`` changes (their versions as read with the request
+    in ``state``); kept only when they did not change while it loaded. Callers never modify it."""
+    key = (what, tuple(state["versions"][t] for t in tables), args)
+    if key in _MEMO:
+        return _MEMO[key]
+    value = load()
+    now = repo.request_state(conn, tables)["versions"]
+    if all(now[t] == state["versions"][t] for t in tables):
+        if len(_MEMO) > 64:
+            _MEMO.clear()
+        _MEMO[key] = value
+    return value
 
 
 def _request_state(conn: Connection, *, incident_id: int | None = None, at: dt.datetime | None = None
@@ -751,8 +768,8 @@ def route(conn: Connection, origin: Point, destination: Point, *, caller: Caller
           avoid: Sequence[BaseGeometry] = (), at: dt.datetime | None = None) -> dict[str, Any]:
     """The fastest road route between two points (closures in force and ``avoid`` areas applied)."""
     require_read(caller, ROADS)
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
     points = graph.attach(np.array([[origin.x, origin.y], [destination.x, destination.y]]), mask)
     found = routing.route_between(graph, points.take([0]), points.take([1]), mask)
     if found is None:
@@ -770,8 +787,8 @@ def isochrones(conn: Connection, origin: Point, minutes: Sequence[float], *, cal
     cutoffs = sorted({float(m) for m in minutes})
     if not cutoffs or len(cutoffs) > 6 or cutoffs[0] <= 0 or cutoffs[-1] > 120:
         raise InvalidParameter("minutes: 1 to 6 cutoffs, each > 0 and ≤ 120 (e.g. 5,10,15)")
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
     here = graph.attach(np.array([[origin.x, origin.y]]), mask)
     es = settings.emergency
     reached = routing.reach(graph, here, [m * 60 for m in cutoffs], mask=mask, cell_m=es.isochrone_cell_m,
@@ -816,10 +833,19 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
     require_read(caller, RESOURCES)
     require_read(caller, POPULATION)
     es = settings.emergency
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at)
-    stations = _fire_stations(conn, live=live)
-    study = _study_area(conn, area, district)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, active=state["closures"])
+    stations = _memo(conn, "stations", state, (RESOURCES.table.name,), (live,),
+                     lambda: _fire_stations(conn, live=live))
+    if area is None and district is None:  # the city: its grid (or the roads' extent) until either changes
+        def city() -> tuple[BaseGeometry, tuple[np.ndarray, ...]]:
+            whole = _study_area(conn, None, None)
+            return whole, _frozen(repo.population_cells_in(conn, whole))
+
+        study, (cells, population) = _memo(conn, "city", state, (POPULATION.table.name, *ROAD_TABLES), (), city)
+    else:
+        study = _study_area(conn, area, district)
+        cells, population = repo.population_cells_in(conn, study)
     cutoff = es.coverage_minutes * 60
     turnout = turnout_for(FIRE, es)
     covered = shapely.MultiPolygon()
@@ -830,7 +856,6 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
                                 hole_max_m2=es.isochrone_hole_max_m2)
         covered = reached.polygons[0]
     gaps = shapely.difference(study, covered)
-    cells, population = repo.population_cells_in(conn, study)
     uncovered_pop = population_inside(cells, population, gaps)
     total_pop = population_inside(cells, population, study)
     gap_parts = [g for g in getattr(gaps, "geoms", [gaps]) if not g.is_empty and g.area >= 1.0]
@@ -850,6 +875,12 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
                 for g in sorted(gap_parts, key=lambda g: -g.area)]}}
 
 
+def _frozen(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 def population_inside(cells: np.ndarray, population: np.ndarray, area: BaseGeometry) -> float:
     """Estimated persons inside an area: each cell's population spread evenly over the cell."""
     if not len(cells) or area.is_empty:
@@ -864,8 +895,8 @@ def travel_matrix(conn: Connection, origins: Sequence[Point], destinations: Sequ
     require_read(caller, ROADS)
     if not origins or not destinations or len(origins) * len(destinations) > 4_000_000:
         raise InvalidParameter("give 1+ origins and destinations, at most 4,000,000 pairs")
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, active=state["closures"])
     o = graph.attach(np.array([[p.x, p.y] for p in origins]), mask)
     d = graph.attach(np.array([[p.x, p.y] for p in destinations]), mask)
     matrix = routing.travel_time_matrix(graph, o, d, mask)
