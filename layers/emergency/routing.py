@@ -330,6 +330,27 @@ class RoadGraph:
         dist, pred = result if predecessors else (result, None)
         return dist[:, :n], (pred[:, :n] if pred is not None else None), None
 
+    def first_radius(self, origin: Points, targets: Points, n: int, offsets: np.ndarray) -> float:
+        """A search radius (seconds) that most likely holds the ``n`` targets nearest the origin: the
+        n-th straight-line distance at the median speed of the roads, × 1.25, plus the spread of the
+        targets' offsets (turnout), at least a minute. Only a first guess (see ``nearest_by_eta``)."""
+        if not len(targets) or n <= 0:
+            return 60.0
+        metres = np.hypot(*(targets.xy - origin.xy[0]).T)
+        nth = float(np.partition(metres, min(n, len(metres)) - 1)[min(n, len(metres)) - 1])
+        spread = float(np.max(offsets) - np.min(offsets)) if len(offsets) else 0.0
+        return max(60.0, 1.25 * nth / self.median_speed + spread)
+
+    @property
+    def median_speed(self) -> float:
+        """Median speed of the open road directions, m/s (a scale for search radii)."""
+        if not hasattr(self, "_median_speed"):
+            seconds = np.concatenate([self.cost, self.reverse_cost])
+            metres = np.concatenate([self.length, self.length])
+            ok = seconds > 0
+            self._median_speed = float(np.median(metres[ok] / seconds[ok])) if ok.any() else 10.0
+        return self._median_speed
+
     def _take_buffer(self, reverse: bool, seeds: int, arcs: int) -> _SearchBuffer:
         with self._buffer_lock:
             free = self._buffers[reverse]
@@ -610,18 +631,23 @@ class Candidate:
 
 
 def nearest_by_eta(graph: RoadGraph, incident: Points, units: Points, turnout_s: np.ndarray, n: int, *,
-                   mask: CostMask | None = None, first_limit_s: float = 600.0,
+                   mask: CostMask | None = None, first_limit_s: float | None = None,
                    with_routes: bool = True) -> tuple[list[Candidate], np.ndarray]:
     """The ``n`` units with the smallest ETA (travel to the incident + turnout) in one search on the
-    reversed graph, widened only when the first radius does not prove the answer.
+    reversed graph, bounded, widened (doubled) only when the radius does not prove the answer: every
+    unit not reached within the radius takes longer than it, so once the n-th ETA is within radius +
+    the smallest turnout, no unit outside can come before. The answer is the same for any radius;
+    only the work differs (a search costs with the area it covers: 0.6 ms for 10 min, 27 ms for 40
+    min at 500,000 edges). Default first radius: the n-th nearest unit's straight-line distance at
+    the network's median speed, plus a margin (``first_limit_s`` overrides).
 
     Returns the chosen candidates (ETA order) and every unit's travel time (inf where not reached
     within the final radius — those units are slower than every chosen one).
     """
     turnout_s = np.asarray(turnout_s, dtype=float)
     seeds = graph.seeds(incident, mask, reverse=True)
-    limit = first_limit_s
     min_turnout = float(turnout_s.min()) if len(turnout_s) else 0.0
+    limit = first_limit_s if first_limit_s is not None else graph.first_radius(incident, units, n, turnout_s)
     while True:
         dist, pred, _ = graph.search(seeds, reverse=True, mask=mask, limit=limit, predecessors=with_routes)
         travel, how = graph.arrival(dist[0], units, mask, reverse=True, origin=incident)
@@ -631,7 +657,7 @@ def nearest_by_eta(graph: RoadGraph, incident: Points, units: Points, turnout_s:
         proven = len(order) == n and (n == 0 or eta[order[-1]] <= limit + min_turnout)
         if proven or np.isinf(limit) or exact.all():
             break
-        limit = limit * 4 if limit * 4 < 86_400 else INF
+        limit = limit * 2 if limit * 2 < 86_400 else INF
     order = order[np.isfinite(eta[order])]
     routes: list[Route | None] = [None] * len(order)
     if with_routes and len(order):
