@@ -158,6 +158,8 @@ class RoadGraph:
         self.vertex_xy = np.zeros((self.n_vertices, 2))
         self.vertex_xy[self.u] = coords[self._ptr[:-1]]
         self.vertex_xy[self.v] = coords[self._ptr[1:] - 1]
+        self.vertex_x = np.ascontiguousarray(self.vertex_xy[:, 0])
+        self.vertex_y = np.ascontiguousarray(self.vertex_xy[:, 1])
         self._build_csr()
         fwd = np.where(self.cost >= 0, self.cost, INF)
         bwd = np.where(self.reverse_cost >= 0, self.reverse_cost, INF)
@@ -754,9 +756,10 @@ def _reach_field(graph: RoadGraph, dist: np.ndarray, origins: Points, offsets_s:
     candidate[origins.edge] = True
     edges = np.flatnonzero(candidate)
     # a city-wide polygon need not be drawn at street resolution: the grid stays under MAX_CELLS
-    ends = np.concatenate([graph.vertex_xy[graph.u[edges]], graph.vertex_xy[graph.v[edges]]])
-    if len(ends):
-        span = ends.max(axis=0) - ends.min(axis=0) + 2 * buffer_m
+    if len(edges):  # the extent of the edges' ends (min and max per axis, from contiguous columns)
+        ue, ve = graph.u[edges], graph.v[edges]
+        span = np.array([max(c[ue].max(), c[ve].max()) - min(c[ue].min(), c[ve].min())
+                         for c in (graph.vertex_x, graph.vertex_y)]) + 2 * buffer_m
         cell_m = max(cell_m, float(np.sqrt(span[0] * span[1] / MAX_CELLS)))
         buffer_m = max(buffer_m, cell_m)
     # samples every buffer length: the discs of neighbouring samples overlap, so the buffered line has
