@@ -20,9 +20,11 @@ _CACHE: dict[str, RoadGraph] = {}
 _LOCK = threading.Lock()
 
 
-def road_graph(conn: Connection) -> RoadGraph | None:
-    """The current road graph (None when the city has no routable road)."""
-    key = repository.table_versions(conn, ROAD_TABLES)
+def road_graph(conn: Connection, key: tuple[int, ...] | None = None) -> RoadGraph | None:
+    """The current road graph (None when the city has no routable road). ``key``: the road layer's
+    versions when the caller has read them already (``repository.request_state``), else read here."""
+    if key is None:
+        key = repository.table_versions(conn, ROAD_TABLES)
     graph = _CACHE.get("roads")
     if graph is not None and graph.version_key == key:
         return graph

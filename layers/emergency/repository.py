@@ -12,6 +12,7 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, NotFound
@@ -54,6 +55,42 @@ def table_versions(conn: Connection, names: Sequence[str]) -> tuple[int, ...]:
     rows = dict(conn.execute(sa.select(layer_versions.c.table_name, layer_versions.c.version)
                              .where(layer_versions.c.table_name.in_(list(names)))).all())
     return tuple(int(rows.get(n, 0)) for n in names)
+
+
+def request_state(conn: Connection, names: Sequence[str], *, incident_id: int | None = None,
+                  at: dt.datetime | None = None) -> dict[str, Any]:
+    """What a routing request reads before it computes, in one round trip: per table its layer
+    version and when it changed (``versions``: name → (version, changed_at); a version rolled back
+    with its transaction and reused by a later one changes the time), the incident's position
+    (``incident``: (x, y), None when there is no such incident; only when asked) and the closures in
+    force at ``at`` (default now; as ``active_closures`` gives them)."""
+    lv = layer_versions
+    columns: list[sa.ColumnElement] = []
+    for name in names:
+        row = sa.select(lv.c.version, lv.c.changed_at).where(lv.c.table_name == name)
+        columns += [row.with_only_columns(lv.c.version).scalar_subquery(),
+                    row.with_only_columns(lv.c.changed_at).scalar_subquery()]
+    if incident_id is not None:
+        where = incidents.c.id == incident_id
+        columns += [sa.select(sa.func.ST_X(incidents.c.geom)).where(where).scalar_subquery(),
+                    sa.select(sa.func.ST_Y(incidents.c.geom)).where(where).scalar_subquery()]
+    when = at if at is not None else sa.func.now()
+    rc = road_closures
+    closure = sa.func.json_build_object("id", rc.c.id, "reason", rc.c.reason, "edge_ids", rc.c.edge_ids,
+                                        "wkb", sa.func.encode(sa.func.ST_AsBinary(rc.c.geom), "hex"))
+    columns.append(sa.select(sa.func.json_agg(aggregate_order_by(closure, rc.c.id)))
+                   .where(rc.c.starts_at <= when, sa.or_(rc.c.ends_at.is_(None), rc.c.ends_at > when))
+                   .scalar_subquery())
+    row = conn.execute(sa.select(*columns)).one()
+    versions = {name: (int(row[2 * i] or 0), row[2 * i + 1]) for i, name in enumerate(names)}
+    rest = row[2 * len(names):]
+    incident = None
+    if incident_id is not None:
+        incident = None if rest[0] is None else (float(rest[0]), float(rest[1]))
+        rest = rest[2:]
+    closures = [{"id": c["id"], "reason": c["reason"], "edge_ids": c["edge_ids"],
+                 "geometry": shapely.from_wkb(bytes.fromhex(c["wkb"]))} for c in rest[0] or []]
+    return {"versions": versions, "incident": incident, "closures": closures}
 
 
 def now(conn: Connection) -> dt.datetime:
@@ -218,8 +255,12 @@ def incident(conn: Connection, incident_id: int, *, lock: bool = False) -> dict[
         query = query.with_for_update(of=incidents)
     row = conn.execute(query).mappings().first()
     if row is None:
-        raise NotFound(f"no incident {incident_id}: list them at /emergency/incidents")
+        raise no_incident(incident_id)
     return dict(row)
+
+
+def no_incident(incident_id: int) -> NotFound:
+    return NotFound(f"no incident {incident_id}: list them at /emergency/incidents")
 
 
 def incidents_where(conn: Connection, *, status: Sequence[str] | None = None, limit: int = 200

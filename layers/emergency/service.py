@@ -10,7 +10,8 @@ in the storage CRS and goes out as lon/lat GeoJSON; times go out as ISO 8601 in 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from gis.settings import EmergencySettings, Settings
 from gis.writes import audit
 from layers.emergency import repository as repo
 from layers.emergency import routing
-from layers.emergency.graph import road_graph
+from layers.emergency.graph import ROAD_TABLES, road_graph
 from layers.emergency.layers import (
     CLOSURES,
     INCIDENT_AREAS,
@@ -91,7 +92,24 @@ def geojson(geometry: BaseGeometry | None, settings: Settings, precision: float 
     """A storage-CRS geometry as lon/lat GeoJSON (RFC 7946), to 1e-7° (~1 cm)."""
     if geometry is None or geometry.is_empty:
         return None
-    return shapely.geometry.mapping(shapely.set_precision(to_lonlat(geometry, settings), precision))
+    snapped = shapely.set_precision(to_lonlat(geometry, settings), precision)
+    if snapped.geom_type in ("Polygon", "MultiPolygon") and not snapped.is_empty:
+        return _polygon_json(snapped)
+    return shapely.geometry.mapping(snapped)
+
+
+def _polygon_json(polygon: BaseGeometry) -> dict[str, Any]:
+    """``shapely.geometry.mapping`` of a (Multi)Polygon, the same JSON built from its coordinate array
+    in one go (mapping walks every vertex in Python: most of an isochrone's serialisation)."""
+    kind, coords, offsets = shapely.to_ragged_array([polygon])
+    points = coords.tolist()
+    ring_offsets = offsets[0].tolist()
+    rings = [points[a:b] for a, b in zip(ring_offsets[:-1], ring_offsets[1:], strict=True)]
+    polygon_offsets = offsets[1].tolist()
+    polygons = [rings[a:b] for a, b in zip(polygon_offsets[:-1], polygon_offsets[1:], strict=True)]
+    if polygon.geom_type == "Polygon":
+        return {"type": "Polygon", "coordinates": polygons[0]}
+    return {"type": "MultiPolygon", "coordinates": polygons}
 
 
 def _lonlat_xy(x: float, y: float, settings: Settings) -> list[float]:
@@ -128,8 +146,8 @@ def turnout_for(capability_type: str, settings: EmergencySettings) -> float:
 
 # --- the road network, closures and masks ------------------------------------------------------------
 
-def _graph(conn: Connection) -> routing.RoadGraph:
-    graph = road_graph(conn)
+def _graph(conn: Connection, key: tuple[int, ...] | None = None) -> routing.RoadGraph:
+    graph = road_graph(conn, key)
     if graph is None:
         raise NotFound("the city has no routable road (emergency_roads with source, target and cost)")
     return graph
@@ -137,14 +155,16 @@ def _graph(conn: Connection) -> routing.RoadGraph:
 
 def request_mask(conn: Connection, graph: routing.RoadGraph, *, at: dt.datetime | None = None,
                  avoid: Sequence[BaseGeometry] = (), slow: Sequence[tuple[BaseGeometry, float]] = (),
-                 closures: bool = True) -> tuple[routing.CostMask | None, list[dict[str, Any]]]:
+                 closures: bool = True, active: list[dict[str, Any]] | None = None
+                 ) -> tuple[routing.CostMask | None, list[dict[str, Any]]]:
     """The cost mask of one request: closures in force at ``at`` (edges, or the edges their area
     touches), areas to ``avoid`` (blocked) and areas to ``slow`` by a factor. Returns it with the
-    closures applied (for the answer)."""
+    closures applied (for the answer). ``active``: those closures when already read
+    (``repo.request_state``)."""
     blocked: list[np.ndarray] = []
     applied = []
     if closures:
-        for closure in repo.active_closures(conn, at):
+        for closure in (repo.active_closures(conn, at) if active is None else active):
             if closure["edge_ids"]:
                 edges = np.array([graph.edge_index[e] for e in closure["edge_ids"] if e in graph.edge_index],
                                  dtype=np.int64)
@@ -438,24 +458,68 @@ def _straight_line(xy: np.ndarray, target: np.ndarray, settings: EmergencySettin
     return metres, metres / (settings.straight_line_kmh / 3.6)
 
 
-_UNITS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]] = {}
+@dataclass(frozen=True)
+class _Units:
+    """The units a dispatch considers (one filter), as of one version of the resource layer: ids,
+    positions, turnout, attachment to the roads and each unit's row (for the answer)."""
+
+    ids: np.ndarray
+    xy: np.ndarray
+    turnout: np.ndarray
+    attached: routing.Points
+    rows: dict[int, dict[str, Any]]
 
 
-def _candidate_units(conn: Connection, graph: routing.RoadGraph, settings: EmergencySettings, **filters: Any
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, routing.Points]:
-    """(ids, positions, turnout, attachment) of the units a dispatch considers, cached until the
-    resource or road layer changes (an assignment or a return changes the resource layer)."""
-    key = (graph.version_key, repo.table_versions(conn, (RESOURCES.table.name,)),
-           tuple(sorted(filters.items())), tuple(sorted(settings.turnout_seconds.items())),
+_UNITS: dict[tuple, _Units] = {}
+_ROUTING_TABLES = (*ROAD_TABLES, RESOURCES.table.name, POPULATION.table.name)
+_MEMO: dict[tuple, Any] = {}
+
+
+def _memo(conn: Connection, what: str, state: dict[str, Any], tables: Sequence[str], args: tuple,
+          load: Callable[[], Any]) -> Any:
+    """``load()``, remembered until one of ``tables`` changes (their versions as read with the request
+    in ``state``); kept only when they did not change while it loaded. Callers never modify it."""
+    key = (what, tuple(state["versions"][t] for t in tables), args)
+    if key in _MEMO:
+        return _MEMO[key]
+    value = load()
+    now = repo.request_state(conn, tables)["versions"]
+    if all(now[t] == state["versions"][t] for t in tables):
+        if len(_MEMO) > 64:
+            _MEMO.clear()
+        _MEMO[key] = value
+    return value
+
+
+def _request_state(conn: Connection, *, incident_id: int | None = None, at: dt.datetime | None = None
+                   ) -> tuple[routing.RoadGraph, dict[str, Any]]:
+    """The road graph and what the request reads (versions, incident, closures) in one round trip;
+    NotFound for a missing incident first, then for a city without roads."""
+    state = repo.request_state(conn, _ROUTING_TABLES, incident_id=incident_id, at=at)
+    if incident_id is not None and state["incident"] is None:
+        raise repo.no_incident(incident_id)
+    return _graph(conn, tuple(state["versions"][t][0] for t in ROAD_TABLES)), state
+
+
+def _candidate_units(conn: Connection, graph: routing.RoadGraph, settings: EmergencySettings,
+                     version: tuple[int, Any], **filters: Any) -> _Units:
+    """The units a dispatch considers, cached until the resource or road layer changes (an assignment
+    or a return changes the resource layer). ``version``: the resource layer's (version, changed_at)
+    read with the request. Kept only when the layer did not change while it was read."""
+    key = (graph.version_key, version, tuple(sorted(filters.items())), tuple(sorted(settings.turnout_seconds.items())),
            settings.turnout_default_seconds)
     found = _UNITS.get(key)
     if found is None:
-        ids, xy, capabilities = repo.unit_positions(conn, **filters)
-        turnout = np.array([turnout_for(c, settings) for c in capabilities])
-        found = (ids, xy, turnout, graph.attach(xy))
-        if len(_UNITS) > 64:
-            _UNITS.clear()
-        _UNITS[key] = found
+        rows = repo.resources_where(conn, capability_type=filters["capability_type"], kind=filters["kind"],
+                                    status=filters["status"], min_level=filters["min_level"])
+        ids = np.array([r["id"] for r in rows], dtype=np.int64)
+        xy = np.array([(r["x"], r["y"]) for r in rows], dtype=float).reshape(-1, 2)
+        turnout = np.array([turnout_for(r["capability_type"], settings) for r in rows])
+        found = _Units(ids, xy, turnout, graph.attach(xy), {int(r["id"]): r for r in rows})
+        if repo.request_state(conn, (RESOURCES.table.name,))["versions"][RESOURCES.table.name] == version:
+            if len(_UNITS) > 64:
+                _UNITS.clear()
+            _UNITS[key] = found
     return found
 
 
@@ -483,13 +547,13 @@ def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, s
     require_read(caller, RESOURCES)
     if not 1 <= n <= 500:
         raise InvalidParameter("n is 1–500")
-    incident = repo.incident(conn, incident_id)
-    graph = _graph(conn)
-    ids, xy, turnout, attached = _candidate_units(conn, graph, settings.emergency, capability_type=capability_type,
-                                                  kind=kind, status=("available",), min_level=min_level)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
-    located = graph.reattach(attached, xy, mask)
-    target = np.array([incident["x"], incident["y"]])
+    graph, state = _request_state(conn, incident_id=incident_id, at=at)  # the one round trip when warm
+    units = _candidate_units(conn, graph, settings.emergency, state["versions"][RESOURCES.table.name],
+                             capability_type=capability_type, kind=kind, status=("available",), min_level=min_level)
+    ids, xy, turnout = units.ids, units.xy, units.turnout
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
+    located = graph.reattach(units.attached, xy, mask)
+    target = np.array(state["incident"])
     here = graph.attach(target[None, :], mask)
     on_network = located.snap_m <= settings.emergency.max_snap_m
     idx = np.flatnonzero(on_network)
@@ -504,7 +568,7 @@ def dispatch_candidates(conn: Connection, incident_id: int, *, caller: Caller, s
                         "distance_m": metres, "coords": np.array([xy[i], target])})
     answers.sort(key=lambda a: a["eta_s"])
     answers = answers[:n]
-    details = {r["id"]: r for r in repo.resources_where(conn, ids=[int(ids[a["i"]]) for a in answers])}
+    details = units.rows
     lines = _lines([a["coords"] for a in answers if a["coords"] is not None], settings)
     out = []
     for rank, a in enumerate(answers, start=1):
@@ -704,8 +768,8 @@ def route(conn: Connection, origin: Point, destination: Point, *, caller: Caller
           avoid: Sequence[BaseGeometry] = (), at: dt.datetime | None = None) -> dict[str, Any]:
     """The fastest road route between two points (closures in force and ``avoid`` areas applied)."""
     require_read(caller, ROADS)
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
     points = graph.attach(np.array([[origin.x, origin.y], [destination.x, destination.y]]), mask)
     found = routing.route_between(graph, points.take([0]), points.take([1]), mask)
     if found is None:
@@ -723,8 +787,8 @@ def isochrones(conn: Connection, origin: Point, minutes: Sequence[float], *, cal
     cutoffs = sorted({float(m) for m in minutes})
     if not cutoffs or len(cutoffs) > 6 or cutoffs[0] <= 0 or cutoffs[-1] > 120:
         raise InvalidParameter("minutes: 1 to 6 cutoffs, each > 0 and ≤ 120 (e.g. 5,10,15)")
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at, avoid=avoid)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, avoid=avoid, active=state["closures"])
     here = graph.attach(np.array([[origin.x, origin.y]]), mask)
     es = settings.emergency
     reached = routing.reach(graph, here, [m * 60 for m in cutoffs], mask=mask, cell_m=es.isochrone_cell_m,
@@ -769,10 +833,19 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
     require_read(caller, RESOURCES)
     require_read(caller, POPULATION)
     es = settings.emergency
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at)
-    stations = _fire_stations(conn, live=live)
-    study = _study_area(conn, area, district)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, active=state["closures"])
+    stations = _memo(conn, "stations", state, (RESOURCES.table.name,), (live,),
+                     lambda: _fire_stations(conn, live=live))
+    if area is None and district is None:  # the city: its grid (or the roads' extent) until either changes
+        def city() -> tuple[BaseGeometry, tuple[np.ndarray, ...]]:
+            whole = _study_area(conn, None, None)
+            return whole, _frozen(repo.population_cells_in(conn, whole))
+
+        study, (cells, population) = _memo(conn, "city", state, (POPULATION.table.name, *ROAD_TABLES), (), city)
+    else:
+        study = _study_area(conn, area, district)
+        cells, population = repo.population_cells_in(conn, study)
     cutoff = es.coverage_minutes * 60
     turnout = turnout_for(FIRE, es)
     covered = shapely.MultiPolygon()
@@ -783,7 +856,6 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
                                 hole_max_m2=es.isochrone_hole_max_m2)
         covered = reached.polygons[0]
     gaps = shapely.difference(study, covered)
-    cells, population = repo.population_cells_in(conn, study)
     uncovered_pop = population_inside(cells, population, gaps)
     total_pop = population_inside(cells, population, study)
     gap_parts = [g for g in getattr(gaps, "geoms", [gaps]) if not g.is_empty and g.area >= 1.0]
@@ -803,6 +875,12 @@ def fire_coverage(conn: Connection, *, caller: Caller, settings: Settings, area:
                 for g in sorted(gap_parts, key=lambda g: -g.area)]}}
 
 
+def _frozen(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 def population_inside(cells: np.ndarray, population: np.ndarray, area: BaseGeometry) -> float:
     """Estimated persons inside an area: each cell's population spread evenly over the cell."""
     if not len(cells) or area.is_empty:
@@ -817,8 +895,8 @@ def travel_matrix(conn: Connection, origins: Sequence[Point], destinations: Sequ
     require_read(caller, ROADS)
     if not origins or not destinations or len(origins) * len(destinations) > 4_000_000:
         raise InvalidParameter("give 1+ origins and destinations, at most 4,000,000 pairs")
-    graph = _graph(conn)
-    mask, applied = request_mask(conn, graph, at=at)
+    graph, state = _request_state(conn, at=at)
+    mask, applied = request_mask(conn, graph, at=at, active=state["closures"])
     o = graph.attach(np.array([[p.x, p.y] for p in origins]), mask)
     d = graph.attach(np.array([[p.x, p.y] for p in destinations]), mask)
     matrix = routing.travel_time_matrix(graph, o, d, mask)
