@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,29 +49,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# Other browser test modules import these fixtures, and pytest makes one instance per module that names
-# a fixture: they share one server and one browser instead (two sync Playwright instances cannot run
-# at once in a process: the second fails with "Sync API inside the asyncio loop").
-_SHARED: dict[str, list] = {}
-
-
-def _once(name: str, make) -> Iterator:  # noqa: ANN001 — a context-manager factory
-    entry = _SHARED.get(name)
-    if entry is None:
-        manager = make()
-        entry = _SHARED[name] = [manager, manager.__enter__(), 0]
-    entry[2] += 1
-    try:
-        yield entry[1]
-    finally:
-        entry[2] -= 1
-        if entry[2] == 0:
-            del _SHARED[name]
-            entry[0].__exit__(None, None, None)
-
-
-@contextmanager
-def _serve() -> Iterator[str]:
+@pytest.fixture(scope="session")
+def server(demo_city) -> Iterator[str]:
     """uvicorn serving api.app:create_app on a free local port, against the test database."""
     subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
     from test_webmap_raster import make_dem
@@ -106,26 +84,14 @@ def _serve() -> Iterator[str]:
         log.close()
 
 
-@contextmanager
-def _chromium():
+@pytest.fixture(scope="session")
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="session")
-def server(demo_city) -> Iterator[str]:
-    """The whole app on a free local port, against the test database (one for the session)."""
-    yield from _once("server", _serve)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium through Playwright (one for the session)."""
-    yield from _once("browser", _chromium)
 
 
 class MapPage:
