@@ -22,8 +22,8 @@ from gis.db import admin_url, database_url, drop_database, make_engine, owner_ur
 from gis.roles import use_database
 from gis.settings import get_settings
 
-# shared fixtures of the spatial API tests (known data set, keys, a live server)
-pytest_plugins = ["spatial_api_fixtures"]
+# shared fixtures: the spatial API tests' (known data set, keys, a live server) and the browser tests'
+pytest_plugins = ["spatial_api_fixtures", "browser_fixtures"]
 
 # The demo city the tests share: small enough to load in seconds, big enough for every module.
 TEST_DEMO_SIZE = float(os.environ.get("GOVGIS_TEST_DEMO_SIZE", "0.25"))

@@ -16,7 +16,7 @@ import rasterio
 import shapely
 from shapely.geometry import LineString
 from sqlalchemy import text
-from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port, browser  # noqa: F401  (the browser fixture)
+from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port
 from test_webmap_raster import make_dem
 
 TO_PLANE = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)

@@ -39,8 +39,6 @@ DOCS = ROOT / "webmap" / "docs"
 # leaves the tree as it was
 UPDATE_DOCS = os.environ.get("GOVGIS_UPDATE_DOCS") == "1"
 ZONE = "Asia/Shanghai"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _free_port() -> int:
@@ -82,16 +80,6 @@ def server(demo_city) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class MapPage:
