@@ -11,13 +11,18 @@ Rows the tests commit (their fire engines and incidents) are removed at the end 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import shape
-from test_webmap_browser import MapPage, browser, server  # noqa: F401  (the browser and live-server fixtures)
+from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port
 
 from gis.crs import transformer
 from gis.localtime import format_datetime
@@ -29,6 +34,36 @@ ZONE = "Asia/Shanghai"
 
 def _lonlat(x: float, y: float) -> tuple[float, float]:
     return transformer("EPSG:4548", "EPSG:4326").transform(x, y)
+
+
+@pytest.fixture(scope="module")
+def server(demo_city) -> Iterator[str]:
+    """uvicorn serving the whole app on a free local port for this module (``browser`` is the session's,
+    from tests/browser_fixtures.py)."""
+    subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "emergency-map-server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=dict(os.environ),
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start; see tests/artifacts/emergency-map-server.log")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +79,7 @@ def keys(demo_city) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scene(demo_city, server, keys):  # noqa: F811
+def scene(demo_city, server, keys):
     """Three fire engines of the test's own as the only fire units available: engine A on a road at the
     city's south-west corner, B and C at the north-east corner (so A alone covers the south-west within
     5 minutes); the call is taken 40 m along the road from A. The demo city's own fire units are put
@@ -104,7 +139,7 @@ def _wait_coverage(m: MapPage, count: int) -> None:
     m.page.wait_for_function(f"Number(document.body.dataset.emCoverage || 0) >= {count}", timeout=60_000)
 
 
-def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change(browser, server, keys, scene):  # noqa: F811
+def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change(browser, server, keys, scene):
     headers = {"X-API-Key": keys["operator"]}
     lon, lat = scene["lon"], scene["lat"]
     m = MapPage(browser, server, hash_=f"#map=16/{lat}/{lon}&layers={BASE},emergency_resources,emergency_incidents",
@@ -245,7 +280,7 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         m.close()  # asserts no request left the local server
 
 
-def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(browser, server, keys, scene):  # noqa: F811
+def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(browser, server, keys, scene):
     m = MapPage(browser, server, hash_=f"#map=16/{scene['lat']}/{scene['lon']}", api_key=keys["fire"])
     try:
         listing = httpx.get(server + "/map/layers.json", headers={"X-API-Key": keys["fire"]}).json()
@@ -308,7 +343,7 @@ def test_a_119_key_that_only_reads_sees_no_intake_no_assign_and_no_coverage(brow
         m.close()
 
 
-def test_service_areas_impact_and_shelters_are_drawn_from_the_api(browser, server, keys, demo_city):  # noqa: F811
+def test_service_areas_impact_and_shelters_are_drawn_from_the_api(browser, server, keys, demo_city):
     headers = {"X-API-Key": keys["operator"]}
     incidents = httpx.get(server + "/emergency/incidents", headers=headers).json()
     # the demo's water-main burst carries an impact area
