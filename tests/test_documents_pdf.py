@@ -255,10 +255,15 @@ def test_the_prereview_report_in_english_keeps_chinese_labels_and_adds_english(b
 
 def test_the_balance_table_prints_with_a_share_column(browser, docs_server, keys, demo_city):
     with demo_city.connect() as conn:
-        year = conn.execute(sa.text("SELECT max(survey_year) FROM landuse_survey_patches")).scalar()
-        plan = conn.execute(sa.text("SELECT min(plan_name) FROM landuse_planning_zones")).scalar()
-        district = conn.execute(sa.text("SELECT min(district) FROM landuse_survey_patches WHERE survey_year = :y"),
-                                {"y": year}).scalar()
+        # the demo city's survey year and plan (the most patches and zones: other modules may add a few of
+        # their own) and 思明区, one of its districts
+        year = conn.execute(sa.text("SELECT survey_year FROM landuse_survey_patches GROUP BY 1 "
+                                    "ORDER BY count(*) DESC LIMIT 1")).scalar()
+        plan = conn.execute(sa.text("SELECT plan_name FROM landuse_planning_zones GROUP BY 1 "
+                                    "ORDER BY count(*) DESC LIMIT 1")).scalar()
+        district = conn.execute(sa.text("SELECT district FROM landuse_survey_patches WHERE survey_year = :y "
+                                        "AND district = '350203' LIMIT 1"), {"y": year}).scalar()
+    assert district == "350203"
     query = f"?base_year={year}&target_plan={plan}&district={district}"
     table = httpx.get(docs_server + "/planning/balance" + query, headers={"X-API-Key": keys["planner"]},
                       timeout=120).json()
