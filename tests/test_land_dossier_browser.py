@@ -23,7 +23,7 @@ def test_a_click_opens_the_dossier_of_the_parcel_under_it_and_prints_it(browser,
     with demo_city.begin() as conn:
         key = create_key(conn, department="住建局", read=["cadastre", "landuse"]).secret
         row = conn.execute(sa.text("""
-            SELECT parcel_code, right_holder, address, ST_AsBinary(ST_PointOnSurface(geom)) AS inside
+            SELECT parcel_code, right_holder, address, landuse_code, ST_AsBinary(ST_PointOnSurface(geom)) AS inside
               FROM cadastre_parcels p WHERE holder_kind = 'person' AND valid_to IS NULL AND recorded_to IS NULL
                AND valid_from <= now() AND (SELECT count(*) FROM cadastre_parcels o WHERE o.address = p.address
                AND o.valid_to IS NULL AND o.recorded_to IS NULL) = 1 ORDER BY plane_area DESC LIMIT 1""")).mappings().one()
@@ -53,6 +53,12 @@ def test_a_click_opens_the_dossier_of_the_parcel_under_it_and_prints_it(browser,
         holder = m.page.locator("#gg-dossier-summary tr[data-field='right_holder'] td").nth(1).inner_text()
         assert holder == mask_text(row["right_holder"]) != row["right_holder"]
         assert row["right_holder"] not in m.page.content()
+        # the use is named from the shared code list, not shown as a bare code
+        from data.reference import code_list
+
+        names = {c["code"]: c["name_zh"] for c in code_list("gbt21010_2017")}
+        use = m.page.locator("#gg-dossier-summary tr", has_text="用途").locator("td").nth(1).inner_text()
+        assert use == f"{row['landuse_code']} {names[row['landuse_code']]}", use
         assert m.page.locator("tr[data-section='pipelines'] td").nth(1).inner_text() == "无权查看"
         # the same parcel found by its whole address, from the search field above the dossier
         m.page.evaluate("GovGis.state.lastDossier = null")

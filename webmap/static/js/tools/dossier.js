@@ -37,12 +37,14 @@
     G.state.lastDossier = body;
     G.highlight({ type: "Feature", geometry: body.geometry, properties: {} });
     var p = body.parcel;
+    // the parcel layer's field metadata names the code (0501 → 0501 商业服务业设施用地), as identify does
+    var parcelsDef = G.state.layers.cadastre_parcels && G.state.layers.cadastre_parcels.def;
     var box = G.el("div", { id: "gg-dossier", "data-parcel-code": body.parcel_code }, [
       searchBar(), G.el("h4", { text: body.parcel_code }),
       G.table([G.t("field"), G.t("value")], [
         { cells: [G.t("dsHolder"), p.right_holder || "—"], attrs: { "data-field": "right_holder" } },
         { cells: [G.t("dsAddress"), p.address || "—"] },
-        { cells: [G.t("dsUse"), p.landuse_code] },
+        { cells: [G.t("dsUse"), G.fmtValue(parcelsDef, "landuse_code", p.landuse_code, p)] },
         { cells: [G.t("dsArea"), G.fmtArea(body.plane_area, true)], attrs: { "data-area": String(body.plane_area) } }],
         { id: "gg-dossier-summary" }),
       G.el("h4", { text: G.t("dsConstraints") })]);
