@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,23 +43,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(demo_city) -> Iterator[str]:
-    """uvicorn serving api.app:create_app on a free local port, against the test database."""
+@contextmanager
+def serve_app(log_name: str, **environment: str) -> Iterator[str]:
+    """The whole app (uvicorn, api.app:create_app) in a process of its own on a free loopback port,
+    against the test database, with ``environment`` added to ours; yields its base URL once /healthz
+    answers, stops it after. Its output goes to tests/artifacts/<log_name>."""
     subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
-    from test_webmap_raster import make_dem
-
-    basemaps = ARTIFACTS / "basemaps"
-    basemaps.mkdir(parents=True, exist_ok=True)
-    make_dem(basemaps / "terrain.tif")  # a local GeoTIFF the map offers as a hillshade basemap
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "webmap-server.log", "w")  # noqa: SIM115
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115 — closed in finally
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "GOVGIS_RASTER_BASEMAP_DIR": str(basemaps)}, stdout=log,
-        stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ, **environment}, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -68,10 +66,22 @@ def server(demo_city) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the test server did not start; see {ARTIFACTS / 'webmap-server.log'}")
+                raise RuntimeError(f"the test server did not start; see {ARTIFACTS / log_name}")
             time.sleep(0.3)
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(demo_city) -> Iterator[str]:
+    """The map's server for the browser tests, with a local GeoTIFF offered as a hillshade basemap."""
+    from test_webmap_raster import make_dem
+
+    basemaps = ARTIFACTS / "basemaps"
+    basemaps.mkdir(parents=True, exist_ok=True)
+    make_dem(basemaps / "terrain.tif")
+    with serve_app("webmap-server.log", GOVGIS_RASTER_BASEMAP_DIR=str(basemaps)) as base:
+        yield base

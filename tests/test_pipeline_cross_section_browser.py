@@ -3,20 +3,16 @@ PostGIS and shapely), the drawing, and not one request to a host other than the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pyproj
 import pytest
 import rasterio
 import shapely
+from browser_fixtures import serve_app
 from shapely.geometry import LineString
 from sqlalchemy import text
-from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port
+from test_webmap_browser import ARTIFACTS, MapPage
 from test_webmap_raster import make_dem
 
 TO_PLANE = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
@@ -30,30 +26,8 @@ def dem_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def xs_server(demo_city, dem_path) -> Iterator[str]:
     """uvicorn on a free local port with GOVGIS_DEM_PATH at this module's terrain model."""
-    subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "crosssection-server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], cwd=ROOT,
-                            env={**os.environ, "GOVGIS_DEM_PATH": str(dem_path)}, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start; see tests/artifacts/crosssection-server.log")
-            time.sleep(0.3)
+    with serve_app("crosssection-server.log", GOVGIS_DEM_PATH=str(dem_path)) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

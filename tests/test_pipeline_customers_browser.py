@@ -4,60 +4,24 @@ as shapely finds in it — and not one request to a host other than the local se
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-
 import httpx
 import pyproj
-import pytest
 import shapely
 from shapely.geometry import Polygon
 from sqlalchemy import text
-from test_webmap_browser import ARTIFACTS, ROOT, MapPage, _free_port
+from test_webmap_browser import MapPage
 
 TO_PLANE = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True)
 
 
-@pytest.fixture(scope="module")
-def usage_server(demo_city) -> Iterator[str]:
-    """uvicorn on a free local port (this module's own: no session fixture is imported)."""
-    subprocess.run([sys.executable, "-m", "webmap.assets"], cwd=ROOT, check=True)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "usage-server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=dict(os.environ),
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start; see tests/artifacts/usage-server.log")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-def test_usage_tool_sums_the_customers_in_the_drawn_area(browser, usage_server, demo_city):
+def test_usage_tool_sums_the_customers_in_the_drawn_area(browser, server, demo_city):
     from data.democity import CENTRE
     from gis.keys import create_key
 
     with demo_city.begin() as conn:
         key = create_key(conn, department="自来水公司调度", read=["pipeline"]).secret
     lon, lat = CENTRE
-    m = MapPage(browser, usage_server, hash_=f"#map=16/{lat}/{lon}&layers=pipeline_pipes", api_key=key)
+    m = MapPage(browser, server, hash_=f"#map=16/{lat}/{lon}&layers=pipeline_pipes", api_key=key)
     try:
         m.wait_tiles()
         m.page.click("[data-tool='usage']")
@@ -80,7 +44,7 @@ def test_usage_tool_sums_the_customers_in_the_drawn_area(browser, usage_server, 
         inside = sum(plane.intersects(shapely.Point(x, y)) for x, y in points)
         assert inside > 5 and shown["customers"] == inside and shown["network_id"] == int(water)
         # the panel shows the API's answer for that area
-        direct = httpx.post(usage_server + "/pipeline/usage", json={"network_id": int(water), "geometry": area},
+        direct = httpx.post(server + "/pipeline/usage", json={"network_id": int(water), "geometry": area},
                             headers={"X-API-Key": key}, timeout=30).json()
         assert direct["total"] == shown["total"] and direct["by_category"] == shown["by_category"]
         rows = m.page.locator("#gg-usage-table tbody tr")
