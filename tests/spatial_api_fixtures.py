@@ -12,8 +12,10 @@ import copy
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -142,8 +144,6 @@ def _free_port() -> int:
 def live_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[str]:
     """uvicorn serving the app on a free 127.0.0.1 port (in a thread) for GDAL and ogctests, with the
     demo city loaded so every public collection has features (ogctests requires that)."""
-    import uvicorn
-
     from api.app import create_app
     from gis.access import ANONYMOUS, can_read
     from gis.registry import REGISTRY
@@ -161,18 +161,33 @@ def live_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[str]:
             sa.select(sa.func.count()).select_from(layer.table)).scalar()]
     assert not empty, f"public layers without features (ogctests needs some): {empty}"
 
+    def app_at(port: int):  # noqa: ANN202 — the app
+        settings = copy.copy(get_settings())  # links name the address clients reach this server at
+        settings.service = settings.service.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
+        return create_app(settings)
+
+    with serve_in_thread(app_at) as base:
+        yield base
+
+
+@contextmanager
+def serve_in_thread(app_at: Callable[[int], Any], wait_seconds: float = 30) -> Iterator[str]:
+    """uvicorn in a thread of this process on a free loopback port, serving ``app_at(port)``; yields its
+    base URL once started and stops it after (the way every in-process live server of the suite starts)."""
+    import uvicorn
+
     port = _free_port()
-    settings = copy.copy(get_settings())  # links name the address clients reach this server at
-    settings.service = settings.service.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app_at(port), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait_seconds
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=wait_seconds)

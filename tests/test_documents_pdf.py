@@ -17,8 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +28,7 @@ import sqlalchemy as sa
 from shapely.geometry import box as make_box
 from shapely.geometry import mapping
 from shapely.ops import transform
+from spatial_api_fixtures import serve_in_thread
 
 from gis.localtime import format_datetime
 from gis.settings import get_settings
@@ -55,23 +54,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def docs_server(demo_city) -> Iterator[str]:
     """uvicorn serving the whole app on a free local port (in a thread), on the demo city."""
-    import uvicorn
-
     from api.app import create_app
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(lambda port: create_app(get_settings())) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

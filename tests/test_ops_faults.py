@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from spatial_api_fixtures import serve_in_thread
 
 from gis.cluster import Cluster
 from gis.db import ADMIN_ROLE, APP_ROLE, OWNER_ROLE, make_engine
@@ -163,25 +162,10 @@ def test_acknowledged_writes_survive_kill_9_of_the_server(scratch: Scratch) -> N
 @pytest.fixture()
 def live_server(scratch: Scratch) -> Iterator[str]:
     """uvicorn on a free loopback port, in a thread, serving the scratch cluster."""
-    import uvicorn
-
     from api.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(scratch.settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=WAIT_SECONDS)
+    with serve_in_thread(lambda port: create_app(scratch.settings), wait_seconds=WAIT_SECONDS) as base:
+        yield base
 
 
 def _sample_routes(scratch: Scratch) -> list[tuple[str, str, dict[str, str]]]:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from hypothesis import HealthCheck, Phase, settings
 from pydantic import BaseModel
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from spatial_api_fixtures import SpatialData, _free_port
+from spatial_api_fixtures import SpatialData, serve_in_thread
 from sqlalchemy.engine import Engine
 
 from gis.settings import get_settings
@@ -54,35 +52,24 @@ class Position(BaseModel):  # a body for the made-up route of test_a_route_added
 def contract_server(demo_city: Engine, spatial_data: SpatialData) -> Iterator[str]:
     """uvicorn on a free loopback port with budgets no generated run reaches (429 is documented, but a
     run that hits it checks nothing else)."""
-    import uvicorn
-
     from api.app import create_app
 
-    port = _free_port()
-    base = get_settings()
-    service = base.service.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}",
-                                              "rate_limit_per_minute": 10_000_000,
-                                              "anonymous_rate_limit_per_minute": 10_000_000})
-    configured = copy.copy(base)
-    configured.service = service
-    server = uvicorn.Server(uvicorn.Config(create_app(configured), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    def app_at(port: int):  # noqa: ANN202 — the app
+        base = get_settings()
+        configured = copy.copy(base)
+        configured.service = base.service.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}",
+                                                             "rate_limit_per_minute": 10_000_000,
+                                                             "anonymous_rate_limit_per_minute": 10_000_000})
+        return create_app(configured)
+
+    with serve_in_thread(app_at) as url:
+        yield url
     artifacts = Path(__file__).resolve().parents[1] / "artifacts"
     artifacts.mkdir(exist_ok=True)
     summary = {"examples_per_operation": EXAMPLES, "operations": len(CASES), "cases": sum(CASES.values()),
                "excluded": EXCLUDED, "per_operation": CASES}
     (artifacts / "api-contract.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     print(f"\nschemathesis: {summary['operations']} operations, {summary['cases']} cases")
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
