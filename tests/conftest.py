@@ -58,24 +58,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "within a module): checks that no module depends on what another left behind")
 
 
-# modules that check the demo city as the generator made it (counts, code sequences, history): they run
-# before any module writes to the city, whatever the order of the rest
+# modules that check the demo city as the generator made it (counts, code sequences, history): they always
+# run before any module writes to the city, in the default order as in a shuffled one
 PRISTINE_CITY = ("test_foundation_democity.py", "test_democity_history.py")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    seed = config.getoption("--shuffle-modules")
-    if seed is None:
-        return
     import random
 
+    seed = config.getoption("--shuffle-modules")
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.path.name, []).append(item)
-    names = sorted(modules)
-    random.Random(seed).shuffle(names)
-    names.sort(key=lambda name: name not in PRISTINE_CITY)  # stable: the rest keep the shuffled order
+    names = list(modules)  # collection order (alphabetical), or a seeded shuffle of it
+    if seed is not None:
+        random.Random(seed).shuffle(names)
+    names.sort(key=lambda name: name not in PRISTINE_CITY)  # stable: the rest keep their order
     items[:] = [item for name in names for item in modules[name]]
     config._govgis_module_order = names  # type: ignore[attr-defined]
 
