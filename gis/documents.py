@@ -81,6 +81,7 @@ class Document:
             generated_at = dt.datetime.fromisoformat(generated_at.replace("Z", "+00:00"))
         self.generated_at = generated_at or dt.datetime.now(dt.UTC)
         self._blocks: list[str] = []
+        self._css: list[str] = []  # rules of block() parts
 
     # --- words and values -------------------------------------------------------------------------
 
@@ -179,6 +180,16 @@ class Document:
         self._blocks.append(f'<figure>{svg}{cap}</figure>')
         return self
 
+    def block(self, fragment: str, css: str = "") -> Document:
+        """A part its builder has already written as HTML (every value in it escaped by that builder),
+        with the few style rules only it uses (``css``): documents whose layout the blocks above do not
+        cover (the land family's dossier, red-line and case maps) still get this page, header and
+        page numbers."""
+        self._blocks.append(fragment)
+        if css:
+            self._css.append(css)
+        return self
+
     def checklist(self, items: Iterable[str]) -> Document:
         lis = "".join(f"<li>☐ {html.escape(item)}</li>" for item in items)
         self._blocks.append(f'<ol class="checklist">{lis}</ol>')
@@ -211,7 +222,7 @@ class Document:
         return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>{html.escape(title)}</title>
-<style>{_stylesheet(_css_string(self.bureau), _css_string(self.title_zh), page_words)}</style></head>
+<style>{_stylesheet(_css_string(self.bureau), _css_string(self.title_zh), page_words)}{''.join(self._css)}</style></head>
 <body><header class="doc-head"><div class="bureau">{html.escape(self.bureau)}</div>
 <h1>{html.escape(title)}</h1>{subtitle}<div class="meta">{number}<span>{generated}</span></div></header>
 <main>{''.join(self._blocks)}</main></body></html>"""

@@ -4,9 +4,12 @@ problem+json answer."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
+
+from gis.settings import get_settings
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -26,6 +29,13 @@ def printed_text(html: str, name: str) -> str:
     assert "(A4)" in info, info
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     (ARTIFACTS / f"{name}.txt").write_text(text, encoding="utf-8")
+    # on the one document mechanism: every page carries the bureau's name and 第n页/共m页
+    pages = [page for page in text.split("\f") if page.strip()]
+    numbers = [re.search(r"第\s*(\d+)\s*页\s*/\s*共\s*(\d+)\s*页", page) for page in pages]
+    assert all(numbers) and [int(m.group(1)) for m in numbers] == list(range(1, len(pages) + 1)), numbers
+    assert {int(m.group(2)) for m in numbers} == {len(pages)}
+    bureau = get_settings().service.bureau_name
+    assert all(bureau in page for page in pages), bureau
     return text
 
 

@@ -207,7 +207,7 @@ def redline_of(approval: dict[str, Any], parcels: list[dict[str, Any]], *, stora
 
 
 def redline_html(red: dict[str, Any], geometry: BaseGeometry, parcel_shapes: list[tuple[str, BaseGeometry]], *,
-                 zone: str, generated_at: dt.datetime) -> str:
+                 zone: str, bureau: str, generated_at: dt.datetime) -> str:
     """The printable red-line map: the boundary with numbered corners over the parcels, a scale bar
     and north arrow, the corner coordinate table, the area and the parcels taken."""
     a = red["approval"]
@@ -233,8 +233,7 @@ def redline_html(red: dict[str, Any], geometry: BaseGeometry, parcel_shapes: lis
         ["批准日期", format_date(a["approved_on"])], ["使用年限", f"{a['term_years']} 年" if a.get("term_years") else "—"],
         ["用地面积", f"{number(red['area_m2'])} m²（{number(red['area_ha'], 4)} 公顷，{number(red['area_mu'])} 亩）"],
         ["界址点数", str(len(red["corners"]))]])
-    body = f"""<h1>建设用地红线图<br><small>{esc(a['approval_no'])} · {esc(a['project_name'])}</small></h1>
-<p class="meta">坐标系：{esc(red['crs_name'])}（{esc(red['crs'])}，X 北坐标、Y 东坐标，单位 m）；经纬度为 CGCS2000
+    body = f"""<p class="meta">坐标系：{esc(red['crs_name'])}（{esc(red['crs'])}，X 北坐标、Y 东坐标，单位 m）；经纬度为 CGCS2000
 （EPSG:4490）。面积为平面面积。制图时间：{esc(format_datetime(generated_at, zone))}（{esc(utc_offset_label(zone))}）</p>
 <div class="figure">{drawing.svg('建设用地红线图')}</div>
 <p class="note">图例：红线 用地红线 · 红点 界址点（J1…）· 棕色 涉及宗地（标注宗地代码后五位）</p>
@@ -242,5 +241,5 @@ def redline_html(red: dict[str, Any], geometry: BaseGeometry, parcel_shapes: lis
 <h2>界址点坐标表</h2>{table(['点号', 'X（北）m', 'Y（东）m', '纬度 B °', '经度 L °'], corner_rows, numeric=(1, 2, 3, 4))}
 <h2>界址边长</h2>{edges}
 <h2>涉及宗地</h2>{parcels}"""
-    return document(f"建设用地红线图 {a['approval_no']}", body)
+    return document("建设用地红线图", a["project_name"], body, bureau=bureau, zone=zone, number=a["approval_no"])
 

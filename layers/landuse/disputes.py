@@ -56,7 +56,7 @@ def _day(value: Any, zone: str) -> str:
 
 def case_map_html(case: dict[str, Any], comparison: dict[str, Any], drawings: list[dict[str, Any]],
                   dispute: dict[str, Any] | None, claim_shapes: list[BaseGeometry], contested: BaseGeometry | None,
-                  *, zone: str, generated_at: dt.datetime) -> str:
+                  *, zone: str, bureau: str, generated_at: dt.datetime) -> str:
     """The case map: the case's facts, the land at the first and the second date side by side (the
     case patch in red over the parcels valid then; for a dispute the parties' claims and their
     overlap), the land-use and parcel comparison tables and, for a dispute, the parties' claims."""
@@ -115,8 +115,7 @@ def case_map_html(case: dict[str, Any], comparison: dict[str, Any], drawings: li
 {number(o['claimed_area'])} m²；无争议部分 {number(o['uncontested_area'])} m²。</p>"""
     legend = "图例：红线 案件图斑 · 棕色 当日有效宗地（标注代码后五位）" + (
         " · 彩色虚线 各方主张范围（色1、色2…）· 深色 争议重叠部分" if dispute is not None else "")
-    body = f"""<h1>土地监察案件图<br><small>{esc(case['case_no'])} · {esc(word(CASE_KINDS, case['kind']))}</small></h1>
-<p class="meta">对比时点：{esc(_day(first['date'], zone))} 与 {esc(_day(second['date'], zone))} · 制图时间
+    body = f"""<p class="meta">对比时点：{esc(_day(first['date'], zone))} 与 {esc(_day(second['date'], zone))} · 制图时间
 {esc(format_datetime(generated_at, zone))}（{esc(utc_offset_label(zone))}）· 坐标系 CGCS2000，平面面积</p>
 <h2>案件信息</h2>{facts}
 <h2>两时点对比图</h2><div class="figures figure">{''.join(panels)}</div><p class="note">{esc(legend)}</p>
@@ -126,4 +125,4 @@ def case_map_html(case: dict[str, Any], comparison: dict[str, Any], drawings: li
 <h2>土地利用现状（后一时点）</h2>{landuse(second)}
 <h2>涉及宗地（前一时点）</h2>{parcels(first)}
 <h2>涉及宗地（后一时点）</h2>{parcels(second)}"""
-    return document(f"土地监察案件图 {case['case_no']}", body)
+    return document("土地监察案件图", word(CASE_KINDS, case["kind"]), body, bureau=bureau, zone=zone, number=case["case_no"])

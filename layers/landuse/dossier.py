@@ -92,7 +92,7 @@ def _section(title: str, section: dict[str, Any], body: str) -> str:
     return f"<h2>{esc(title)}</h2>{body}"
 
 
-def dossier_html(record: dict[str, Any], geometry: BaseGeometry, *, zone: str) -> str:
+def dossier_html(record: dict[str, Any], geometry: BaseGeometry, *, zone: str, bureau: str) -> str:
     """The printable dossier: the parcel with its boundary map and corner coordinates, then each
     section as a table with Chinese headings; dates and times in the city's local time."""
     p = record["parcel"]
@@ -169,8 +169,7 @@ def dossier_html(record: dict[str, Any], geometry: BaseGeometry, *, zone: str) -
          "水平" if f["kind"] == "horizontal" else "垂直", number(f["measured_m"]), number(f["required_m"]),
          {"violation": "不满足", "unknown": "缺埋深，无法判定"}.get(f["status"], "满足")]
         for f in cr.get("findings", [])], numeric=(3, 4))
-    body = f"""<h1>宗地一站式档案<br><small>土地交易 · 宗地代码 {esc(code)}</small></h1>
-<p class="meta">档案时点：{esc(moment(record['as_at']))}（{esc(offset)}，本地时间）· 坐标系 CGCS2000 3° 高斯-克吕格
+    body = f"""<p class="meta">档案时点：{esc(moment(record['as_at']))}（{esc(offset)}，本地时间）· 坐标系 CGCS2000 3° 高斯-克吕格
 （X 北坐标，Y 东坐标，单位 m）</p>
 <h2>宗地基本信息</h2>{summary}
 <h2>使用限制与提示</h2>{cons}
@@ -187,4 +186,4 @@ def dossier_html(record: dict[str, Any], geometry: BaseGeometry, *, zone: str) -
 {_section('穿越管线', pp, pipes)}
 {_section('管线净距检查（GB 50289）', cr, clearances)}
 <p class="note">本档案由 govgis 依据登记簿、调查与规划数据生成；个人信息按查询权限脱敏显示。</p>"""
-    return document(f"宗地一站式档案 {code}", body)
+    return document("宗地一站式档案", f"土地交易 · 宗地代码 {code}", body, bureau=bureau, zone=zone, number=code)

@@ -34,21 +34,13 @@ UTILITIES = {"water": "给水", "drainage": "排水", "storm": "雨水", "sewer"
              "power": "电力", "telecom": "通信", "industrial": "工业"}
 PIPE_STATUSES = {"in_service": "在用", "abandoned": "废弃", "planned": "规划", "under_construction": "在建"}
 
+# the rules only these documents' own parts use; the page, header, page numbers, headings and tables
+# come from gis.documents like every other document's
 PRINT_CSS = """
-@page { size: A4; margin: 14mm 12mm; }
-body { font-family: "Noto Sans CJK SC", "Noto Serif CJK SC", sans-serif; margin: 1.5em auto; max-width: 186mm;
-       font-size: 10.5pt; color: #111; }
-h1 { font-size: 17pt; margin: 0 0 .3em; } h1 small { font-size: 10pt; font-weight: normal; color: #444; }
-h2 { font-size: 12.5pt; border-bottom: 1px solid #888; margin: 1.1em 0 .4em; break-after: avoid; }
-table { border-collapse: collapse; width: 100%; margin: .3em 0 .8em; break-inside: auto; }
-tr { break-inside: avoid; }
-td, th { border: 1px solid #999; padding: 2px 6px; vertical-align: top; text-align: left; }
-td:first-child, th:first-child { white-space: nowrap; }
-th { background: #eee; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.meta { color: #333; } .note { color: #555; font-size: 9pt; }
-.figure { break-inside: avoid; margin: .4em 0; }
-.figures { display: flex; gap: 4mm; } .figures > div { flex: 1; }
-@media print { body { margin: 0; max-width: none; } }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+p.meta { display: block; } .note { color: #555; font-size: 9pt; }
+.figure { break-inside: avoid; margin: .4em 0; } .figure svg { max-width: 100%; height: auto; }
+.figures { display: flex; gap: 4mm; } .figures > div { flex: 1; min-width: 0; }
 """
 
 
@@ -81,10 +73,13 @@ def table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequen
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def document(title: str, body: str) -> str:
-    """A whole printable page (A4, the print style above)."""
-    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{PRINT_CSS}</style></head><body>{body}</body></html>")
+def document(title: str, subtitle: str, body: str, *, bureau: str, zone: str, number: str | None = None) -> str:
+    """A whole printable page on the one document mechanism (gis.documents: A4, the bureau's header,
+    第n页/共m页, the generated time in the city's zone), with ``body`` as its content."""
+    from gis.documents import Document
+
+    return Document(title_zh=title, title_en="", bureau=bureau, zone=zone, subtitle=subtitle,
+                    number=number).block(body, PRINT_CSS).html()
 
 
 def _rings(geometry: BaseGeometry) -> list[list[tuple[float, float]]]:

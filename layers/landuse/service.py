@@ -666,7 +666,8 @@ def parcel_dossier_page(conn: Connection, caller: Caller, parcel_code: str, *, s
     """The dossier as a printable HTML page (A4, Chinese labels, local times, a map of the parcel)."""
     record = parcel_dossier(conn, caller, parcel_code, settings=settings)
     _, geometry = cadastre.parcel_in_force(conn, parcel_code, caller=caller)
-    return dossier.dossier_html(record, geometry, zone=settings.service.time_zone)
+    return dossier.dossier_html(record, geometry, zone=settings.service.time_zone,
+                               bureau=settings.service.bureau_name)
 
 
 def _lonlat(geometry: BaseGeometry, settings: Settings) -> dict[str, Any]:
@@ -729,7 +730,8 @@ def approval_redline_page(conn: Connection, caller: Caller, approval_id: int, *,
     row = _approval(conn, caller, approval_id)
     shapes = cadastre.parcels_as_of(conn, row["geometry"], repo.database_now(conn), caller=caller, shapes=True)
     return construction.redline_html(red, row["geometry"], [(p["parcel_code"], p["shape"]) for p in shapes],
-                                     zone=settings.service.time_zone, generated_at=repo.database_now(conn))
+                                     zone=settings.service.time_zone, bureau=settings.service.bureau_name,
+                                     generated_at=repo.database_now(conn))
 
 
 def _plain_keep_geometry(row: dict[str, Any]) -> dict[str, Any]:
@@ -822,4 +824,5 @@ def supervision_case_map(conn: Connection, caller: Caller, case_id: int, *, sett
     shown = {**mask_properties(caller, SUPERVISION, _plain({k: v for k, v in case.items() if k != "geometry"})),
              "geometry": case["geometry"]}
     return disputes.case_map_html(shown, comparison, drawings, dispute, claim_shapes or [], contested,
-                                  zone=settings.service.time_zone, generated_at=now)
+                                  zone=settings.service.time_zone, bureau=settings.service.bureau_name,
+                                  generated_at=now)
