@@ -157,6 +157,22 @@ def _refusal(row: int, record: Mapping[str, Any], reason: str) -> dict[str, Any]
     return out
 
 
+def _account_of(record: Any, columns: Sequence[str], example: str) -> str:
+    """The account number of a batch or CSV row, after the checks every row shares: an object, no
+    problem found while the CSV was read, only known fields, an account number (ValueError otherwise)."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"a row is an object with {example}")
+    if _ROW_PROBLEM in record:
+        raise ValueError(record[_ROW_PROBLEM])
+    unknown = [k for k in record if k not in columns]
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(str, unknown[:5]))}: the fields are {', '.join(columns)}")
+    account = _text(record.get("account_no"), "account_no")
+    if account is None:
+        raise ValueError("account_no (用户编号) is missing")
+    return account
+
+
 def check_accounts(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Account rows → (good rows with typed values and their row number under ``row``, refusals).
 
@@ -167,17 +183,7 @@ def check_accounts(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, An
     seen: dict[str, int] = {}
     for number, record in enumerate(rows, start=1):
         try:
-            if not isinstance(record, Mapping):
-                raise ValueError("a row is an object with account_no, name, …")
-            if _ROW_PROBLEM in record:
-                raise ValueError(record[_ROW_PROBLEM])
-            unknown = [k for k in record if k not in ACCOUNT_COLUMNS]
-            if unknown:
-                raise ValueError(f"unknown field(s) {', '.join(map(str, unknown[:5]))}: the fields are "
-                                 f"{', '.join(ACCOUNT_COLUMNS)}")
-            account = _text(record.get("account_no"), "account_no")
-            if account is None:
-                raise ValueError("account_no (用户编号) is missing")
+            account = _account_of(record, ACCOUNT_COLUMNS, "account_no, name, …")
             if account in seen:
                 raise ValueError(f"account {account} appears again (first in row {seen[account]}): "
                                  "send one row per account")
@@ -223,17 +229,7 @@ def check_readings(rows: Iterable[Mapping[str, Any]], *, zone: str, now: dt.date
     latest = now + dt.timedelta(days=1)
     for number, record in enumerate(rows, start=1):
         try:
-            if not isinstance(record, Mapping):
-                raise ValueError("a row is an object with account_no, read_at, consumption")
-            if _ROW_PROBLEM in record:
-                raise ValueError(record[_ROW_PROBLEM])
-            unknown = [k for k in record if k not in READING_COLUMNS]
-            if unknown:
-                raise ValueError(f"unknown field(s) {', '.join(map(str, unknown[:5]))}: the fields are "
-                                 f"{', '.join(READING_COLUMNS)}")
-            account = _text(record.get("account_no"), "account_no")
-            if account is None:
-                raise ValueError("account_no (用户编号) is missing")
+            account = _account_of(record, READING_COLUMNS, "account_no, read_at, consumption")
             kind = "billing" if _blank(record.get("kind")) else _KIND_OF.get(str(record["kind"]).strip())
             if kind is None:
                 raise ValueError(f"kind {str(record['kind'])[:20]!r} is unknown: {' or '.join(READING_KINDS)}")
