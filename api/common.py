@@ -181,3 +181,12 @@ def link(href: str, rel: str, media_type: str, title: str = "") -> dict[str, str
     if title:
         out["title"] = title
     return out
+
+
+def download(content: bytes | str, f: str, name: str) -> Response:
+    """A table as a file to save (f: csv or xlsx), named ``name``.csv/.xlsx: the one way the routers send
+    CSV and spreadsheet downloads (media types as the API definition states them, api/openapi.py)."""
+    from api.openapi import MEDIA_TYPES
+
+    media = MEDIA_TYPES[f] + ("; charset=utf-8" if f == "csv" else "")
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{f}"'})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from shapely.geometry.base import BaseGeometry
 
-from api.common import AREA_MAX_VERTICES, aware, bbox_area, json_response, storage_geometry
+from api.common import AREA_MAX_VERTICES, aware, bbox_area, download, json_response, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.errors import InvalidParameter
 from gis.settings import Settings
@@ -218,17 +218,12 @@ def dossier(conn: DbRead, caller: CurrentCaller, settings: AppSettings, parcel_c
 
 # --- construction land (建设用地): statistics and red-line maps ---------------------------------------
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
 def _statistics_answer(stats: dict[str, Any], f: str) -> Response:
     name = f"construction_land_{stats['period']}"
     if f == "csv":
-        return Response(land.statistics_csv(stats), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return download(land.statistics_csv(stats), f, name)
     if f == "xlsx":
-        return Response(land.statistics_xlsx(stats), media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return download(land.statistics_xlsx(stats), f, name)
     return json_response(stats)
 
 

@@ -20,7 +20,7 @@ from shapely.geometry import Point
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from api.common import aware, check_params, storage_geometry
+from api.common import aware, check_params, download, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.documents import check_lang
 from gis.errors import InvalidGeometry, InvalidParameter
@@ -497,6 +497,5 @@ def outage_notices(order_id: int, conn: DbRead, caller: CurrentCaller,
         raise InvalidParameter("f is json or csv")
     notices = service.outage_notices(conn, order_id, caller=caller)
     if f == "csv":
-        return Response(service.outage_notices_csv(notices), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="notices-{notices["code"]}.csv"'})
+        return download(service.outage_notices_csv(notices), f, f"notices-{notices['code']}")
     return _json(notices)

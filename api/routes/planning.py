@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
-from api.common import AREA_MAX_VERTICES, bbox_area, storage_geometry
+from api.common import AREA_MAX_VERTICES, bbox_area, download, storage_geometry
 from api.deps import AppSettings, CurrentCaller, DbRead, DbWrite
 from gis.documents import check_lang
 from gis.errors import InvalidParameter
@@ -73,12 +73,9 @@ def _render(table: dict[str, Any], output: str, name: str, settings: Any, lang: 
         return Response(content=json.dumps(table, ensure_ascii=False, default=str).encode("utf-8"),
                         media_type="application/json")
     if output == "csv":
-        return Response(land.balance_csv(table), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return download(land.balance_csv(table), output, name)
     if output == "xlsx":
-        return Response(land.balance_xlsx(table),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return download(land.balance_xlsx(table), output, name)
     if output == "html":
         return HTMLResponse(land.balance_page(table, settings=settings, lang=lang))
     raise InvalidParameter("f is json, csv, xlsx or html")
