@@ -104,7 +104,7 @@ def _wait_coverage(m: MapPage, count: int) -> None:
     m.page.wait_for_function(f"Number(document.body.dataset.emCoverage || 0) >= {count}", timeout=60_000)
 
 
-def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change(browser, server, keys, scene):
+def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change(browser, server, keys, scene, demo_city):
     headers = {"X-API-Key": keys["operator"]}
     lon, lat = scene["lon"], scene["lat"]
     m = MapPage(browser, server, hash_=f"#map=16/{lat}/{lon}&layers={BASE},emergency_resources,emergency_incidents",
@@ -121,6 +121,7 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         m.page.select_option("#gg-em-type", "XF01")
         m.page.select_option("#gg-em-level", "3")
         m.page.fill("#gg-em-desc", "仓库起火（测试）")
+        m.page.fill("#gg-em-phone", "13912345678")
         m.click_at(lat, lon)
         assert m.page.locator("#gg-em-intake .gg-problem").count() == 0
         m.page.click("#gg-em-report")
@@ -129,6 +130,13 @@ def test_operator_takes_a_call_dispatches_three_engines_and_sees_coverage_change
         made = httpx.get(f"{server}/emergency/incidents/{incident_id}", headers=headers).json()
         assert (made["source_line"], made["type_code"], made["level"], made["status"]) == ("119", "XF01", 3, "reported")
         assert made["point"]["coordinates"] == pytest.approx([lon, lat], abs=2e-5)  # where the click was
+        # the caller's phone is stored as typed, and shown back masked to a key without the personal-data scope
+        with demo_city.connect() as conn:
+            stored = conn.execute(sa.text("SELECT reporter_phone FROM emergency_incidents WHERE id = :i"),
+                                  {"i": incident_id}).scalar()
+        assert stored == "13912345678"
+        shown_phone = m.page.inner_text("#gg-em-summary tr[data-field='reporter_phone'] td:last-child")
+        assert shown_phone == made["reporter_phone"] and "12345678" not in shown_phone and shown_phone != "—"
         # times as the city reads them, to the minute, whatever the browser's zone (UTC here)
         shown = m.page.inner_text("#gg-em-summary tr[data-field='reported_at'] td:last-child")
         assert shown == format_datetime(made["reported_at"], ZONE) and re.fullmatch(r"\d{4}年\d+月\d+日 \d\d:\d\d", shown)

@@ -11,7 +11,7 @@
     zh: {
       emIncidents: "接警与事件", emDispatch: "调派力量", emIsochrones: "等时圈", emCoverage: "消防覆盖", emImpact: "影响评估",
       emShelters: "避难安置",
-      emIntake: "接警", emSource: "来源", emType: "事件类型", emLevel: "等级", emDesc: "简要情况", emClickPlace: "在地图上点击事件位置",
+      emIntake: "接警", emSource: "来源", emType: "事件类型", emLevel: "等级", emDesc: "简要情况", emPhone: "报警人电话", emClickPlace: "在地图上点击事件位置",
       emPlaced: "事件位置已选定：{lon}°E {lat}°N（可再次点击更改）", emReport: "确认接警", emNoPlace: "请先在地图上点击事件位置，再确认接警",
       emReported: "已接警：{code}", emList: "事件列表（最新在前）", emNoIncidents: "暂无事件", emCode: "编号", emStatus: "状态",
       emReportedAt: "接报时间", emChoose: "请先在“接警与事件”中选择或新建一个事件", emSelected: "当前事件", emHistory: "状态记录",
@@ -39,7 +39,7 @@
     en: {
       emIncidents: "Calls & incidents", emDispatch: "Dispatch", emIsochrones: "Service areas", emCoverage: "Fire coverage", emImpact: "Impact",
       emShelters: "Shelters",
-      emIntake: "Take a call", emSource: "Line", emType: "Type", emLevel: "Level", emDesc: "Situation", emClickPlace: "Click the incident's place on the map",
+      emIntake: "Take a call", emSource: "Line", emType: "Type", emLevel: "Level", emDesc: "Situation", emPhone: "Caller's phone", emClickPlace: "Click the incident's place on the map",
       emPlaced: "Place chosen: {lon}°E {lat}°N (click again to move it)", emReport: "Record the call", emNoPlace: "Click the incident's place on the map first",
       emReported: "Call recorded: {code}", emList: "Incidents (newest first)", emNoIncidents: "No incidents", emCode: "Code", emStatus: "Status",
       emReportedAt: "Reported", emChoose: "Choose or record an incident under “Calls & incidents” first", emSelected: "Incident", emHistory: "Status history",
@@ -153,13 +153,16 @@
       var o = G.el("option", { value: String(n), text: levelText(n) }); o.selected = st.level === n; return o; }));
     level.addEventListener("change", function () { st.level = Number(level.value); });
     var desc = G.el("input", { id: "gg-em-desc", type: "text", maxlength: "400" });
+    // the caller's number is personal data: stored, but shown back only to keys with the personal-data scope
+    var phone = G.el("input", { id: "gg-em-phone", type: "tel", maxlength: "40", autocomplete: "off" });
     var place = G.el("p", { id: "gg-em-place", class: "gg-hint", text: st.at ? G.t("emPlaced", { lon: st.at.lng.toFixed(6), lat: st.at.lat.toFixed(6) }) : G.t("emClickPlace") });
     var report = G.el("button", { class: "gg-btn gg-primary", id: "gg-em-report", text: G.t("emReport") });
-    report.addEventListener("click", function () { takeCall(report, desc.value); });
+    report.addEventListener("click", function () { takeCall(report, desc.value, phone.value.trim()); });
     loadTypes().then(fillTypes).catch(function () {});
     return G.el("div", { id: "gg-em-intake" }, [G.el("h4", { text: G.t("emIntake") }),
       G.el("div", { class: "gg-form" }, [G.el("label", { text: G.t("emSource") }), line, G.el("label", { text: G.t("emType") }), type,
-        G.el("label", { text: G.t("emLevel") }), level, G.el("label", { text: G.t("emDesc") }), desc]), place, report]);
+        G.el("label", { text: G.t("emLevel") }), level, G.el("label", { text: G.t("emDesc") }), desc,
+        G.el("label", { text: G.t("emPhone") }), phone]), place, report]);
   }
   function placeCall(latlng) {
     em.intake.at = latlng;
@@ -171,7 +174,7 @@
     var report = document.getElementById("gg-em-report");
     if (report) G.clearProblem(report);
   }
-  function takeCall(button, description) {
+  function takeCall(button, description, phone) {
     var st = em.intake;
     G.clearProblem(button);
     if (!st.at) {
@@ -180,7 +183,7 @@
     }
     button.disabled = true;
     return call("/emergency/incidents", { json: { source_line: st.line, type_code: st.type, level: st.level, lon: st.at.lng, lat: st.at.lat,
-      description: description || null } }, button, G.t("emIntake")).then(function (made) {
+      description: description || null, reporter_phone: phone || null } }, button, G.t("emIntake")).then(function (made) {
       button.disabled = false;
       st.at = null;
       clearGroup("intake");
@@ -240,7 +243,8 @@
       { cells: [G.t("emLevel"), levelText(inc.level)] },
       { cells: [G.t("emStatus"), statusText(inc.status)], attrs: { "data-field": "status" } },
       { cells: [G.t("emReportedAt"), G.fmtDateTime(inc.reported_at)], attrs: { "data-field": "reported_at" } },
-      { cells: [G.t("emDesc"), inc.description || "—"] }
+      { cells: [G.t("emDesc"), inc.description || "—"] },
+      { cells: [G.t("emPhone"), inc.reporter_phone || "—"], attrs: { "data-field": "reporter_phone" } }
     ], { class: "gg-table gg-kv", id: "gg-em-summary" }));
     if (G.allowed("em_intake") && (NEXT[inc.status] || []).length) {
       var next = G.el("select", { id: "gg-em-next" }, NEXT[inc.status].map(function (s) { return G.el("option", { value: s, text: statusText(s) }); }));
